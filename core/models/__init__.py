@@ -1,0 +1,84 @@
+"""Model registry: a model *kind* (tfidf-lr, vader, lstm, bert, bitbert) is a class in its own module;
+a trained *model* is a folder ``data/models/NAME/`` whose ``model.json`` names its kind.
+
+Every model class has the same small interface:
+
+    predict_proba(texts: list[str]) -> np.ndarray   # shape (n,), P(positive) as float64
+    save(directory: Path) -> None                   # writes model.json + weights, never pickle
+    load(directory: Path) -> Model                  # classmethod
+    fit(train, val, preset, overrides, progress) -> (Model, history, hyperparams)   # classmethod
+        train/val: DataFrames with columns text, y (1 = positive); history: one dict per epoch
+    n_params() -> int
+
+Modules are imported lazily so that importing the registry (the dashboard does) never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from core.errors import ModelError
+from core.paths import models_dir
+
+KINDS: dict[str, str] = {
+    "tfidf-lr": "core.models.tfidf_lr:TfidfLR",
+    "vader": "core.models.vader:Vader",
+    "lstm": "core.models.lstm:LSTMClassifier",
+    "bert": "core.models.bert:BertClassifier",
+    "bitbert": "core.models.bitbert:BitBertClassifier",
+}
+BUILTIN = {"vader": "vader"}  # models usable with no training: name -> kind
+
+
+def model_class(kind: str) -> Any:
+    if kind not in KINDS:
+        raise ModelError(f"unknown model kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    module, cls = KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def write_manifest(directory: Path, kind: str, **extra: Any) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model.json").write_text(json.dumps({"kind": kind, **extra}, indent=2))
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / "model.json"
+    if not path.exists():
+        raise ModelError(f"{directory} holds no trained model (no model.json); train it with jobs.train")
+    return json.loads(path.read_text())
+
+
+def available_models(root: Path | None = None) -> list[str]:
+    """Names of every trained model under ``root`` plus the built-in ones, sorted."""
+    root = root or models_dir()
+    trained = {p.parent.name for p in root.glob("*/model.json")} if root.exists() else set()
+    return sorted(trained | set(BUILTIN))
+
+
+def resolve_names(spec: str, root: Path | None = None) -> list[str]:
+    """'all' or a comma list -> model names, checking that each exists."""
+    known = available_models(root)
+    if spec.strip() == "all":
+        return known
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ModelError(f"no trained model named {', '.join(missing)}; available: {', '.join(known)}")
+    return names
+
+
+def load_model(name: str, root: Path | None = None) -> Any:
+    root = root or models_dir()
+    directory = root / name
+    if not (directory / "model.json").exists() and name in BUILTIN:
+        return model_class(BUILTIN[name])()
+    kind = read_manifest(directory)["kind"]
+    return model_class(kind).load(directory)
+
+
+def dir_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())

@@ -1,0 +1,42 @@
+"""VADER (Hutto & Gilbert 2014): a rule-based lexicon, no training. P(positive) = (compound + 1) / 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from core.models import write_manifest
+
+KIND = "vader"
+
+
+class Vader:
+    kind = KIND
+
+    def __init__(self) -> None:
+        self.analyzer = SentimentIntensityAnalyzer()
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        compound = [self.analyzer.polarity_scores(t)["compound"] for t in texts]
+        return (np.asarray(compound, dtype=np.float64) + 1.0) / 2.0
+
+    def n_params(self) -> int:
+        return len(self.analyzer.lexicon)  # lexicon entries, each one valence
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, val: pd.DataFrame, preset: str = "quick", overrides: dict | None = None,
+            progress=print) -> tuple[Vader, list[dict], dict]:
+        model = cls()
+        val_acc = float(((model.predict_proba(list(val["text"])) >= 0.5) == val["y"]).mean())
+        progress(f"vader: validation accuracy {val_acc:.4f} (nothing to train)")
+        return model, [{"epoch": 1, "val_acc": val_acc, "seconds": 0.0}], {}
+
+    def save(self, directory: Path) -> None:
+        write_manifest(Path(directory), KIND)
+
+    @classmethod
+    def load(cls, directory: Path) -> Vader:
+        return cls()

@@ -1,0 +1,42 @@
+"""A small progress line for long work: done/total, rows per second and time left, at most once a second."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(max(s, 0))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress:
+    """Call update(n) as work finishes; fraction() can override the estimate when totals are in bytes."""
+
+    def __init__(self, label: str, total: int | None = None, unit: str = "rows", stream: TextIO = sys.stderr):
+        self.label, self.total, self.unit, self.stream = label, total, unit, stream
+        self.done = 0
+        self.start = self._last = time.perf_counter()
+
+    def update(self, n: int, fraction: float | None = None, extra: str = "") -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self._last >= 1.0 or (self.total is not None and self.done >= self.total):
+            self._last = now
+            self.stream.write(self.line(fraction, extra) + "\n")
+            self.stream.flush()
+
+    def rate(self) -> float:
+        return self.done / max(time.perf_counter() - self.start, 1e-9)
+
+    def line(self, fraction: float | None = None, extra: str = "") -> str:
+        elapsed = time.perf_counter() - self.start
+        if fraction is None and self.total:
+            fraction = self.done / self.total
+        left = f", {_fmt_seconds(elapsed * (1 - fraction) / fraction)} left" if fraction else ""
+        of = f"/{self.total:,}" if self.total else ""
+        pct = f" ({fraction:.0%})" if fraction is not None else ""
+        return (f"[{self.label}] {self.done:,}{of} {self.unit}{pct}, {self.rate():,.0f} {self.unit}/s, "
+                f"{_fmt_seconds(elapsed)} elapsed{left}{extra}")

@@ -1,0 +1,407 @@
+"""The only module that speaks SQL to DuckDB. Every value is bound as a parameter.
+
+Locking: DuckDB lets one process open a file read-write OR many processes read-only, never both.
+Jobs write to the main file (``reviews.duckdb``); when a job finishes it *publishes* a copy
+(``reviews.view.duckdb``, replaced atomically by rename). The dashboard only ever opens the
+published copy read-only, so it shows the last finished results and can never block a job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from core.errors import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS corpora (
+    corpus      VARCHAR PRIMARY KEY,
+    source      VARCHAR,          -- file path, or 'builtin:imdb'
+    details     VARCHAR,          -- JSON: cleaning counts, column mapping
+    created_at  TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    corpus      VARCHAR NOT NULL,
+    review_id   VARCHAR NOT NULL,
+    text        VARCHAR NOT NULL,
+    label       VARCHAR,          -- 'positive' | 'negative' | 'neutral' | NULL (unlabelled)
+    split       VARCHAR,          -- 'train' | 'validation' | 'test' for imdb, NULL for user corpora
+    source_row  BIGINT,           -- position of the row in its input file (resume + duplicate checks)
+    n_chars     INTEGER,
+    PRIMARY KEY (corpus, review_id)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    corpus      VARCHAR NOT NULL,
+    review_id   VARCHAR NOT NULL,
+    model       VARCHAR NOT NULL,
+    p_positive  DOUBLE NOT NULL,
+    predicted   VARCHAR NOT NULL,  -- 'positive' | 'negative' (threshold 0.5)
+    run_id      VARCHAR,
+    PRIMARY KEY (corpus, review_id, model)
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    corpus      VARCHAR NOT NULL,
+    location    VARCHAR NOT NULL,  -- 'row 17' (data row) or 'line 42' (unparseable CSV line)
+    review_id   VARCHAR,
+    reason      VARCHAR NOT NULL,
+    excerpt     VARCHAR,           -- first 200 characters of the raw row
+    run_id      VARCHAR,
+    PRIMARY KEY (corpus, location)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      VARCHAR PRIMARY KEY,
+    job         VARCHAR,
+    corpus      VARCHAR,
+    input       VARCHAR,
+    models      VARCHAR,
+    started_at  TIMESTAMP,
+    finished_at TIMESTAMP,
+    rows_read   BIGINT,
+    rows_scored BIGINT,
+    rows_rejected BIGINT,
+    seconds     DOUBLE,
+    status      VARCHAR
+);
+CREATE TABLE IF NOT EXISTS models (
+    model         VARCHAR PRIMARY KEY,
+    kind          VARCHAR,
+    preset        VARCHAR,
+    hyperparams   VARCHAR,         -- JSON
+    n_params      BIGINT,
+    bytes_on_disk BIGINT,
+    train_seconds DOUBLE,
+    device        VARCHAR,
+    trained_at    TIMESTAMP,
+    train_rows    BIGINT
+);
+CREATE TABLE IF NOT EXISTS training_log (
+    model       VARCHAR,
+    epoch       INTEGER,
+    train_loss  DOUBLE,
+    val_loss    DOUBLE,
+    train_acc   DOUBLE,
+    val_acc     DOUBLE,
+    seconds     DOUBLE,
+    PRIMARY KEY (model, epoch)
+);
+CREATE TABLE IF NOT EXISTS model_speed (
+    model          VARCHAR,
+    corpus         VARCHAR,
+    rows           BIGINT,
+    seconds        DOUBLE,
+    rows_per_s     DOUBLE,
+    peak_rss_mb    DOUBLE,
+    measured_at    TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    corpus      VARCHAR,
+    split       VARCHAR,           -- 'test', 'validation' or 'all' (user corpora)
+    model       VARCHAR,
+    n           BIGINT,
+    accuracy DOUBLE, precision DOUBLE, recall DOUBLE, f1 DOUBLE,
+    roc_auc DOUBLE, pr_auc DOUBLE, brier DOUBLE, ece DOUBLE,
+    accuracy_lo DOUBLE, accuracy_hi DOUBLE, roc_auc_lo DOUBLE, roc_auc_hi DOUBLE,
+    tn BIGINT, fp BIGINT, fn BIGINT, tp BIGINT,
+    evaluated_at TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (corpus, split, model)
+);
+CREATE TABLE IF NOT EXISTS curves (
+    corpus VARCHAR, split VARCHAR, model VARCHAR,
+    curve  VARCHAR,                -- 'roc' (x=fpr, y=tpr) | 'pr' (x=recall, y=precision) | 'calibration'
+    x DOUBLE, y DOUBLE, threshold DOUBLE
+);
+"""
+
+
+def view_path(db: Path) -> Path:
+    """The published, read-only copy of ``db`` that the dashboard opens."""
+    db = Path(db)
+    return db.with_name(db.stem + ".view" + db.suffix)
+
+
+@contextmanager
+def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open ``db`` (creating the schema when writable); wrap DuckDB errors into StoreError."""
+    db = Path(db)
+    try:
+        if not read_only:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(db), read_only=read_only)
+    except duckdb.IOException as e:
+        if "lock" in str(e).lower():
+            raise StoreError(f"{db} is open read-write in another process (a job is running?): {e}") from e
+        raise StoreError(f"cannot open database {db}: {e}") from e
+    except duckdb.Error as e:
+        raise StoreError(f"cannot open database {db}: {e}") from e
+    try:
+        if not read_only:
+            con.execute(SCHEMA)
+        yield con
+    except duckdb.Error as e:
+        raise StoreError(f"DuckDB error on {db}: {e}") from e
+    finally:
+        con.close()
+
+
+def publish(db: Path) -> Path:
+    """Copy a closed database to its view file atomically (the dashboard reads that copy).
+
+    Call only after the writing connection is closed: then the main file holds every commit.
+    """
+    db, dest = Path(db), view_path(db)
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    with connect(db) as con:  # fold the write-ahead log into the file before copying
+        con.execute("CHECKPOINT")
+    shutil.copyfile(db, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+# ---------------------------------------------------------------- corpora and reviews
+
+
+def upsert_corpus(con: duckdb.DuckDBPyConnection, corpus: str, source: str, details: dict) -> None:
+    con.execute(
+        "INSERT INTO corpora (corpus, source, details) VALUES (?, ?, ?) "
+        "ON CONFLICT (corpus) DO UPDATE SET source = excluded.source, details = excluded.details",
+        [corpus, source, json.dumps(details)],
+    )
+
+
+def corpus_exists(con: duckdb.DuckDBPyConnection, corpus: str) -> bool:
+    return con.execute("SELECT count(*) FROM corpora WHERE corpus = ?", [corpus]).fetchone()[0] > 0
+
+
+def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
+    """df columns: review_id, text, label, split, source_row. Existing (corpus, review_id) rows are kept."""
+    frame = df.assign(corpus=corpus)[["corpus", "review_id", "text", "label", "split", "source_row"]]
+    con.register("_new_reviews", frame)
+    try:
+        con.execute(
+            "INSERT INTO reviews SELECT corpus, review_id, text, label, split, source_row, length(text) "
+            "FROM _new_reviews ON CONFLICT DO NOTHING"
+        )
+    finally:
+        con.unregister("_new_reviews")
+
+
+def existing_reviews(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[str]) -> pd.DataFrame:
+    """review_id and source_row of the given ids that are already stored for ``corpus``."""
+    con.register("_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)}))
+    try:
+        return con.execute(
+            "SELECT r.review_id, r.source_row FROM reviews r JOIN _ids USING (review_id) WHERE r.corpus = ?",
+            [corpus],
+        ).df()
+    finally:
+        con.unregister("_ids")
+
+
+def iter_review_chunks(
+    con: duckdb.DuckDBPyConnection, corpus: str, split: str | None, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """Stored reviews of a corpus (optionally one split) in source_row order, chunk by chunk."""
+    last = -1
+    while True:
+        df = con.execute(
+            "SELECT review_id, text, label, split, source_row FROM reviews "
+            "WHERE corpus = ? AND (? IS NULL OR split = ?) AND source_row > ? "
+            "ORDER BY source_row LIMIT ?",
+            [corpus, split, split, last, chunk_rows],
+        ).df()
+        if df.empty:
+            return
+        last = int(df["source_row"].iloc[-1])
+        yield df
+
+
+def count_reviews(con: duckdb.DuckDBPyConnection, corpus: str, split: str | None = None) -> int:
+    return con.execute(
+        "SELECT count(*) FROM reviews WHERE corpus = ? AND (? IS NULL OR split = ?)", [corpus, split, split]
+    ).fetchone()[0]
+
+
+def load_split(con: duckdb.DuckDBPyConnection, corpus: str, split: str) -> pd.DataFrame:
+    """review_id, text and y (1 = positive) of the binary-labelled reviews of one split, in a stable order."""
+    return con.execute(
+        "SELECT review_id, text, (label = 'positive')::INTEGER AS y FROM reviews "
+        "WHERE corpus = ? AND split = ? AND label IN ('positive', 'negative') ORDER BY source_row",
+        [corpus, split],
+    ).df()
+
+
+# ---------------------------------------------------------------- predictions and rejects
+
+
+def models_done(con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` already have a prediction from ``model`` (a resumed run skips them)."""
+    con.register("_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)}))
+    try:
+        rows = con.execute(
+            "SELECT p.review_id FROM predictions p JOIN _ids USING (review_id) WHERE p.corpus = ? AND p.model = ?",
+            [corpus, model],
+        ).fetchall()
+    finally:
+        con.unregister("_ids")
+    return {r[0] for r in rows}
+
+
+def insert_predictions(
+    con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Sequence[str], p: np.ndarray, run_id: str
+) -> None:
+    frame = pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object), "p": np.asarray(p, dtype=np.float64)})
+    con.register("_preds", frame)
+    try:
+        con.execute(
+            "INSERT INTO predictions SELECT ?, review_id, ?, p, CASE WHEN p >= 0.5 THEN 'positive' "
+            "ELSE 'negative' END, ? FROM _preds ON CONFLICT DO NOTHING",
+            [corpus, model, run_id],
+        )
+    finally:
+        con.unregister("_preds")
+
+
+def insert_rejects(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame, run_id: str) -> None:
+    """df columns: location, review_id, reason, excerpt."""
+    if df.empty:
+        return
+    con.register("_rej", df[["location", "review_id", "reason", "excerpt"]])
+    try:
+        con.execute(
+            "INSERT INTO rejects SELECT ?, location, review_id, reason, excerpt, ? FROM _rej ON CONFLICT DO NOTHING",
+            [corpus, run_id],
+        )
+    finally:
+        con.unregister("_rej")
+
+
+def count_rejects(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFrame:
+    return con.execute(
+        "SELECT reason_kind, count(*) AS n FROM (SELECT split_part(reason, ':', 1) AS reason_kind FROM rejects "
+        "WHERE corpus = ?) GROUP BY 1 ORDER BY n DESC",
+        [corpus],
+    ).df()
+
+
+def prediction_counts(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFrame:
+    return con.execute(
+        "SELECT model, count(*) AS n FROM predictions WHERE corpus = ? GROUP BY model ORDER BY model", [corpus]
+    ).df()
+
+
+# ---------------------------------------------------------------- runs, models, training log, speed
+
+
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, job: str, corpus: str, source: str, models: list[str]):
+    con.execute(
+        "INSERT INTO runs (run_id, job, corpus, input, models, started_at, status) "
+        "VALUES (?, ?, ?, ?, ?, current_timestamp, 'running')",
+        [run_id, job, corpus, source, ",".join(models)],
+    )
+
+
+def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected: int, seconds: float,
+               status: str = "finished") -> None:
+    con.execute(
+        "UPDATE runs SET finished_at = current_timestamp, rows_read = ?, rows_scored = ?, rows_rejected = ?, "
+        "seconds = ?, status = ? WHERE run_id = ?",
+        [rows_read, rows_scored, rows_rejected, seconds, status, run_id],
+    )
+
+
+def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict]) -> None:
+    """info keys: model, kind, preset, hyperparams (dict), n_params, bytes_on_disk, train_seconds, device,
+    train_rows. history: one dict per epoch with epoch, train_loss, val_loss, train_acc, val_acc, seconds."""
+    with transaction(con):
+        con.execute("DELETE FROM models WHERE model = ?", [info["model"]])
+        con.execute("DELETE FROM training_log WHERE model = ?", [info["model"]])
+        con.execute(
+            "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, ?)",
+            [info["model"], info["kind"], info.get("preset"), json.dumps(info.get("hyperparams", {})),
+             info.get("n_params"), info.get("bytes_on_disk"), info.get("train_seconds"), info.get("device"),
+             info.get("train_rows")],
+        )
+        for h in history:
+            con.execute(
+                "INSERT INTO training_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [info["model"], h["epoch"], h.get("train_loss"), h.get("val_loss"), h.get("train_acc"),
+                 h.get("val_acc"), h.get("seconds")],
+            )
+
+
+def record_speed(con, model: str, corpus: str, rows: int, seconds: float, peak_rss_mb: float | None) -> None:
+    con.execute(
+        "INSERT INTO model_speed (model, corpus, rows, seconds, rows_per_s, peak_rss_mb) VALUES (?, ?, ?, ?, ?, ?)",
+        [model, corpus, rows, seconds, rows / seconds if seconds > 0 else None, peak_rss_mb],
+    )
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluation_sets(con: duckdb.DuckDBPyConnection, corpus: str | None) -> list[tuple[str, str]]:
+    """(corpus, split) pairs that have binary labels and predictions; user corpora use split 'all'."""
+    rows = con.execute(
+        "SELECT DISTINCT r.corpus, coalesce(r.split, 'all') FROM reviews r "
+        "JOIN predictions p ON p.corpus = r.corpus AND p.review_id = r.review_id "
+        "WHERE r.label IN ('positive', 'negative') AND (? IS NULL OR r.corpus = ?) "
+        "AND coalesce(r.split, 'all') <> 'train' ORDER BY 1, 2",
+        [corpus, corpus],
+    ).fetchall()
+    return [(c, s) for c, s in rows]
+
+
+def labelled_predictions(con: duckdb.DuckDBPyConnection, corpus: str, split: str) -> pd.DataFrame:
+    """model, y (1 = positive), p_positive for one evaluation set, binary labels only."""
+    return con.execute(
+        "SELECT p.model, (r.label = 'positive')::TINYINT AS y, p.p_positive FROM predictions p "
+        "JOIN reviews r ON p.corpus = r.corpus AND p.review_id = r.review_id "
+        "WHERE p.corpus = ? AND coalesce(r.split, 'all') = ? AND r.label IN ('positive', 'negative') "
+        "ORDER BY p.model, r.review_id",
+        [corpus, split],
+    ).df()
+
+
+def replace_metrics(con, corpus: str, split: str, model: str, row: dict, curves: pd.DataFrame) -> None:
+    """Store one model's metrics and curve points for one evaluation set, replacing older ones."""
+    with transaction(con):
+        con.execute("DELETE FROM metrics WHERE corpus = ? AND split = ? AND model = ?", [corpus, split, model])
+        con.execute("DELETE FROM curves WHERE corpus = ? AND split = ? AND model = ?", [corpus, split, model])
+        cols = ["n", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "ece",
+                "accuracy_lo", "accuracy_hi", "roc_auc_lo", "roc_auc_hi", "tn", "fp", "fn", "tp"]
+        con.execute(
+            f"INSERT INTO metrics (corpus, split, model, {', '.join(cols)}) VALUES ({', '.join('?' * (len(cols) + 3))})",
+            [corpus, split, model, *[row[c] for c in cols]],
+        )
+        frame = curves.assign(corpus=corpus, split=split, model=model)
+        con.register("_curves", frame)
+        try:
+            con.execute("INSERT INTO curves SELECT corpus, split, model, curve, x, y, threshold FROM _curves")
+        finally:
+            con.unregister("_curves")
+
+
+def read_metrics(con: duckdb.DuckDBPyConnection, corpus: str | None = None) -> pd.DataFrame:
+    return con.execute(
+        "SELECT * FROM metrics WHERE (? IS NULL OR corpus = ?) ORDER BY corpus, split, accuracy DESC",
+        [corpus, corpus],
+    ).df()

@@ -1,0 +1,1 @@
+"""Batch entry points: python -m jobs.train / jobs.score / jobs.evaluate / jobs.bench."""

@@ -1,0 +1,25 @@
+"""What every job shares: turning the project's errors into one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from core.errors import SentimentError
+
+
+def run_main(main: Callable[[list[str] | None], int]) -> None:
+    try:
+        code = main(None)
+    except SentimentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("interrupted: everything committed so far is kept; run the same command again to continue",
+              file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
