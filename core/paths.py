@@ -18,3 +18,8 @@ def models_dir() -> Path:
 
 def default_db() -> Path:
     return Path(os.environ.get("SENTIMENT_DB", data_dir() / "reviews.duckdb"))
+
+
+def downloads_dir() -> Path:
+    """Downloaded corpora are a cache shared by every data dir (tests use their own data dirs)."""
+    return Path(os.environ.get("SENTIMENT_DOWNLOADS", REPO_ROOT / "data" / "downloads"))

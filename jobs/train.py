@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="quick", help="quick (minutes on 2 CPU cores) or full; kinds may add more")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter of the preset (repeatable; values parsed as JSON)")
+    p.add_argument("--max-train-rows", type=int, default=None,
+                   help="train on a seeded random sample of at most this many train reviews")
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default data/reviews.duckdb)")
     p.add_argument("--models-dir", type=Path, default=None, help="where trained models go (default data/models)")
     return p
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         train, val = store.load_split(con, args.corpus, "train"), store.load_split(con, args.corpus, "validation")
     if train.empty or val.empty:
         raise InputError(f"corpus {args.corpus!r} has no labelled train/validation split in {db}")
+    if args.max_train_rows and len(train) > args.max_train_rows:
+        train = train.sample(n=args.max_train_rows, random_state=0).reset_index(drop=True)
     log(f"training {args.model} {name!r} (preset {args.preset}) on {len(train):,} train / {len(val):,} "
         f"validation reviews of {args.corpus}")
 

@@ -1,0 +1,101 @@
+"""Evaluation metrics: thin, pure wrappers over scikit-learn (y: 1 = positive, p: P(positive)).
+
+>>> import numpy as np
+>>> m = binary_metrics(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]))
+>>> m["accuracy"], m["roc_auc"], (m["tn"], m["fp"], m["fn"], m["tp"])
+(0.75, 1.0, (1, 1, 0, 2))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
+
+
+def _both_classes(y: np.ndarray) -> bool:
+    return len(np.unique(y)) == 2
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width bins of P(positive), weighted by bin size.
+
+    >>> round(expected_calibration_error(np.array([0, 1]), np.array([0.2, 0.8])), 3)
+    0.2
+    """
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    mean_p = np.bincount(bins, weights=p, minlength=n_bins)
+    mean_y = np.bincount(bins, weights=y, minlength=n_bins)
+    filled = counts > 0
+    return float(np.sum(np.abs(mean_y[filled] - mean_p[filled])) / len(y))
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict:
+    """Accuracy, precision, recall, F1, ROC-AUC, PR-AUC, Brier, ECE and the confusion matrix."""
+    pred = (p >= threshold).astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
+    tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    both = _both_classes(y)
+    return {
+        "n": len(y),
+        "accuracy": float(accuracy_score(y, pred)),
+        "precision": float(precision), "recall": float(recall), "f1": float(f1),
+        "roc_auc": float(roc_auc_score(y, p)) if both else None,
+        "pr_auc": float(average_precision_score(y, p)) if both else None,
+        "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p),
+        "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp),
+    }
+
+
+def bootstrap_ci(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
+    """95% percentile bootstrap intervals for accuracy and ROC-AUC.
+
+    Each resample is drawn as Poisson(1) weights per review (the usual large-n bootstrap), so no copy of the
+    data is made; scikit-learn computes each resample's metric with sample_weight.
+    """
+    rng = np.random.default_rng(seed)
+    pred = (p >= 0.5).astype(int)
+    acc, auc = [], []
+    for _ in range(n_boot):
+        w = rng.poisson(1.0, len(y))
+        acc.append(accuracy_score(y, pred, sample_weight=w))
+        if _both_classes(y[w > 0]):
+            auc.append(roc_auc_score(y, p, sample_weight=w))
+    lo_hi = lambda v: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if v else (None, None)  # noqa: E731
+    (acc_lo, acc_hi), (auc_lo, auc_hi) = lo_hi(acc), lo_hi(auc)
+    return {"accuracy_lo": acc_lo, "accuracy_hi": acc_hi, "roc_auc_lo": auc_lo, "roc_auc_hi": auc_hi}
+
+
+def _thin(n: int, max_points: int) -> np.ndarray:
+    """Indices keeping at most max_points of n, always the first and the last."""
+    return np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int))
+
+
+def curve_points(y: np.ndarray, p: np.ndarray, max_points: int = 400) -> pd.DataFrame:
+    """ROC (x=FPR, y=TPR), precision-recall (x=recall, y=precision) and reliability (x=mean P, y=share
+    positive, 10 bins) points, thinned for storage. Columns: curve, x, y, threshold."""
+    parts = []
+    if _both_classes(y):
+        fpr, tpr, thr = roc_curve(y, p)
+        keep = _thin(len(fpr), max_points)
+        parts.append(pd.DataFrame({"curve": "roc", "x": fpr[keep], "y": tpr[keep], "threshold": thr[keep]}))
+        prec, rec, thr = precision_recall_curve(y, p)
+        keep = _thin(len(thr), max_points)
+        parts.append(pd.DataFrame({"curve": "pr", "x": rec[keep], "y": prec[keep], "threshold": thr[keep]}))
+    frac_pos, mean_p = calibration_curve(y, p, n_bins=10, strategy="uniform")
+    parts.append(pd.DataFrame({"curve": "calibration", "x": mean_p, "y": frac_pos, "threshold": np.nan}))
+    out = pd.concat(parts, ignore_index=True)
+    out["threshold"] = out["threshold"].clip(upper=1.0)  # roc_curve's first threshold is +inf
+    return out
