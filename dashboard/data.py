@@ -371,16 +371,17 @@ def disagreements(src: Source, corpus: str, split: str, models: tuple[str, ...],
                   limit: int = 100) -> pd.DataFrame:
     """Reviews scored by every chosen model, ranked by max - min P(positive) (or, with ``contradict``,
     only those every model gets wrong, ranked by how confidently): one row per review and model."""
-    order = "abs(t.mean_p - (t.label = 'positive')::DOUBLE) DESC" if contradict else "t.spread DESC"
+    order = "abs(mean_p - (label = 'positive')::DOUBLE) DESC" if contradict else "spread DESC"
     return query(src, f"""
         WITH top AS (
-            SELECT * FROM ({_PER_REVIEW}) WHERE NOT $contradict OR all_contradict
-            ORDER BY {order.replace('t.', '')}, review_id LIMIT $limit)
-        SELECT t.review_id, t.spread, t.label, p.model, p.p_positive, r.text
+            SELECT *, row_number() OVER (ORDER BY {order}, review_id) AS rank
+            FROM ({_PER_REVIEW}) WHERE NOT $contradict OR all_contradict
+            ORDER BY rank LIMIT $limit)
+        SELECT t.rank, t.review_id, t.spread, t.label, p.model, p.p_positive, r.text
         FROM top t JOIN predictions p ON p.corpus = $corpus AND p.review_id = t.review_id
                    JOIN reviews r ON r.corpus = $corpus AND r.review_id = t.review_id
         WHERE list_contains($models, p.model)
-        ORDER BY {order}, t.review_id, p.model""",
+        ORDER BY t.rank, p.model""",
                  {**_scope(corpus, split, models), "contradict": contradict, "limit": limit})
 
 

@@ -1,0 +1,80 @@
+# ruff: noqa: N999  (streamlit run dashboard/Home.py: the entrypoint name is part of the interface)
+"""Sentiment dashboard: `streamlit run dashboard/Home.py` (the database comes from $SENTIMENT_DB).
+
+This entrypoint draws the shared sidebar (corpus, split, models; kept in st.session_state so every page
+sees the same choice) and routes to the pages under dashboard/views/.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st
+
+from dashboard import data
+
+st.set_page_config(page_title="Review sentiment", page_icon=":material/reviews:", layout="wide")
+
+
+def show_hint(problem: str) -> None:
+    st.title("Review sentiment")
+    st.warning(problem)
+    st.markdown("Nothing to show yet. Score some reviews first, for example:")
+    st.code(data.HINT, language="bash")
+    st.stop()
+
+
+try:
+    src = data.source()
+    if data.summary(src)["predictions"] == 0:
+        show_hint(f"`{src.path}` holds no predictions yet.")
+    corpora = data.corpora(src)
+except data.Unavailable as e:
+    show_hint(str(e))
+
+scored = corpora.loc[corpora["predictions"] > 0, "corpus"].tolist()
+
+
+def _reset_scope() -> None:  # a new corpus has its own splits and models
+    for key in ("split", "models"):
+        st.session_state.pop(key, None)
+
+
+with st.sidebar:
+    st.header("Review sentiment")
+    if st.session_state.get("corpus") not in scored:
+        st.session_state["corpus"] = scored[0]
+    corpus = st.selectbox("Corpus", scored, key="corpus", on_change=_reset_scope)
+    split_options = data.splits(src, corpus)
+    if st.session_state.get("split") not in split_options:
+        st.session_state["split"] = split_options[0]
+    split = st.selectbox("Split", split_options, key="split",
+                         help="'all' = reviews without a split (user corpora)")
+    model_options = data.models(src, corpus)
+    kept = [m for m in st.session_state.get("models", model_options) if m in model_options]
+    st.session_state["models"] = kept
+    chosen = st.multiselect("Models", model_options, key="models")
+    st.caption(f"Reading `{Path(src.path).name}`" + ("" if src.is_view else " (no published view yet)"))
+
+st.session_state["sel"] = data.Selection(src, corpus, split, tuple(chosen))
+
+page = st.navigation([
+    st.Page("views/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
+    st.Page("views/distributions.py", title="Distributions", icon=":material/bar_chart:"),
+    st.Page("views/confusion.py", title="Confusion matrices", icon=":material/grid_view:"),
+    st.Page("views/curves.py", title="ROC and precision-recall", icon=":material/show_chart:"),
+    st.Page("views/disagreements.py", title="Disagreements", icon=":material/compare_arrows:"),
+    st.Page("views/reviews.py", title="Reviews", icon=":material/search:"),
+    st.Page("views/try_it.py", title="Try it", icon=":material/edit_note:"),
+    st.Page("views/training.py", title="Training", icon=":material/trending_down:"),
+])
+if not chosen and page.title != "Try it":
+    st.info("Choose at least one model in the sidebar.")
+    st.stop()
+try:
+    page.run()
+except data.Unavailable as e:
+    show_hint(str(e))

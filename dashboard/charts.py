@@ -1,0 +1,194 @@
+"""Every chart of the dashboard: functions that take a small, already aggregated DataFrame (from
+``dashboard.data``) and return an Altair chart. No data access here."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+SENTIMENT = alt.Scale(domain=["negative", "positive"], range=["#d1495b", "#2e86ab"])
+HEIGHT = 260
+
+
+def _models_legend(title: str = "model") -> alt.Legend:
+    return alt.Legend(title=title, orient="bottom", columns=3, labelLimit=320)
+
+
+def accuracy_ci(df: pd.DataFrame) -> alt.Chart:
+    """Accuracy with its 95% CI per model (df: model, accuracy, accuracy_lo, accuracy_hi)."""
+    base = alt.Chart(df.dropna(subset=["accuracy"])).encode(y=alt.Y("model:N", sort="-x", title=None))
+    bars = base.mark_rule(strokeWidth=3, color="#999").encode(
+        x=alt.X("accuracy_lo:Q", title="accuracy (95% CI)", scale=alt.Scale(zero=False)), x2="accuracy_hi:Q")
+    dots = base.mark_point(filled=True, size=90).encode(
+        x="accuracy:Q", tooltip=["model", alt.Tooltip("accuracy:Q", format=".3f"),
+                                 alt.Tooltip("accuracy_lo:Q", format=".3f"),
+                                 alt.Tooltip("accuracy_hi:Q", format=".3f")])
+    return (bars + dots).properties(height=max(60, 32 * len(df)))
+
+
+def shares(df: pd.DataFrame, by: str) -> alt.Chart:
+    """Stacked share of predicted sentiment per model (df: model, group, predicted, n, share)."""
+    chart = alt.Chart(df).mark_bar().encode(
+        x=alt.X("share:Q", stack="normalize", axis=alt.Axis(format="%"), title="share of reviews"),
+        y=alt.Y("model:N", title=None),
+        color=alt.Color("predicted:N", scale=SENTIMENT, title="predicted"),
+        tooltip=["model", "group", "predicted", alt.Tooltip("n:Q", format=","),
+                 alt.Tooltip("share:Q", format=".1%")],
+    )
+    if by != "none":
+        chart = chart.facet(row=alt.Row("group:N", title=None, header=alt.Header(labelAngle=0,
+                                                                                 labelAlign="left")))
+    return chart
+
+
+def histogram(df: pd.DataFrame, by: str) -> alt.Chart:
+    """Histogram of P(positive), one panel per model (df: model, group, bin_start, bin_end, n, share)."""
+    color = (alt.Color("group:N", title=by, legend=alt.Legend(orient="bottom")) if by != "none"
+             else alt.value("#2e86ab"))
+    y = alt.Y("share:Q", title="share of reviews", axis=alt.Axis(format="%"), stack=None)
+    chart = alt.Chart(df).mark_bar(opacity=0.75 if by != "none" else 1, binSpacing=1).encode(
+        x=alt.X("bin_start:Q", bin="binned", title="P(positive)", scale=alt.Scale(domain=[0, 1])),
+        x2="bin_end:Q",
+        y=y,
+        color=color,
+        tooltip=["model", "group", alt.Tooltip("bin_start:Q", title="from", format=".2f"),
+                 alt.Tooltip("bin_end:Q", title="to", format=".2f"), alt.Tooltip("n:Q", format=","),
+                 alt.Tooltip("share:Q", format=".1%")],
+    ).properties(width=300, height=160)
+    return chart.facet(facet=alt.Facet("model:N", title=None), columns=3)
+
+
+def confusion(df: pd.DataFrame, normalise: bool) -> alt.Chart:
+    """2x2 heatmaps, one per model (df: model, tn, fp, fn, tp). Normalised = share of each true label."""
+    rows = []
+    for r in df.itertuples():
+        for cell, actual, predicted in (("tn", "negative", "negative"), ("fp", "negative", "positive"),
+                                        ("fn", "positive", "negative"), ("tp", "positive", "positive")):
+            n = int(getattr(r, cell))
+            total = (r.tn + r.fp) if actual == "negative" else (r.fn + r.tp)
+            rows.append({"model": r.model, "cell": cell.upper(), "actual": actual, "predicted": predicted,
+                         "n": n, "rate": n / total if total else 0.0})
+    long = pd.DataFrame(rows)
+    value = "rate" if normalise else "n"
+    fmt = ".1%" if normalise else ","
+    base = alt.Chart(long).encode(
+        x=alt.X("predicted:N", title="predicted", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("actual:N", title="true label"),
+    )
+    heat = base.mark_rect().encode(
+        color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="blues"), legend=None),
+        tooltip=["model", "cell", "actual", "predicted", alt.Tooltip("n:Q", format=","),
+                 alt.Tooltip("rate:Q", format=".1%", title="share of true label")],
+    )
+    text = base.mark_text(fontSize=15).encode(
+        text=alt.Text(f"{value}:Q", format=fmt),
+        color=alt.condition("datum.rate > 0.5", alt.value("white"), alt.value("black")),
+    )
+    return (heat + text).properties(width=220, height=180).facet(
+        facet=alt.Facet("model:N", title=None), columns=3)
+
+
+def roc(points: pd.DataFrame, aucs: pd.DataFrame, at: pd.DataFrame | None = None) -> alt.Chart:
+    """ROC curves of all models with the AUC in the legend; ``at`` marks each model's current threshold
+    (points: model, fpr, tpr; aucs: model, roc_auc; at: model, fpr, tpr)."""
+    names = _legend_names(aucs, "roc_auc", "AUC")
+    df = points.assign(curve=points["model"].map(names))
+    diagonal = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(
+        strokeDash=[4, 4], color="#bbb").encode(x="x:Q", y="y:Q")
+    lines = alt.Chart(df).mark_line(interpolate="linear").encode(
+        x=alt.X("fpr:Q", title="false positive rate", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("tpr:Q", title="true positive rate (recall)", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("curve:N", legend=_models_legend()),
+        order=alt.Order("threshold:Q", sort="descending"),
+        tooltip=["model", alt.Tooltip("threshold:Q", format=".3f"), alt.Tooltip("fpr:Q", format=".3f"),
+                 alt.Tooltip("tpr:Q", format=".3f")],
+    )
+    chart = diagonal + lines
+    if at is not None and not at.empty:
+        chart += _marks(at.assign(curve=at["model"].map(names)), "fpr", "tpr")
+    return chart.properties(height=340, title="ROC")
+
+
+def pr(points: pd.DataFrame, aucs: pd.DataFrame, at: pd.DataFrame | None = None) -> alt.Chart:
+    """Precision-recall curves of all models, PR-AUC in the legend."""
+    names = _legend_names(aucs, "pr_auc", "PR-AUC")
+    df = points.dropna(subset=["precision"]).assign(curve=points["model"].map(names))
+    lines = alt.Chart(df).mark_line().encode(
+        x=alt.X("recall:Q", title="recall", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("precision:Q", title="precision", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("curve:N", legend=_models_legend()),
+        order=alt.Order("threshold:Q", sort="descending"),
+        tooltip=["model", alt.Tooltip("threshold:Q", format=".3f"), alt.Tooltip("recall:Q", format=".3f"),
+                 alt.Tooltip("precision:Q", format=".3f")],
+    )
+    chart = lines
+    if at is not None and not at.empty:
+        chart += _marks(at.assign(curve=at["model"].map(names)), "recall", "precision")
+    return chart.properties(height=340, title="Precision-recall")
+
+
+def _legend_names(aucs: pd.DataFrame, column: str, label: str) -> dict[str, str]:
+    return {r.model: (f"{r.model} ({label} {getattr(r, column):.3f})" if pd.notna(getattr(r, column))
+                      else r.model) for r in aucs.itertuples()}
+
+
+def _marks(at: pd.DataFrame, x: str, y: str) -> alt.Chart:
+    return alt.Chart(at.dropna(subset=[x, y])).mark_point(size=120, filled=True, stroke="black").encode(
+        x=f"{x}:Q", y=f"{y}:Q", color=alt.Color("curve:N", legend=None),
+        tooltip=["model", alt.Tooltip(f"{x}:Q", format=".3f"), alt.Tooltip(f"{y}:Q", format=".3f")])
+
+
+def calibration(df: pd.DataFrame) -> alt.Chart:
+    """Reliability diagram (df: model, bin, mean_p, observed, n): perfect calibration is the diagonal."""
+    diagonal = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(
+        strokeDash=[4, 4], color="#bbb").encode(x="x:Q", y="y:Q")
+    lines = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("mean_p:Q", title="mean predicted P(positive)", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("observed:Q", title="observed share positive", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("model:N", legend=_models_legend()),
+        tooltip=["model", alt.Tooltip("mean_p:Q", format=".3f"), alt.Tooltip("observed:Q", format=".3f"),
+                 alt.Tooltip("n:Q", format=",")],
+    )
+    return (diagonal + lines).properties(height=340, title="Calibration (reliability)")
+
+
+def agreement(df: pd.DataFrame) -> alt.Chart:
+    """Model-by-model agreement heatmap (df: model_a, model_b, agreement)."""
+    base = alt.Chart(df).encode(x=alt.X("model_b:N", title=None, axis=alt.Axis(labelAngle=-30)),
+                                y=alt.Y("model_a:N", title=None))
+    heat = base.mark_rect().encode(
+        color=alt.Color("agreement:Q", scale=alt.Scale(scheme="greens", domain=[0.5, 1]), legend=None),
+        tooltip=["model_a", "model_b", alt.Tooltip("agreement:Q", format=".1%"), alt.Tooltip("n:Q", format=",")],
+    )
+    text = base.mark_text(fontSize=13).encode(
+        text=alt.Text("agreement:Q", format=".1%"),
+        color=alt.condition("datum.agreement > 0.85", alt.value("white"), alt.value("black")))
+    side = 60 * df["model_a"].nunique()
+    return (heat + text).properties(width=max(160, side), height=max(120, side * 0.8))
+
+
+def scores(df: pd.DataFrame) -> alt.Chart:
+    """Try it: one bar per model (df: model, p_positive)."""
+    df = df.assign(sentiment=(df["p_positive"] >= 0.5).map({True: "positive", False: "negative"}))
+    bars = alt.Chart(df).mark_bar().encode(
+        x=alt.X("p_positive:Q", title="P(positive)", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("model:N", title=None),
+        color=alt.Color("sentiment:N", scale=SENTIMENT, legend=None),
+        tooltip=["model", alt.Tooltip("p_positive:Q", format=".3f")],
+    )
+    rule = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[3, 3]).encode(x="x:Q")
+    return (bars + rule).properties(height=max(60, 36 * len(df)))
+
+
+def training(df: pd.DataFrame, metric: str) -> alt.Chart:
+    """Per-epoch curves, train vs validation (df: model, epoch, train_<metric>, val_<metric>)."""
+    long = df.melt(id_vars=["model", "epoch"], value_vars=[f"train_{metric}", f"val_{metric}"],
+                   var_name="set", value_name=metric).dropna(subset=[metric])
+    long["set"] = long["set"].str.replace(f"_{metric}", "", regex=False)
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("epoch:O", title="epoch"),
+        y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
+        color=alt.Color("model:N", legend=_models_legend()),
+        strokeDash=alt.StrokeDash("set:N", legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["model", "epoch", "set", alt.Tooltip(f"{metric}:Q", format=".4f")],
+    ).properties(height=300, title=metric)

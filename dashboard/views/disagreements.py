@@ -1,0 +1,38 @@
+import streamlit as st
+
+from dashboard import charts, data
+
+sel = st.session_state["sel"]
+st.title("Disagreements")
+if len(sel.models) < 2:
+    st.info("Choose at least two models in the sidebar to compare them.")
+    st.stop()
+
+counts = data.disagreement_counts(sel.src, sel.corpus, sel.split, sel.models)
+a, b, c = st.columns(3)
+a.metric("Reviews scored by every chosen model", f"{counts['reviews']:,}")
+b.metric("Models disagree on the label", f"{counts['split_decisions']:,}")
+c.metric("Every model contradicts the true label", f"{counts['all_contradict']:,}")
+
+st.subheader("How often two models agree")
+st.altair_chart(charts.agreement(data.agreement(sel.src, sel.corpus, sel.split, sel.models)))
+
+st.subheader("Reviews")
+contradict = st.toggle("Only reviews where every model contradicts the label (likely label errors)",
+                       key="dis_contradict")
+if contradict and data.labelled_count(sel.src, sel.corpus, sel.split) == 0:
+    st.info("This corpus/split has no labels to contradict.")
+    st.stop()
+long = data.disagreements(sel.src, sel.corpus, sel.split, sel.models, contradict)
+if long.empty:
+    st.info("No reviews match.")
+    st.stop()
+probabilities = long.pivot(index="rank", columns="model", values="p_positive")
+table = long.drop_duplicates("rank").set_index("rank")[["review_id", "spread", "label", "text"]].join(probabilities)
+st.caption("Ranked by how confidently the models, on average, contradict the label (top 100)." if contradict
+           else "Ranked by max - min P(positive) across the chosen models (top 100).")
+st.dataframe(table[["review_id", "spread", "label", *sel.models, "text"]], hide_index=True, column_config={
+    "spread": st.column_config.NumberColumn("max - min", format="%.3f"),
+    **{m: st.column_config.NumberColumn(m, format="%.3f") for m in sel.models},
+    "text": st.column_config.TextColumn("text", width="large"),
+})

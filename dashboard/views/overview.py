@@ -1,0 +1,46 @@
+import streamlit as st
+
+from dashboard import charts, data
+
+sel = st.session_state["sel"]
+st.title("Overview")
+
+st.subheader("Corpora")
+corpora = data.corpora(sel.src)
+st.dataframe(corpora, hide_index=True, column_config={
+    "reviews": st.column_config.NumberColumn(format="localized"),
+    "labelled": st.column_config.NumberColumn(format="localized"),
+    "predictions": st.column_config.NumberColumn(format="localized"),
+})
+rejects = data.rejects(sel.src, sel.corpus)
+n_rejects = int(rejects["rows"].sum()) if not rejects.empty else 0
+st.metric(f"Rejected input rows in {sel.corpus}", f"{n_rejects:,}")
+if n_rejects:
+    st.dataframe(rejects, hide_index=True)
+
+st.subheader(f"Models on {sel.corpus} / {sel.split}")
+board = data.leaderboard(sel.src, sel.corpus, sel.split, sel.models)
+if board["accuracy"].isna().all():
+    if data.labelled_count(sel.src, sel.corpus, sel.split) == 0:
+        st.info("This corpus/split has no positive/negative labels, so there are no accuracy metrics; "
+                "size and speed are shown.")
+    else:
+        st.info("No metrics for this evaluation set yet: run `python -m jobs.evaluate`.")
+st.dataframe(board, hide_index=True, column_order=[
+    "model", "accuracy", "accuracy_lo", "accuracy_hi", "roc_auc", "roc_auc_lo", "roc_auc_hi", "f1", "ece",
+    "bytes_on_disk", "rows_per_s", "n_params", "n", "kind"], column_config={
+    "accuracy": st.column_config.ProgressColumn("accuracy", format="%.3f", min_value=0.0, max_value=1.0),
+    "accuracy_lo": st.column_config.NumberColumn("acc. 95% CI low", format="%.3f"),
+    "accuracy_hi": st.column_config.NumberColumn("acc. 95% CI high", format="%.3f"),
+    "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
+    "roc_auc_lo": st.column_config.NumberColumn("AUC CI low", format="%.3f"),
+    "roc_auc_hi": st.column_config.NumberColumn("AUC CI high", format="%.3f"),
+    "f1": st.column_config.NumberColumn("F1", format="%.3f"),
+    "ece": st.column_config.NumberColumn("ECE", format="%.3f"),
+    "bytes_on_disk": st.column_config.NumberColumn("on disk", format="bytes"),
+    "rows_per_s": st.column_config.NumberColumn("reviews/s", format="%.0f"),
+    "n_params": st.column_config.NumberColumn("parameters", format="compact"),
+    "n": st.column_config.NumberColumn("test reviews", format="localized"),
+})
+if board["accuracy"].notna().any():
+    st.altair_chart(charts.accuracy_ci(board), width="stretch")

@@ -1,0 +1,27 @@
+import streamlit as st
+
+from dashboard import charts, data
+
+sel = st.session_state["sel"]
+st.title("Training")
+
+log = data.training_log(sel.src)
+trained = data.trained_models(sel.src)
+if log.empty:
+    st.info("No training history yet: train a model with `python -m jobs.train --model lstm`.")
+    st.stop()
+names = sorted(log["model"].unique())
+default = [m for m in names if m in sel.models] or names
+shown = st.multiselect("Models", names, default=default, key="train_models")
+log = log[log["model"].isin(shown)]
+left, right = st.columns(2)
+if log[["train_loss", "val_loss"]].notna().any().any():
+    left.altair_chart(charts.training(log, "loss"), width="stretch")
+else:
+    left.info("These models log no loss (e.g. tfidf-lr logs one row per regularisation setting).")
+right.altair_chart(charts.training(log, "acc"), width="stretch")
+st.dataframe(trained, hide_index=True, column_config={
+    "bytes_on_disk": st.column_config.NumberColumn("on disk", format="bytes"),
+    "n_params": st.column_config.NumberColumn("parameters", format="compact"),
+    "train_seconds": st.column_config.NumberColumn("train s", format="%.1f"),
+})

@@ -1,0 +1,34 @@
+import pandas as pd
+import streamlit as st
+
+from core.errors import SentimentError
+from core.models import available_models, load_model  # this page only: the registry imports lazily
+from dashboard import charts
+
+
+@st.cache_resource(show_spinner="Loading model...")
+def model(name: str):
+    return load_model(name)
+
+
+st.title("Try it")
+names = available_models()
+text = st.text_area("A review", "The plot was thin, but the acting was wonderful and I loved every minute.",
+                    key="try_text", height=120)
+if not text.strip():
+    st.info("Type a review.")
+    st.stop()
+
+rows, failed = [], []
+for name in names:
+    try:
+        rows.append({"model": name, "p_positive": float(model(name).predict_proba([text])[0])})
+    except (SentimentError, OSError, ValueError, RuntimeError) as e:  # a broken model folder must not hide the others
+        failed.append(f"{name}: {e}")
+scores = pd.DataFrame(rows, columns=["model", "p_positive"])
+if not scores.empty:
+    st.altair_chart(charts.scores(scores), width="stretch")
+    st.dataframe(scores, hide_index=True, column_config={
+        "p_positive": st.column_config.NumberColumn("P(positive)", format="%.3f")})
+for message in failed:
+    st.warning(f"Could not score with {message}")
