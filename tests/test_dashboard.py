@@ -1,0 +1,237 @@
+"""The dashboard, page by page, through streamlit.testing.v1.AppTest on the database the real jobs built
+(the session fixture ``scored_db``: corpus 'sample' scored by tfidf-lr + vader and evaluated)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import store
+from dashboard import data
+from jobs import score
+
+HOME = "../dashboard/Home.py"  # AppTest resolves it against this file
+PAGES = {
+    "overview": "Overview", "distributions": "Distributions", "confusion": "Confusion matrices",
+    "curves": "ROC and precision-recall", "disagreements": "Disagreements", "reviews": "Reviews",
+    "try_it": "Try it", "training": "Training",
+}
+IMG = "<img src=x onerror=alert(1)>"
+DROP = "'; DROP TABLE predictions; --"
+
+
+def open_app(db: Path, monkeypatch, page: str | None = None) -> AppTest:
+    monkeypatch.setenv("SENTIMENT_DB", str(db))
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def frames(at: AppTest) -> list:
+    return [df.value for df in at.dataframe]
+
+
+def all_text(at: AppTest) -> str:
+    parts = [e.value for e in [*at.markdown, *at.text, *at.code, *at.caption, *at.info, *at.warning]]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture(scope="module")
+def unlabelled_db(scored_db, tmp_path_factory) -> Path:
+    """A copy of the fixture database plus a corpus without labels, scored by the real job."""
+    root = tmp_path_factory.mktemp("unlabelled")
+    db = root / "reviews.duckdb"
+    shutil.copyfile(scored_db.db, db)
+    lines = scored_db.csv.read_text(encoding="utf-8").splitlines()
+    csv = root / "nolabels.csv"
+    import csv as csvlib
+
+    with open(scored_db.csv, newline="", encoding="utf-8") as f, open(csv, "w", newline="", encoding="utf-8") as out:
+        rows = list(csvlib.reader(f))[:21]
+        csvlib.writer(out).writerows([r[:2] for r in rows])
+    assert len(lines) > 20
+    assert score.main([str(csv), "--db", str(db), "--corpus", "unlabelled", "--text-col", "review",
+                       "--id-col", "id", "--models", "tfidf-lr,vader", "--models-dir", str(scored_db.models_dir)]) == 0
+    return db
+
+
+# ---------------------------------------------------------------- no data
+
+
+def test_missing_database_shows_what_to_run(tmp_path, monkeypatch):
+    at = open_app(tmp_path / "nothing.duckdb", monkeypatch)
+    assert "make demo" in at.code[0].value and "jobs.score" in at.code[0].value
+    assert "No database" in at.warning[0].value
+
+
+def test_empty_database_shows_what_to_run(tmp_path, monkeypatch):
+    db = tmp_path / "empty.duckdb"
+    with store.connect(db):
+        pass
+    at = open_app(db, monkeypatch)
+    assert "make demo" in at.code[0].value
+    assert "no predictions" in at.warning[0].value
+
+
+# ---------------------------------------------------------------- every page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(scored_db, monkeypatch, page):
+    at = open_app(scored_db.db, monkeypatch, page)
+    assert at.title[0].value == PAGES[page]
+    assert at.sidebar.selectbox(key="corpus").value == "sample"
+    assert set(at.sidebar.multiselect(key="models").value) == {"tfidf-lr", "vader"}
+
+
+def test_overview_leaderboard(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "overview")
+    corpora, board = frames(at)[:2]
+    assert corpora.set_index("corpus").loc["sample", "reviews"] == scored_db.n_rows
+    assert set(board["model"]) == {"tfidf-lr", "vader"}
+    assert board["accuracy"].between(0, 1).all() and (board["accuracy_lo"] <= board["accuracy"]).all()
+    assert board["rows_per_s"].notna().all()
+    assert board.set_index("model").loc["tfidf-lr", "bytes_on_disk"] > 0
+
+
+def test_sidebar_choice_persists_across_pages(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "overview")
+    at.sidebar.multiselect(key="models").set_value(["vader"]).run()
+    assert list(frames(at)[1]["model"]) == ["vader"]
+    at.switch_page("views/confusion.py").run()
+    assert at.sidebar.multiselect(key="models").value == ["vader"]
+    assert at.selectbox(key="cm_model").options == ["vader"]
+
+
+def test_distributions_split_by_label(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "distributions")
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2 and "group" in charts[0].proto.spec
+    at.segmented_control(key="dist_by").set_value("label").run()
+    assert not at.exception
+    specs = [c.proto.spec for c in at.get("vega_lite_chart")]
+    assert all('"row"' in s or '"facet"' in s for s in specs)
+
+
+def test_confusion_cell_lists_its_reviews(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "confusion")
+    at.selectbox(key="cm_model").set_value("vader")
+    at.radio(key="cm_cell").set_value("tp").run()
+    tp = frames(at)[0]
+    assert len(tp) > 0 and (tp["label"] == "positive").all() and (tp["p_positive"] >= 0.5).all()
+    at.radio(key="cm_cell").set_value("fp").run()
+    fp = frames(at)[0]
+    assert (fp["label"] == "negative").all() and (fp["p_positive"] >= 0.5).all()
+    # the hostile reviews are labelled negative; vader calls at least one of them positive or negative:
+    listed = set(tp["review_id"]) | set(fp["review_id"])
+    at.radio(key="cm_cell").set_value("tn").run()
+    listed |= set(frames(at)[0]["review_id"])
+    assert {"h0", "h1"} <= listed
+
+
+def test_threshold_slider_recomputes_in_sql(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "curves")
+    at_half = frames(at)[0].set_index("model")
+    at.slider(key="threshold").set_value(0.9).run()
+    at_high = frames(at)[0].set_index("model")
+    for m in ("tfidf-lr", "vader"):
+        assert at_high.loc[m, "tp"] + at_high.loc[m, "fp"] < at_half.loc[m, "tp"] + at_half.loc[m, "fp"]
+        assert at_high.loc[m, "tn"] + at_high.loc[m, "fp"] == at_half.loc[m, "tn"] + at_half.loc[m, "fp"]
+    assert len(at.get("vega_lite_chart")) == 4  # ROC, PR, confusion, calibration
+
+
+def test_disagreements_and_label_errors(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "disagreements")
+    table = frames(at)[0]
+    assert {"tfidf-lr", "vader", "text", "label"} <= set(table.columns)
+    spread = (table["tfidf-lr"] - table["vader"]).abs()
+    assert (spread - table["spread"]).abs().max() < 1e-9
+    assert table["spread"].is_monotonic_decreasing
+    at.toggle(key="dis_contradict").set_value(True).run()
+    wrong = frames(at)[0]
+    assert len(wrong) > 0
+    predicted = wrong[["tfidf-lr", "vader"]].map(lambda p: "positive" if p >= 0.5 else "negative")
+    assert predicted.ne(wrong["label"], axis=0).all().all()
+
+
+def test_reviews_filters_and_hostile_text_shown_literally(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "reviews")
+    everything = frames(at)[0]
+    assert len(everything) == 50  # one page
+    at.text_input(key="rv_search").input("onerror=alert").run()
+    rows = frames(at)[0]
+    assert list(rows["review_id"]) == ["h0"] and rows["text"].iloc[0] == IMG
+    assert at.text[0].value == IMG  # st.text: shown as text, never as HTML
+    assert all(IMG not in m.value for m in at.markdown)
+    at.text_input(key="rv_search").input(DROP).run()
+    assert frames(at)[0]["text"].tolist() == [DROP]
+    assert at.text[0].value == DROP
+    at.text_input(key="rv_search").input("").run()
+    at.selectbox(key="rv_label").set_value("negative")
+    at.selectbox(key="rv_correct").set_value("incorrect").run()
+    wrong = frames(at)[0]
+    assert len(wrong) > 0 and (wrong["label"] == "negative").all() and (wrong["predicted"] == "positive").all()
+
+
+def test_try_it_scores_with_every_model(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "try_it")
+    at.text_area(key="try_text").input("An awful, boring, terrible film. I hated it.").run()
+    scores = frames(at)[0].set_index("model")["p_positive"]
+    assert set(scores.index) == {"tfidf-lr", "vader"} and (scores < 0.5).all()
+
+
+def test_training_curves(scored_db, monkeypatch):
+    at = open_app(scored_db.db, monkeypatch, "training")
+    assert len(at.get("vega_lite_chart")) >= 1
+    assert "tfidf-lr" in set(frames(at)[0]["model"])
+
+
+def test_unlabelled_corpus_pages_show_a_note(unlabelled_db, monkeypatch):
+    at = open_app(unlabelled_db, monkeypatch)
+    at.sidebar.selectbox(key="corpus").set_value("unlabelled").run()
+    assert at.sidebar.selectbox(key="split").value == "all"
+    for page in PAGES:
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        if page in ("confusion", "curves"):
+            assert "no positive/negative labels" in all_text(at)
+
+
+# ---------------------------------------------------------------- the data layer
+
+
+def test_queries_bind_user_text(scored_db):
+    view = store.view_path(scored_db.db)
+    src = data.Source(str(view), view.stat().st_mtime_ns, True)
+    hostile = data.ReviewFilter("sample", "all", "vader", search=DROP)
+    assert data.review_count(src, hostile) == 1
+    everything = data.review_count(src, hostile._replace(search=""))
+    assert data.review_count(src, hostile._replace(search="%%%%")) == 0  # LIKE wildcards are escaped
+    assert data.review_count(src, hostile._replace(search="_")) < everything
+    assert b"DROP TABLE" in data.review_csv(src, hostile)
+    with duckdb.connect(str(scored_db.db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] > 0
+
+
+def test_dashboard_reads_the_view_and_never_blocks_a_job(scored_db, tmp_path, monkeypatch):
+    db = tmp_path / "reviews.duckdb"
+    shutil.copyfile(scored_db.db, db)
+    store.publish(db)
+    monkeypatch.setenv("SENTIMENT_DB", str(db))
+    src = data.source()
+    assert src.is_view and src.path == str(store.view_path(db))
+    before = data.corpora(src)
+    with store.connect(db) as con:  # a job opens the main file read-write while the dashboard is open
+        store.upsert_corpus(con, "later", "x.csv", {})
+    assert data.corpora(data.source()).equals(before)  # unpublished: not shown
+    store.publish(db)
+    after = data.source()
+    assert after.mtime_ns != src.mtime_ns
+    assert "later" in set(data.corpora(after)["corpus"])
