@@ -1,0 +1,124 @@
+"""The dashboard in a real browser: `streamlit run dashboard/Home.py` on the fixture database, driven by
+Playwright with Debian's chromium (`make browser` installs it). Saves one screenshot per page under
+tmp_path and copies them to data/screenshots/ for review."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (run `make browser`)")]
+
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+ERROR = '[data-testid="stException"]'
+PAGES = ["Overview", "Distributions", "Confusion matrices", "ROC and precision-recall", "Disagreements",
+         "Reviews", "Try it", "Training"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(scored_db):
+    port = free_port()
+    env = {**os.environ, "SENTIMENT_DB": str(scored_db.db)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("streamlit did not start")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(30_000)
+        yield tab
+        browser.close()
+
+
+def settle(tab) -> None:
+    """Wait until the script has run (and the page has drawn) after an action."""
+    tab.wait_for_timeout(300)
+    tab.wait_for_selector(IDLE, timeout=30_000)
+    tab.wait_for_timeout(400)
+
+
+def no_error(tab, where: str) -> None:
+    assert tab.locator(ERROR).count() == 0, f"{where}: {tab.locator(ERROR).first.inner_text()}"
+
+
+def test_every_page_in_a_browser(server, page, tmp_path):
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    page.goto(server)
+    settle(page)
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    assert links.count() == len(PAGES)
+    for i, title in enumerate(PAGES):
+        links.nth(i).click()
+        settle(page)
+        page.get_by_role("heading", name=title).first.wait_for()
+        no_error(page, title)
+        if title == "ROC and precision-recall":
+            before = page.locator('[data-testid="stSlider"]').first.inner_text()
+            thumb = page.locator('[data-testid="stSlider"] input[type=range]').first
+            thumb.focus()
+            for _ in range(20):
+                page.keyboard.press("ArrowRight")
+            settle(page)
+            no_error(page, "threshold slider")
+            assert page.locator('[data-testid="stSlider"]').first.inner_text() != before
+            assert "0.70" in page.locator('[data-testid="stSlider"]').first.inner_text()
+        if title == "Reviews":
+            box = page.get_by_label("Text contains")
+            box.fill("onerror=alert")
+            box.press("Enter")
+            settle(page)
+            no_error(page, "text search")
+            assert "1 matching reviews" in page.locator('[data-testid="stMarkdown"]').all_inner_texts()[0] or \
+                page.get_by_text("1 matching reviews").count() == 1
+            shown = page.locator('[data-testid="stText"]').first.inner_text()
+            assert "<img src=x onerror=alert(1)>" in shown  # literally, as text
+            assert page.locator('img[src="x"]').count() == 0  # never as HTML
+        page.screenshot(path=str(shots / f"{i + 1}-{title.split()[0].lower()}.png"), full_page=True)
+    keep = ROOT / "data" / "screenshots"
+    keep.mkdir(parents=True, exist_ok=True)
+    for shot in shots.iterdir():
+        shutil.copyfile(shot, keep / shot.name)
+    assert len(list(shots.iterdir())) == len(PAGES)
