@@ -7,6 +7,7 @@ import altair as alt
 import pandas as pd
 
 SENTIMENT = alt.Scale(domain=["negative", "positive"], range=["#d1495b", "#2e86ab"])
+MODELS = alt.Scale(scheme="tableau10")  # distinct hues: one per model
 HEIGHT = 260
 
 
@@ -16,14 +17,14 @@ def _models_legend(title: str = "model") -> alt.Legend:
 
 def accuracy_ci(df: pd.DataFrame) -> alt.Chart:
     """Accuracy with its 95% CI per model (df: model, accuracy, accuracy_lo, accuracy_hi)."""
-    base = alt.Chart(df.dropna(subset=["accuracy"])).encode(y=alt.Y("model:N", sort="-x", title=None))
+    base = alt.Chart(df.dropna(subset=["accuracy"])).encode(y=alt.Y("model:N", title=None))
     bars = base.mark_rule(strokeWidth=3, color="#999").encode(
         x=alt.X("accuracy_lo:Q", title="accuracy (95% CI)", scale=alt.Scale(zero=False)), x2="accuracy_hi:Q")
     dots = base.mark_point(filled=True, size=90).encode(
         x="accuracy:Q", tooltip=["model", alt.Tooltip("accuracy:Q", format=".3f"),
                                  alt.Tooltip("accuracy_lo:Q", format=".3f"),
                                  alt.Tooltip("accuracy_hi:Q", format=".3f")])
-    return (bars + dots).properties(height=max(60, 32 * len(df)))
+    return (bars + dots).properties(height=alt.Step(30))
 
 
 def shares(df: pd.DataFrame, by: str) -> alt.Chart:
@@ -98,7 +99,7 @@ def roc(points: pd.DataFrame, aucs: pd.DataFrame, at: pd.DataFrame | None = None
     lines = alt.Chart(df).mark_line(interpolate="linear").encode(
         x=alt.X("fpr:Q", title="false positive rate", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("tpr:Q", title="true positive rate (recall)", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("curve:N", legend=_models_legend()),
+        color=alt.Color("curve:N", scale=MODELS, legend=_models_legend()),
         order=alt.Order("threshold:Q", sort="descending"),
         tooltip=["model", alt.Tooltip("threshold:Q", format=".3f"), alt.Tooltip("fpr:Q", format=".3f"),
                  alt.Tooltip("tpr:Q", format=".3f")],
@@ -116,7 +117,7 @@ def pr(points: pd.DataFrame, aucs: pd.DataFrame, at: pd.DataFrame | None = None)
     lines = alt.Chart(df).mark_line().encode(
         x=alt.X("recall:Q", title="recall", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("precision:Q", title="precision", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("curve:N", legend=_models_legend()),
+        color=alt.Color("curve:N", scale=MODELS, legend=_models_legend()),
         order=alt.Order("threshold:Q", sort="descending"),
         tooltip=["model", alt.Tooltip("threshold:Q", format=".3f"), alt.Tooltip("recall:Q", format=".3f"),
                  alt.Tooltip("precision:Q", format=".3f")],
@@ -134,7 +135,7 @@ def _legend_names(aucs: pd.DataFrame, column: str, label: str) -> dict[str, str]
 
 def _marks(at: pd.DataFrame, x: str, y: str) -> alt.Chart:
     return alt.Chart(at.dropna(subset=[x, y])).mark_point(size=120, filled=True, stroke="black").encode(
-        x=f"{x}:Q", y=f"{y}:Q", color=alt.Color("curve:N", legend=None),
+        x=f"{x}:Q", y=f"{y}:Q", color=alt.Color("curve:N", scale=MODELS, legend=None),
         tooltip=["model", alt.Tooltip(f"{x}:Q", format=".3f"), alt.Tooltip(f"{y}:Q", format=".3f")])
 
 
@@ -145,7 +146,7 @@ def calibration(df: pd.DataFrame) -> alt.Chart:
     lines = alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("mean_p:Q", title="mean predicted P(positive)", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("observed:Q", title="observed share positive", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("model:N", legend=_models_legend()),
+        color=alt.Color("model:N", scale=MODELS, legend=_models_legend()),
         tooltip=["model", alt.Tooltip("mean_p:Q", format=".3f"), alt.Tooltip("observed:Q", format=".3f"),
                  alt.Tooltip("n:Q", format=",")],
     )
@@ -177,7 +178,7 @@ def scores(df: pd.DataFrame) -> alt.Chart:
         tooltip=["model", alt.Tooltip("p_positive:Q", format=".3f")],
     )
     rule = alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[3, 3]).encode(x="x:Q")
-    return (bars + rule).properties(height=max(60, 36 * len(df)))
+    return (bars + rule).properties(height=alt.Step(30))
 
 
 def training(df: pd.DataFrame, metric: str) -> alt.Chart:
@@ -188,7 +189,7 @@ def training(df: pd.DataFrame, metric: str) -> alt.Chart:
     return alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("epoch:O", title="epoch"),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N", legend=_models_legend()),
+        color=alt.Color("model:N", scale=MODELS, legend=_models_legend()),
         strokeDash=alt.StrokeDash("set:N", legend=alt.Legend(orient="bottom", title=None)),
         tooltip=["model", "epoch", "set", alt.Tooltip(f"{metric}:Q", format=".4f")],
     ).properties(height=300, title=metric)

@@ -12,6 +12,7 @@ only SQL fragments chosen at run time come from fixed dictionaries in this modul
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import NamedTuple
 
 import duckdb
 import pandas as pd
+import pyarrow.csv as pa_csv
 import streamlit as st
 
 from core import store
@@ -126,11 +128,13 @@ def _sql_literal(path: str) -> str:
     return path.replace("'", "''")
 
 
-def query(src: Source, sql: str, params: dict | None = None) -> pd.DataFrame:
+def query(src: Source, sql: str, params: dict | None = None, arrow: bool = False) -> pd.DataFrame:
     """Run one read-only statement on its own cursor (thread-safe across Streamlit sessions)."""
     cur = _connection(src).cursor()
     try:
         cur.execute("USE db")  # a cursor starts in the in-memory catalog
+        if arrow:
+            return cur.sql(sql, params=params or {}).to_arrow_table()
         return cur.execute(sql, params or {}).df()
     except duckdb.CatalogException as e:
         raise Unavailable(f"`{src.path}` does not hold the expected tables ({e}).") from e
@@ -216,6 +220,8 @@ def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...]) -
              speed AS (SELECT model, arg_max(rows_per_s, measured_at) AS rows_per_s
                        FROM model_speed GROUP BY model)
         SELECT c.model, m.n, m.accuracy, m.accuracy_lo, m.accuracy_hi, m.roc_auc, m.roc_auc_lo, m.roc_auc_hi,
+               printf('%.3f - %.3f', m.accuracy_lo, m.accuracy_hi) AS accuracy_ci,
+               printf('%.3f - %.3f', m.roc_auc_lo, m.roc_auc_hi) AS roc_auc_ci,
                m.f1, m.precision, m.recall, m.ece, m.brier,
                k.kind, k.n_params, k.bytes_on_disk, k.train_seconds, s.rows_per_s
         FROM chosen c
@@ -469,10 +475,13 @@ def review_page(src: Source, f: ReviewFilter, limit: int = 50, offset: int = 0) 
 def review_csv(src: Source, f: ReviewFilter, max_rows: int = CSV_MAX_ROWS) -> bytes:
     """The filtered reviews as CSV (at most ``max_rows``); built only when the download is clicked."""
     where, params = _review_where(f)
-    df = query(src, f"""
+    table = query(src, f"""
         SELECT r.review_id, r.label, p.model, p.predicted, p.p_positive, r.n_chars, r.text
-        FROM {JOIN} WHERE {where} ORDER BY r.review_id LIMIT $limit""", {**params, "limit": max_rows})
-    return df.to_csv(index=False).encode("utf-8")
+        FROM {JOIN} WHERE {where} ORDER BY r.review_id LIMIT $limit""", {**params, "limit": max_rows},
+                  arrow=True)
+    out = io.BytesIO()
+    pa_csv.write_csv(table, out)
+    return out.getvalue()
 
 
 # ---------------------------------------------------------------- training

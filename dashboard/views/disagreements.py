@@ -15,7 +15,7 @@ b.metric("Models disagree on the label", f"{counts['split_decisions']:,}")
 c.metric("Every model contradicts the true label", f"{counts['all_contradict']:,}")
 
 st.subheader("How often two models agree")
-st.altair_chart(charts.agreement(data.agreement(sel.src, sel.corpus, sel.split, sel.models)))
+st.altair_chart(charts.agreement(data.agreement(sel.src, sel.corpus, sel.split, sel.models)), width="content")
 
 st.subheader("Reviews")
 contradict = st.toggle("Only reviews where every model contradicts the label (likely label errors)",

@@ -27,14 +27,12 @@ if board["accuracy"].isna().all():
     else:
         st.info("No metrics for this evaluation set yet: run `python -m jobs.evaluate`.")
 st.dataframe(board, hide_index=True, column_order=[
-    "model", "accuracy", "accuracy_lo", "accuracy_hi", "roc_auc", "roc_auc_lo", "roc_auc_hi", "f1", "ece",
+    "model", "accuracy", "accuracy_ci", "roc_auc", "roc_auc_ci", "f1", "ece",
     "bytes_on_disk", "rows_per_s", "n_params", "n", "kind"], column_config={
     "accuracy": st.column_config.ProgressColumn("accuracy", format="%.3f", min_value=0.0, max_value=1.0),
-    "accuracy_lo": st.column_config.NumberColumn("acc. 95% CI low", format="%.3f"),
-    "accuracy_hi": st.column_config.NumberColumn("acc. 95% CI high", format="%.3f"),
+    "accuracy_ci": st.column_config.TextColumn("accuracy 95% CI"),
     "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),
-    "roc_auc_lo": st.column_config.NumberColumn("AUC CI low", format="%.3f"),
-    "roc_auc_hi": st.column_config.NumberColumn("AUC CI high", format="%.3f"),
+    "roc_auc_ci": st.column_config.TextColumn("ROC-AUC 95% CI"),
     "f1": st.column_config.NumberColumn("F1", format="%.3f"),
     "ece": st.column_config.NumberColumn("ECE", format="%.3f"),
     "bytes_on_disk": st.column_config.NumberColumn("on disk", format="bytes"),

@@ -44,7 +44,8 @@ st.caption(f"Page {page} of {pages:,}. Select a row to read its whole text.")
 if not rows.empty:
     picked = shown.selection.rows[0] if shown.selection.rows else 0
     review = rows.iloc[picked]
-    st.markdown(f"**{review['review_id']}** · label {review['label']} · P(positive) {review['p_positive']:.3f}")
+    st.caption(f"Review {picked + 1} of this page (label, predicted, P(positive)):")
+    st.text(f"{review['review_id']} · {review['label']} · {review['predicted']} · {review['p_positive']:.3f}")
     st.text(review["text"])
 
 st.download_button(

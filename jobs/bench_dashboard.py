@@ -1,0 +1,244 @@
+"""Build a big database from the real IMDB reviews and time every dashboard page's queries.
+
+    python -m jobs.bench_dashboard --rows 1000000 --models 6 --db /tmp/bench/reviews.duckdb
+
+The database: corpus ``imdb``, split ``test``, ``--rows`` reviews resampled (with replacement, by a hash of
+the row number) from the real IMDB reviews in ``--source`` (default: the published view of
+data/reviews.duckdb), each with a distinct review_id (``b0000000``...), and ``--models`` models' predictions
+for every review.
+
+Where the probabilities come from: if the source database holds predictions for the sampled reviews, the
+pool is the reviews that have them and model j starts from real stored model ``j mod k`` (k = stored
+models); otherwise the pool is the imdb test split and the probabilities are a real model's predictions
+(tfidf-lr if trained, else vader) on the pool's unique texts. The first k bench models carry those real
+probabilities as they are; every further model adds its own deterministic noise in logit space (about
+N(0, 0.6), from a hash of review and model), so models disagree realistically. Everything is built with INSERT ... SELECT in DuckDB. The metrics table is filled by
+running jobs.evaluate only with ``--evaluate`` (slow at 1M rows); the leaderboard query runs either way.
+
+Then it publishes the view file and times, for each page, the data.py calls that page makes on first
+view (and on its main interactions), with Streamlit's cache cleared before each page: seconds per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from core import store
+from core.errors import InputError
+from core.paths import default_db
+from jobs.common import log, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jobs.bench_dashboard", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=1_000_000, help="reviews in the bench corpus (default 1,000,000)")
+    p.add_argument("--models", type=int, default=6, help="models scoring every review (default 6)")
+    p.add_argument("--db", type=Path, required=True, help="bench DuckDB file to create (replaced if present)")
+    p.add_argument("--source", type=Path, default=None,
+                   help="database holding the real imdb corpus (default: view of data/reviews.duckdb)")
+    p.add_argument("--reuse", action="store_true", help="time an existing --db without rebuilding it")
+    p.add_argument("--evaluate", action="store_true", help="also run jobs.evaluate on the bench database")
+    p.add_argument("--repeat", type=int, default=1, help="cold runs per page; the table shows the median")
+    return p
+
+
+# ---------------------------------------------------------------- building
+
+
+def build(db: Path, source: Path, rows: int, n_models: int) -> None:
+    for path in (db, store.view_path(db), db.with_name(db.name + ".wal")):
+        path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    with store.connect(db) as con:
+        con.execute(f"ATTACH '{str(source).replace(chr(39), chr(39) * 2)}' AS src (READ_ONLY)")
+        stored = [r[0] for r in con.execute(
+            "SELECT DISTINCT model FROM src.predictions WHERE corpus = 'imdb' ORDER BY model").fetchall()]
+        if stored:
+            con.execute("""
+                CREATE TEMP TABLE pool AS
+                SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, review_id, text, label, n_chars
+                FROM src.reviews r WHERE corpus = 'imdb' AND EXISTS (
+                    SELECT 1 FROM src.predictions p WHERE p.corpus = 'imdb' AND p.review_id = r.review_id)""")
+            con.execute("""CREATE TEMP TABLE pool_p AS
+                SELECT pool.k, p.model, p.p_positive FROM pool JOIN src.predictions p
+                ON p.corpus = 'imdb' AND p.review_id = pool.review_id""")
+            how = f"stored predictions of {', '.join(stored)}"
+        else:
+            con.execute("""
+                CREATE TEMP TABLE pool AS
+                SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, review_id, text, label, n_chars
+                FROM src.reviews WHERE corpus = 'imdb' AND split = 'test'""")
+            stored, how = _predict_pool(con)
+        n_pool = con.execute("SELECT count(*) FROM pool").fetchone()[0]
+        if n_pool == 0:
+            raise InputError(f"{source} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
+        log(f"pool: {n_pool:,} real IMDB reviews; probabilities from {how}")
+
+        names = [stored[j % len(stored)] + ("" if j < len(stored) else f"-v{j}") for j in range(n_models)]
+        con.execute("CREATE TEMP TABLE bench_models AS SELECT unnest($names) AS model, "
+                    "unnest($bases) AS base, unnest(range($n)) AS j",
+                    {"names": names, "bases": [stored[j % len(stored)] for j in range(n_models)], "n": n_models})
+        con.execute("CREATE TEMP TABLE pick AS SELECT i, hash(i, 'bench') % $n AS k FROM range($rows) t(i)",
+                    {"n": n_pool, "rows": rows})
+        store.upsert_corpus(con, "imdb", f"bench: {rows:,} reviews resampled from {source}", {"bench": True})
+        t = time.perf_counter()
+        con.execute("""
+            INSERT INTO reviews
+            SELECT 'imdb', printf('b%07d', pick.i), pool.text, pool.label, 'test', pick.i, pool.n_chars
+            FROM pick JOIN pool USING (k) ORDER BY pick.i""")
+        log(f"reviews: {rows:,} rows in {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        con.execute("""
+            INSERT INTO predictions
+            SELECT 'imdb', printf('b%07d', pick.i), m.model, q.p,
+                   CASE WHEN q.p >= 0.5 THEN 'positive' ELSE 'negative' END, 'bench'
+            FROM pick CROSS JOIN bench_models m
+            JOIN pool_p ON pool_p.k = pick.k AND pool_p.model = m.base,
+            LATERAL (SELECT CASE WHEN m.j < $k THEN pool_p.p_positive ELSE  -- a stored model as is
+                1 / (1 + exp(-(ln(c / (1 - c)) + 1.2 * ((hash(pick.i, m.j, 1) % 10000 + hash(pick.i, m.j, 2)
+                     % 10000 + hash(pick.i, m.j, 3) % 10000) / 10000.0 - 1.5))))  -- logit + ~N(0, 0.6)
+                END AS p FROM (SELECT greatest(least(pool_p.p_positive, 1 - 1e-6), 1e-6) AS c)) q
+            ORDER BY pick.i, m.model""", {"k": len(stored)})
+        log(f"predictions: {rows * n_models:,} rows in {time.perf_counter() - t:.1f} s")
+        for table in ("models", "training_log"):
+            con.execute(f"INSERT INTO {table} SELECT * FROM src.{table} ON CONFLICT DO NOTHING")
+        con.execute("""INSERT INTO model_speed (model, corpus, rows, seconds, rows_per_s, peak_rss_mb)
+            SELECT m.model, 'imdb', s.rows, s.seconds, s.rows_per_s, s.peak_rss_mb FROM bench_models m
+            JOIN (SELECT model, arg_max(COLUMNS(['rows', 'seconds', 'rows_per_s', 'peak_rss_mb']), measured_at)
+                  FROM src.model_speed GROUP BY model) s ON s.model = m.base""")
+        con.execute("DETACH src")
+    store.publish(db)
+    log(f"built and published {db} ({db.stat().st_size / 2**20:,.0f} MiB) in {time.perf_counter() - t0:.0f} s")
+
+
+def _predict_pool(con) -> tuple[list[str], str]:
+    """No stored predictions: score the pool's unique texts with a real model."""
+    from core.models import available_models, load_model
+
+    name = "tfidf-lr" if "tfidf-lr" in available_models() else "vader"
+    pool = con.execute("SELECT k, text FROM pool ORDER BY k").df()
+    t = time.perf_counter()
+    p = load_model(name).predict_proba(pool["text"].tolist())
+    log(f"scored {len(pool):,} unique texts with {name} in {time.perf_counter() - t:.0f} s")
+    frame = pool[["k"]].assign(model=name, p_positive=p)
+    con.register("_pool_p", frame)
+    con.execute("CREATE TEMP TABLE pool_p AS SELECT * FROM _pool_p")
+    con.unregister("_pool_p")
+    return [name], f"{name} predictions on the unique texts"
+
+
+# ---------------------------------------------------------------- timing
+
+
+def page_calls(data, src) -> dict[str, list]:
+    """What each page queries on first view (and on its main interactions), in the default selection."""
+    corpus = data.corpora(src)["corpus"].iloc[0]
+    split = data.splits(src, corpus)[0]
+    models = tuple(data.models(src, corpus))
+    first = models[0]
+    scope = (src, corpus, split, models)
+    base = data.ReviewFilter(corpus, split, first)
+    return {
+        "sidebar (every page)": [lambda: data.summary(src), lambda: data.corpora(src),
+                                 lambda: data.splits(src, corpus), lambda: data.models(src, corpus)],
+        "1 Overview": [lambda: data.corpora(src), lambda: data.rejects(src, corpus),
+                       lambda: data.leaderboard(*scope), lambda: data.labelled_count(src, corpus, split)],
+        "2 Distributions": [lambda: data.shares(*scope, "none"), lambda: data.histogram(*scope, "none")],
+        "2 Distributions, by label": [lambda: data.shares(*scope, "label"),
+                                      lambda: data.histogram(*scope, "label")],
+        "2 Distributions, by length": [lambda: data.shares(*scope, "length"),
+                                       lambda: data.histogram(*scope, "length")],
+        "3 Confusion matrices": [lambda: data.labelled_count(src, corpus, split), lambda: data.confusion(*scope),
+                                 lambda: data.cell_reviews(src, corpus, split, first, "fp")],
+        "3 Confusion, another cell": [lambda: data.cell_reviews(src, corpus, split, first, "tn")],
+        "4 ROC and PR": [lambda: data.labelled_count(src, corpus, split), lambda: data.confusion(*scope, 0.5),
+                         lambda: data.roc_pr(*scope), lambda: data.aucs(*scope),
+                         lambda: data.calibration(*scope)],
+        "4 ROC, slider moved": [lambda: data.confusion(*scope, 0.73)],
+        "5 Disagreements": [lambda: data.disagreement_counts(*scope), lambda: data.agreement(*scope),
+                            lambda: data.disagreements(*scope, False)],
+        "5 Disagreements, contradict": [lambda: data.disagreements(*scope, True)],
+        "6 Reviews": [lambda: data.length_range(src, corpus), lambda: data.review_count(src, base),
+                      lambda: data.review_page(src, base, 50, 0)],
+        "6 Reviews, filters + search": [
+            lambda: data.review_count(src, base._replace(predicted="negative", label="positive", correct=False,
+                                                         search="wonderful")),
+            lambda: data.review_page(src, base._replace(predicted="negative", label="positive", correct=False,
+                                                        search="wonderful"), 50, 0)],
+        "6 Reviews, page 1000": [lambda: data.review_page(src, base, 50, 50 * 999)],
+        "6 Reviews, CSV (100k rows, on click)": [lambda: data.review_csv(src, base)],
+        "8 Training": [lambda: data.training_log(src), lambda: data.trained_models(src)],
+    }
+
+
+def time_pages(data, repeat: int) -> list[tuple[str, float]]:
+    src = data.source()
+    results = []
+    for name, calls in page_calls(data, src).items():
+        runs = []
+        for _ in range(repeat):
+            data.clear_caches()
+            t = time.perf_counter()
+            for call in calls:
+                call()
+            runs.append(time.perf_counter() - t)
+        runs.sort()
+        results.append((name, runs[len(runs) // 2]))
+    return results
+
+
+def time_try_it() -> tuple[float, float]:
+    """Try it queries no database: load every model (once, then cached) and score one text."""
+    from core.models import available_models, load_model
+
+    t = time.perf_counter()
+    loaded = [load_model(n) for n in available_models()]
+    load = time.perf_counter() - t
+    t = time.perf_counter()
+    for m in loaded:
+        m.predict_proba(["The plot was thin, but the acting was wonderful."])
+    return load, time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.reuse:
+        source = args.source or store.view_path(default_db())
+        if not source.exists():
+            source = default_db()
+        if not source.exists():
+            raise InputError(f"no source database at {source}: run `make pipeline` first")
+        build(args.db, source, args.rows, args.models)
+    os.environ["SENTIMENT_DB"] = str(args.db)
+    if args.evaluate:
+        from jobs import evaluate
+
+        t = time.perf_counter()
+        evaluate.main(["--db", str(args.db)])
+        log(f"jobs.evaluate: {time.perf_counter() - t:.0f} s")
+
+    import streamlit.logger
+
+    from dashboard import data
+
+    streamlit.logger.set_log_level("error")  # "no runtime found" warnings: caching works without one
+
+    summary = data.summary(data.source())
+    print(f"\n{summary['reviews']:,} reviews, {summary['predictions']:,} predictions; cold queries "
+          f"(cache cleared), median of {args.repeat}, on {os.cpu_count()} CPU cores\n")
+    print(f"{'page':<40}{'seconds':>9}")
+    print("-" * 49)
+    for name, seconds in time_pages(data, args.repeat):
+        print(f"{name:<40}{seconds:>9.3f}")
+    load, predict = time_try_it()
+    print(f"{'7 Try it (load models, first time)':<40}{load:>9.3f}")
+    print(f"{'7 Try it (score one text, all models)':<40}{predict:>9.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
