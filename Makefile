@@ -7,7 +7,7 @@ DB ?= data/reviews.duckdb
 QUICK_MODELS := tfidf-lr
 PORT ?= 8501
 
-.PHONY: setup demo pipeline test test-slow bench lint dashboard
+.PHONY: setup demo pipeline test test-slow bench lint dashboard browser
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,12 @@ demo: pipeline dashboard
 dashboard: setup
 	SENTIMENT_DB=$(DB) $(VENV)/bin/streamlit run dashboard/Home.py --server.headless true --server.port $(PORT)
 
-test: setup
+# the real-browser test (tests/test_browser.py) drives Debian's chromium through playwright
+browser:
+	(test -x /usr/bin/chromium && dpkg -s fonts-noto-color-emoji >/dev/null 2>&1) || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-color-emoji)
+
+test: setup browser
 	$(PY) -m pytest
 
 test-slow: setup
