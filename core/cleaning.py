@@ -5,16 +5,24 @@ from __future__ import annotations
 import html
 import re
 
-_TAG = re.compile(r"<[^>]{0,200}>")
+# Formatting tags only (IMDB is full of <br />). Other tag-like text, such as <img onerror=...> or <script>,
+# is what the reviewer typed: it is kept, stored and later shown literally, never rendered.
+_TAG = re.compile(
+    r"</?(?:br|p|i|b|u|em|strong|hr|div|span|font|a|small|big|center|blockquote|h[1-6]|ul|ol|li)"
+    r"(?:\s[^<>]{0,200})?\s*/?>",
+    re.IGNORECASE,
+)
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 
 
 def clean_text(text: str) -> str:
-    """Strip HTML tags (``<br />``), decode entities, drop URLs, collapse whitespace.
+    """Strip formatting tags (``<br />``), decode entities, drop URLs, collapse whitespace.
 
-    >>> clean_text("Great film!<br /><br />See http://x.y/z &amp; enjoy")
+    >>> clean_text("Great film!<br /><br />See http://x.y/z &amp; <i>enjoy</i>")
     'Great film! See & enjoy'
+    >>> clean_text("<img src=x onerror=alert(1)> <3")
+    '<img src=x onerror=alert(1)> <3'
     """
     text = _TAG.sub(" ", text)
     text = html.unescape(text)

@@ -6,7 +6,9 @@ the rows that can be scored and the rows that cannot (with the reason), so memor
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import subprocess
 import sys
 import zipfile
@@ -126,11 +128,12 @@ def _check_columns(path: Path, found: list[str], cols: Columns) -> None:
 def _open_csv(path: Path, cols: Columns, bad_lines: list) -> tuple[pacsv.CSVStreamingReader, object]:
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (no header row)")
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
     try:
-        with open(path, "rb") as f:
-            header = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
-    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read a CSV header: {e}") from e
+        header = next(csv.reader(io.StringIO(head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r"))))
+    except (UnicodeDecodeError, IndexError, StopIteration, csv.Error) as e:
+        raise InputError(f"{path}: cannot read a CSV header row: {e}") from e
     _check_columns(path, header, cols)
 
     def on_bad_line(row) -> str:
@@ -138,7 +141,7 @@ def _open_csv(path: Path, cols: Columns, bad_lines: list) -> tuple[pacsv.CSVStre
         return "skip"
 
     wanted = [c for c in (cols.id, cols.text, cols.label) if c]
-    handle = open(path, "rb")
+    handle = open(path, "rb")  # noqa: SIM115 - closed by _batches when the stream ends
     reader = pacsv.open_csv(
         handle,
         read_options=pacsv.ReadOptions(block_size=4 << 20, use_threads=False),
@@ -204,8 +207,8 @@ def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000) -> Iterator
         nonlocal reviews, rejects
         for b in bad_lines:
             line = f"line {b.number}" if b.number is not None and b.number >= 0 else f"unparseable row {row}"
-            rejects.append((line, None, f"unparseable: expected {b.expected_columns} fields, "
-                            f"found {b.actual_columns}", (b.text or "")[:200]))
+            reason = f"unparseable: expected {b.expected_columns} fields, found {b.actual_columns}"
+            rejects.append((line, None, reason, (b.text or "")[:200]))
         bad_lines.clear()
         chunk = Chunk(
             pd.DataFrame(reviews, columns=["review_id", "text", "label", "source_row"]).astype(
@@ -248,7 +251,7 @@ def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000) -> Iterator
                     str(raw_text)[:200] if raw_text is not None else None
                 rejects.append((location, review_id, reason, excerpt))
             row += 1
-        if len(reviews) + len(rejects) >= chunk_rows:
-            yield flush(fraction)
+            if len(reviews) + len(rejects) >= chunk_rows:
+                yield flush(fraction)
     if reviews or rejects or bad_lines:
         yield flush(1.0)

@@ -73,7 +73,9 @@ def bootstrap_ci(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 0)
         acc.append(accuracy_score(y, pred, sample_weight=w))
         if _both_classes(y[w > 0]):
             auc.append(roc_auc_score(y, p, sample_weight=w))
-    lo_hi = lambda v: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if v else (None, None)  # noqa: E731
+    def lo_hi(values: list[float]) -> tuple[float | None, float | None]:
+        return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values else (None, None)
+
     (acc_lo, acc_hi), (auc_lo, auc_hi) = lo_hi(acc), lo_hi(auc)
     return {"accuracy_lo": acc_lo, "accuracy_hi": acc_hi, "roc_auc_lo": auc_lo, "roc_auc_hi": auc_hi}
 
