@@ -23,8 +23,16 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from core.models import write_manifest
-from core.models.text_batching import (Ticker, clip_chars, head_tail, length_batches, pad_batch, pick_device,
-                                       setup_torch, subset)
+from core.models.text_batching import (
+    Ticker,
+    clip_chars,
+    head_tail,
+    length_batches,
+    pad_batch,
+    pick_device,
+    setup_torch,
+    subset,
+)
 
 KIND = "lstm"
 PAD, UNK = 0, 1
