@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +29,7 @@ from core.paths import default_db
 
 CACHE = {"show_spinner": False, "max_entries": 512, "ttl": 3600}
 CSV_MAX_ROWS = 100_000
+TEXT_ROWS = 50  # reviews listed with their text at once (cell lists, disagreements, a page)
 
 
 class Source(NamedTuple):
@@ -142,15 +144,44 @@ def query(src: Source, sql: str, params: dict | None = None, arrow: bool = False
         cur.close()
 
 
-# Shared WHERE clause: one corpus, one split ('all' = reviews without a split), the chosen models.
-SCOPE = ("p.corpus = $corpus AND coalesce(r.split, 'all') = $split "
-         "AND list_contains($models, p.model)")
-JOIN = "predictions p JOIN reviews r ON r.corpus = p.corpus AND r.review_id = p.review_id"
+# Predictions of one corpus joined to the reviews of one split ('all' = reviews without a split). The
+# reviews side is filtered first and carries only the small columns (never the text): at 1M reviews x 6
+# models this join is the dominant cost of most pages, so pages share a cached aggregate ("cube") of it.
+JOIN = ("predictions p JOIN (SELECT review_id, label, n_chars FROM reviews "
+        "WHERE corpus = $corpus AND coalesce(split, 'all') = $split) r USING (review_id)")
+SCOPE = "p.corpus = $corpus AND list_contains($models, p.model)"
 BINARY = "r.label IN ('positive', 'negative')"
+BINS = 1000  # resolution of the cube: P(positive) in 1/1000 steps
 
 
-def _scope(sel_corpus: str, split: str, models: tuple[str, ...] | list[str]) -> dict:
-    return {"corpus": sel_corpus, "split": split, "models": list(models)}
+def _scope(corpus: str, split: str, models: tuple[str, ...] | list[str]) -> dict:
+    return {"corpus": corpus, "split": split, "models": list(models)}
+
+
+def _texts(src: Source, corpus: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the text column to a small frame of review_ids (at most TEXT_ROWS: only the rows shown).
+
+    One equality lookup per id, UNION ALL'ed: each is a selective scan that decompresses the text of one
+    vector, where an IN-list or semi-join reads the text of every row group (0.35 s vs 0.9 s for 50
+    scattered ids at 1M reviews)."""
+    if frame.empty:
+        return frame.assign(text=pd.Series(dtype=object))
+    ids = frame["review_id"].tolist()[:TEXT_ROWS]
+    sql = " UNION ALL ".join(
+        f"SELECT review_id, text FROM reviews WHERE corpus = $corpus AND review_id = $id{i}" for i in range(len(ids)))
+    texts = query(src, sql, {"corpus": corpus, **{f"id{i}": v for i, v in enumerate(ids)}})
+    return frame.merge(texts.drop_duplicates("review_id"), on="review_id", how="left")
+
+
+def _local(sql: str, params: dict | None = None, **frames: pd.DataFrame) -> pd.DataFrame:
+    """Run SQL in a private in-memory DuckDB over small, already aggregated frames (e.g. the cube)."""
+    con = duckdb.connect()
+    try:
+        for name, frame in frames.items():
+            con.register(name, frame)
+        return con.execute(sql, params or {}).df()
+    finally:
+        con.close()
 
 
 # ---------------------------------------------------------------- sidebar and overview
@@ -182,14 +213,14 @@ def corpora(src: Source) -> pd.DataFrame:
 
 @st.cache_data(**CACHE)
 def splits(src: Source, corpus: str) -> list[str]:
-    """Splits of ``corpus`` that have predictions ('all' = no split), test first."""
-    df = query(src, """
-        SELECT DISTINCT coalesce(r.split, 'all') AS split FROM reviews r
-        WHERE r.corpus = $corpus
-          AND EXISTS (SELECT 1 FROM predictions p WHERE p.corpus = r.corpus AND p.review_id = r.review_id)
+    """Splits of ``corpus`` that have predictions ('all' = no split), test first. One early-exit probe per
+    split (a corpus has a handful), far cheaper than a full semi-join at millions of predictions."""
+    candidates = query(src, """
+        SELECT DISTINCT coalesce(split, 'all') AS split FROM reviews WHERE corpus = $corpus
         ORDER BY CASE split WHEN 'test' THEN 0 WHEN 'validation' THEN 1 WHEN 'all' THEN 2 ELSE 3 END, split""",
-               {"corpus": corpus})
-    return df["split"].tolist()
+                       {"corpus": corpus})["split"].tolist()
+    return [s for s in candidates if not query(src, f"SELECT 1 AS hit FROM {JOIN} WHERE p.corpus = $corpus LIMIT 1",
+                                               {"corpus": corpus, "split": s}).empty]
 
 
 @st.cache_data(**CACHE)
@@ -201,8 +232,8 @@ def models(src: Source, corpus: str) -> list[str]:
 @st.cache_data(**CACHE)
 def labelled_count(src: Source, corpus: str, split: str) -> int:
     """Reviews with a positive/negative label in this corpus and split (0: label pages show a note)."""
-    return int(query(src, f"SELECT count(*) AS n FROM reviews r WHERE r.corpus = $corpus "
-                          f"AND coalesce(r.split, 'all') = $split AND {BINARY}",
+    return int(query(src, "SELECT count(*) AS n FROM reviews WHERE corpus = $corpus "
+                          "AND coalesce(split, 'all') = $split AND label IN ('positive', 'negative')",
                      {"corpus": corpus, "split": split})["n"].iloc[0])
 
 
@@ -231,35 +262,108 @@ def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...]) -
         ORDER BY m.accuracy DESC NULLS LAST, c.model""", _scope(corpus, split, models))
 
 
-# ---------------------------------------------------------------- distributions
+# ---------------------------------------------------------------- the cube: one pass, many charts
 
-GROUPS = {  # how the Distributions page splits the reviews; fixed SQL, never user text
-    "none": "'all reviews'",
-    "label": "coalesce(r.label, '(no label)')",
-    "length": ("CASE WHEN r.n_chars < 500 THEN '1: < 500 chars' WHEN r.n_chars < 1000 THEN '2: 500-999' "
-               "WHEN r.n_chars < 2000 THEN '3: 1000-1999' ELSE '4: 2000+' END"),
-}
+
+@st.cache_data(**CACHE)
+def cube(src: Source, corpus: str, split: str) -> pd.DataFrame:
+    """Counts of every model's predictions by true label, length bucket and P(positive) bin (1/1000),
+    with the sum of P per cell: at most models x 3 x 4 x 1000 rows. Distributions, ROC/PR curves and
+    calibration are aggregated (in DuckDB) from this, so the big join runs once per corpus and split.
+    Grouping on small integer codes (model index, label, bucket, bin) keeps the 6M-row aggregate cheap."""
+    names = models(src, corpus)
+    return query(src, f"""
+        WITH idx AS (SELECT unnest($names) AS model, (generate_subscripts($names, 1) - 1)::UTINYINT AS i),
+        r AS (SELECT review_id,
+                     CASE label WHEN 'negative' THEN 0 WHEN 'positive' THEN 1 ELSE 2 END::UTINYINT AS lc,
+                     CASE WHEN n_chars < 500 THEN 0 WHEN n_chars < 1000 THEN 1 WHEN n_chars < 2000 THEN 2
+                          ELSE 3 END::UTINYINT AS lb
+              FROM reviews WHERE corpus = $corpus AND coalesce(split, 'all') = $split),
+        c AS (SELECT idx.i, r.lc, r.lb, least(floor(p.p_positive * {BINS}), {BINS - 1})::USMALLINT AS bin,
+                     count(*) AS n, sum(p.p_positive) AS sum_p
+              FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
+              WHERE p.corpus = $corpus GROUP BY ALL)
+        SELECT idx.model, ['negative', 'positive', NULL][c.lc + 1] AS label,
+               ['1: < 500 chars', '2: 500-999', '3: 1000-1999', '4: 2000+'][c.lb + 1] AS length,
+               c.bin::INTEGER AS bin, c.n, c.sum_p
+        FROM c JOIN idx USING (i)""", {"corpus": corpus, "split": split, "names": names})
+
+
+GROUPS = {"none": "'all reviews'", "label": "coalesce(label, '(no label)')", "length": "length"}
 
 
 @st.cache_data(**CACHE)
 def shares(src: Source, corpus: str, split: str, models: tuple[str, ...], by: str = "none") -> pd.DataFrame:
-    """model, group, predicted, n, share (within model and group)."""
-    return query(src, f"""
-        SELECT p.model, {GROUPS[by]} AS "group", p.predicted, count(*) AS n,
-               count(*) / sum(count(*)) OVER (PARTITION BY p.model, {GROUPS[by]}) AS share
-        FROM {JOIN} WHERE {SCOPE} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""", _scope(corpus, split, models))
+    """model, group, predicted (P >= 0.5), n, share (within model and group)."""
+    return _local(f"""
+        SELECT model, {GROUPS[by]} AS "group",
+               CASE WHEN bin >= {BINS // 2} THEN 'positive' ELSE 'negative' END AS predicted, sum(n) AS n,
+               sum(n) / sum(sum(n)) OVER (PARTITION BY model, {GROUPS[by]}) AS share
+        FROM cube WHERE list_contains($models, model) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+                  {"models": list(models)}, cube=cube(src, corpus, split))
 
 
 @st.cache_data(**CACHE)
 def histogram(src: Source, corpus: str, split: str, models: tuple[str, ...], by: str = "none",
               bins: int = 20) -> pd.DataFrame:
     """model, group, bin_start, bin_end, n, share (of the model's reviews in that group)."""
-    return query(src, f"""
-        SELECT p.model, {GROUPS[by]} AS "group",
-               least(floor(p.p_positive * $bins), $bins - 1) / $bins AS bin_start,
-               bin_start + 1 / $bins AS bin_end, count(*) AS n,
-               count(*) / sum(count(*)) OVER (PARTITION BY p.model, {GROUPS[by]}) AS share
-        FROM {JOIN} WHERE {SCOPE} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""", {**_scope(corpus, split, models), "bins": bins})
+    return _local(f"""
+        SELECT model, {GROUPS[by]} AS "group", (bin * $bins // {BINS}) / $bins AS bin_start,
+               bin_start + 1 / $bins AS bin_end, sum(n) AS n,
+               sum(n) / sum(sum(n)) OVER (PARTITION BY model, {GROUPS[by]}) AS share
+        FROM cube WHERE list_contains($models, model) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+                  {"models": list(models), "bins": bins}, cube=cube(src, corpus, split))
+
+
+@st.cache_data(**CACHE)
+def roc_pr(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
+    """ROC and PR points per model at every 1/1000 threshold with reviews in it (plus the (0, 0) start
+    of each ROC curve); threshold = predict positive when P >= threshold."""
+    return _local(_ROC_SQL + """
+        UNION ALL SELECT DISTINCT model, 1.0, 0.0, 0.0, 0.0, NULL FROM cube
+        WHERE list_contains($models, model) AND label IS NOT NULL
+        ORDER BY model, threshold DESC""", {"models": list(models)}, cube=cube(src, corpus, split))
+
+
+_ROC_SQL = f"""
+    WITH b AS (SELECT model, bin, sum(n) FILTER (WHERE label = 'positive') AS pos,
+                      sum(n) FILTER (WHERE label = 'negative') AS neg
+               FROM cube WHERE list_contains($models, model) AND label IS NOT NULL GROUP BY ALL)
+    SELECT model, bin / {BINS} AS threshold,
+           sum(neg) OVER w / sum(neg) OVER (PARTITION BY model) AS fpr,
+           sum(pos) OVER w / sum(pos) OVER (PARTITION BY model) AS tpr,
+           sum(pos) OVER w / sum(pos) OVER (PARTITION BY model) AS recall,
+           sum(pos) OVER w / (sum(pos) OVER w + sum(neg) OVER w) AS precision
+    FROM b WINDOW w AS (PARTITION BY model ORDER BY bin DESC)"""
+
+
+@st.cache_data(**CACHE)
+def aucs(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
+    """model, roc_auc, pr_auc: from the metrics table when evaluated, else from the 1/1000-binned curves."""
+    binned = _local(f"""
+        WITH pts AS ({_ROC_SQL})
+        SELECT model, sum((fpr - prev_fpr) * (tpr + prev_tpr) / 2) AS roc_auc,
+               sum((recall - prev_recall) * precision) AS pr_auc
+        FROM (SELECT *, lag(fpr, 1, 0) OVER w AS prev_fpr, lag(tpr, 1, 0) OVER w AS prev_tpr,
+                     lag(recall, 1, 0) OVER w AS prev_recall
+              FROM pts WINDOW w AS (PARTITION BY model ORDER BY threshold DESC))
+        GROUP BY model ORDER BY model""", {"models": list(models)}, cube=cube(src, corpus, split))
+    stored = query(src, "SELECT model, roc_auc, pr_auc FROM metrics WHERE corpus = $corpus AND split = $split "
+                        "AND list_contains($models, model)", _scope(corpus, split, models))
+    return _local("SELECT b.model, coalesce(s.roc_auc, b.roc_auc) AS roc_auc, "
+                  "coalesce(s.pr_auc, b.pr_auc) AS pr_auc FROM binned b LEFT JOIN stored s USING (model) "
+                  "ORDER BY b.model", binned=binned, stored=stored)
+
+
+@st.cache_data(**CACHE)
+def calibration(src: Source, corpus: str, split: str, models: tuple[str, ...], bins: int = 10
+                ) -> pd.DataFrame:
+    """model, bin, mean predicted P(positive), observed share of positives, n (labelled reviews)."""
+    return _local(f"""
+        SELECT model, bin * $bins // {BINS} AS bin, sum(sum_p) / sum(n) AS mean_p,
+               sum(n) FILTER (WHERE label = 'positive') / sum(n) AS observed, sum(n) AS n
+        FROM cube WHERE list_contains($models, model) AND label IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2""",
+                  {"models": list(models), "bins": bins}, cube=cube(src, corpus, split))
 
 
 # ---------------------------------------------------------------- confusion matrices and thresholds
@@ -268,7 +372,8 @@ def histogram(src: Source, corpus: str, split: str, models: tuple[str, ...], by:
 @st.cache_data(**CACHE)
 def confusion(src: Source, corpus: str, split: str, models: tuple[str, ...], threshold: float = 0.5
               ) -> pd.DataFrame:
-    """Per model at ``threshold``: tn, fp, fn, tp, accuracy, precision, recall, f1 (binary labels only)."""
+    """Per model at exactly ``threshold`` (a query of its own, not binned): tn, fp, fn, tp, accuracy,
+    precision, recall, f1 over the binary-labelled reviews."""
     return query(src, f"""
         WITH c AS (
             SELECT p.model,
@@ -290,164 +395,133 @@ CELLS = {  # cell -> (true label, predicted positive?)
 
 @st.cache_data(**CACHE)
 def cell_reviews(src: Source, corpus: str, split: str, model: str, cell: str, threshold: float = 0.5,
-                 limit: int = 200) -> pd.DataFrame:
+                 limit: int = TEXT_ROWS) -> pd.DataFrame:
     """Reviews in one confusion-matrix cell, the most confident first."""
     label, positive = CELLS[cell]
-    return query(src, f"""
-        SELECT r.review_id, r.label, p.p_positive, r.n_chars, r.text
-        FROM {JOIN} WHERE {SCOPE} AND r.label = $label AND (p.p_positive >= $t) = $positive
-        ORDER BY abs(p.p_positive - 0.5) DESC, r.review_id LIMIT $limit""",
-                 {**_scope(corpus, split, [model]), "label": label, "positive": positive, "t": threshold,
-                  "limit": limit})
-
-
-# ---------------------------------------------------------------- ROC, precision-recall, calibration
-
-
-_ROC_SQL = f"""
-    WITH b AS (
-        SELECT p.model, least(floor(p.p_positive * $bins), $bins - 1) AS b,
-               count(*) FILTER (WHERE r.label = 'positive') AS pos,
-               count(*) FILTER (WHERE r.label = 'negative') AS neg
-        FROM {JOIN} WHERE {SCOPE} AND {BINARY} GROUP BY ALL)
-    SELECT model, b / $bins AS threshold,
-           sum(neg) OVER w / sum(neg) OVER (PARTITION BY model) AS fpr,
-           sum(pos) OVER w / sum(pos) OVER (PARTITION BY model) AS tpr,
-           sum(pos) OVER w / sum(pos) OVER (PARTITION BY model) AS recall,
-           sum(pos) OVER w / (sum(pos) OVER w + sum(neg) OVER w) AS precision
-    FROM b WINDOW w AS (PARTITION BY model ORDER BY b DESC)"""
-
-
-@st.cache_data(**CACHE)
-def roc_pr(src: Source, corpus: str, split: str, models: tuple[str, ...], bins: int = 1000
-           ) -> pd.DataFrame:
-    """ROC and PR points per model, probabilities binned at 1/bins (one point per non-empty bin),
-    plus the (0, 0) start of each ROC curve; threshold = predict positive when P >= threshold."""
-    return query(src, f"""
-        SELECT * FROM ({_ROC_SQL})
-        UNION ALL
-        SELECT DISTINCT p.model, 1.0, 0.0, 0.0, 0.0, NULL FROM {JOIN} WHERE {SCOPE} AND {BINARY}
-        ORDER BY model, threshold DESC""", {**_scope(corpus, split, models), "bins": bins})
-
-
-@st.cache_data(**CACHE)
-def aucs(src: Source, corpus: str, split: str, models: tuple[str, ...], bins: int = 1000) -> pd.DataFrame:
-    """model, roc_auc, pr_auc: from the metrics table when evaluated, else from the binned curves."""
-    return query(src, f"""
-        WITH pts AS ({_ROC_SQL}),
-        est AS (
-            SELECT model,
-                   sum((fpr - prev_fpr) * (tpr + prev_tpr) / 2) AS roc_auc,
-                   sum((recall - prev_recall) * precision) FILTER (WHERE precision IS NOT NULL) AS pr_auc
-            FROM (SELECT *, lag(fpr, 1, 0) OVER w AS prev_fpr, lag(tpr, 1, 0) OVER w AS prev_tpr,
-                         lag(recall, 1, 0) OVER w AS prev_recall
-                  FROM pts WINDOW w AS (PARTITION BY model ORDER BY threshold DESC))
-            GROUP BY model)
-        SELECT e.model, coalesce(m.roc_auc, e.roc_auc) AS roc_auc, coalesce(m.pr_auc, e.pr_auc) AS pr_auc
-        FROM est e LEFT JOIN metrics m ON m.model = e.model AND m.corpus = $corpus AND m.split = $split
-        ORDER BY e.model""", {**_scope(corpus, split, models), "bins": bins})
-
-
-
-
-
-@st.cache_data(**CACHE)
-def calibration(src: Source, corpus: str, split: str, models: tuple[str, ...], bins: int = 10
-                ) -> pd.DataFrame:
-    """model, bin, mean predicted P(positive), observed share of positives, n."""
-    return query(src, f"""
-        SELECT p.model, least(floor(p.p_positive * $bins), $bins - 1) AS bin,
-               avg(p.p_positive) AS mean_p, avg((r.label = 'positive')::DOUBLE) AS observed, count(*) AS n
-        FROM {JOIN} WHERE {SCOPE} AND {BINARY} GROUP BY ALL ORDER BY ALL""",
-                 {**_scope(corpus, split, models), "bins": bins})
+    rows = query(src, f"""
+        SELECT p.review_id, r.label, p.p_positive, r.n_chars
+        FROM {JOIN} WHERE p.corpus = $corpus AND p.model = $model AND r.label = $label
+                    AND (p.p_positive >= $t) = $positive
+        ORDER BY abs(p.p_positive - 0.5) DESC, p.review_id LIMIT $limit""",
+                 {"corpus": corpus, "split": split, "model": model, "label": label, "positive": positive,
+                  "t": threshold, "limit": limit})
+    return _texts(src, corpus, rows)
 
 
 # ---------------------------------------------------------------- disagreements
 
-_PER_REVIEW = f"""
-    SELECT p.review_id, max(p.p_positive) - min(p.p_positive) AS spread, avg(p.p_positive) AS mean_p,
-           any_value(r.label) AS label,
-           min(p.predicted) <> max(p.predicted) AS split_decision,
-           bool_and(r.label IN ('positive', 'negative') AND p.predicted <> r.label) AS all_contradict
-    FROM {JOIN} WHERE {SCOPE} GROUP BY p.review_id HAVING count(*) = len($models)"""
+# One row per review scored by every chosen model: spread of P, mean P and a bitmask of which models predict positive (bit i = i-th model). Aggregated before the
+# join, so the join with reviews sees one row per review.
+_PER_REVIEW = """
+    WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
+    per AS (
+        SELECT p.review_id, max(p.p_positive) - min(p.p_positive) AS spread, avg(p.p_positive) AS mean_p,
+               sum(CASE WHEN p.predicted = 'positive' THEN 1::BIGINT << idx.i ELSE 0 END)::BIGINT AS mask
+        FROM predictions p JOIN idx USING (model) WHERE p.corpus = $corpus
+        GROUP BY p.review_id HAVING count(*) = len($models)),
+    rp AS (
+        SELECT per.*, r.label,
+               coalesce(r.label = 'positive' AND mask = 0
+                        OR r.label = 'negative' AND mask = (1::BIGINT << len($models)) - 1, false) AS all_contradict
+        FROM per JOIN (SELECT review_id, label FROM reviews
+                       WHERE corpus = $corpus AND coalesce(split, 'all') = $split) r USING (review_id))"""
+
+
+@st.cache_data(**CACHE)
+def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, ...], contradict: bool,
+                       limit: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One pass over the per-review aggregate: (top reviews, counts by bitmask/label)."""
+    order = "abs(mean_p - (label = 'positive')::DOUBLE) DESC" if contradict else "spread DESC"
+    both = query(src, f"""{_PER_REVIEW}
+        (SELECT 'top' AS part, review_id, spread, label, NULL::BIGINT AS mask, NULL::BOOLEAN AS all_contradict,
+                NULL::BIGINT AS n
+         FROM rp WHERE NOT $contradict OR all_contradict ORDER BY {order}, review_id LIMIT $limit)
+        UNION ALL
+        SELECT 'mask', NULL, NULL, label, mask, all_contradict, count(*) FROM rp GROUP BY ALL""",
+                 {**_scope(corpus, split, models), "contradict": contradict, "limit": limit})
+    top = both[both["part"] == "top"].reset_index(drop=True)
+    masks = both.loc[both["part"] == "mask", ["mask", "label", "all_contradict", "n"]].reset_index(drop=True)
+    return top, masks
 
 
 @st.cache_data(**CACHE)
 def disagreements(src: Source, corpus: str, split: str, models: tuple[str, ...], contradict: bool = False,
-                  limit: int = 100) -> pd.DataFrame:
+                  limit: int = TEXT_ROWS) -> pd.DataFrame:
     """Reviews scored by every chosen model, ranked by max - min P(positive) (or, with ``contradict``,
-    only those every model gets wrong, ranked by how confidently): one row per review and model."""
-    order = "abs(mean_p - (label = 'positive')::DOUBLE) DESC" if contradict else "spread DESC"
-    return query(src, f"""
-        WITH top AS (
-            SELECT *, row_number() OVER (ORDER BY {order}, review_id) AS rank
-            FROM ({_PER_REVIEW}) WHERE NOT $contradict OR all_contradict
-            ORDER BY rank LIMIT $limit)
-        SELECT t.rank, t.review_id, t.spread, t.label, p.model, p.p_positive, r.text
-        FROM top t JOIN predictions p ON p.corpus = $corpus AND p.review_id = t.review_id
-                   JOIN reviews r ON r.corpus = $corpus AND r.review_id = t.review_id
-        WHERE list_contains($models, p.model)
-        ORDER BY t.rank, p.model""",
-                 {**_scope(corpus, split, models), "contradict": contradict, "limit": limit})
+    only those every model gets wrong, ranked by how confidently): review_id, spread, label, one column
+    of P(positive) per model, text."""
+    top, _ = _disagreement_pass(src, corpus, split, models, contradict, limit)
+    long = query(src, "SELECT review_id, model, p_positive FROM predictions WHERE corpus = $corpus "
+                      "AND list_contains($models, model) AND list_contains($ids, review_id)",
+                 {"corpus": corpus, "models": list(models), "ids": top["review_id"].tolist()})
+    wide = long.pivot(index="review_id", columns="model", values="p_positive")  # <= 50 x models: a reshape
+    table = top[["review_id", "spread", "label"]].merge(wide, left_on="review_id", right_index=True, how="left")
+    return _texts(src, corpus, table.reindex(columns=["review_id", "spread", "label", *models]))
+
+
+def _masks(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
+    return _disagreement_pass(src, corpus, split, models, False, TEXT_ROWS)[1]
 
 
 @st.cache_data(**CACHE)
 def agreement(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
     """model_a, model_b, agreement (share of reviews with the same predicted label), n."""
-    return query(src, f"""
-        WITH idx AS (SELECT unnest($models) AS model, generate_subscripts($models, 1) - 1 AS i),
-        per AS (
-            SELECT p.review_id, sum(CASE WHEN p.predicted = 'positive' THEN 1::UBIGINT << i ELSE 0 END) AS mask
-            FROM {JOIN} JOIN idx ON idx.model = p.model WHERE {SCOPE}
-            GROUP BY p.review_id HAVING count(*) = len($models)),
-        masks AS (SELECT mask, count(*) AS n FROM per GROUP BY mask)
+    return _local("""
+        WITH idx AS (SELECT unnest($models) AS model, generate_subscripts($models, 1) - 1 AS i)
         SELECT a.model AS model_a, b.model AS model_b,
-               sum(n) FILTER (WHERE ((mask >> a.i) & 1) = ((mask >> b.i) & 1)) / sum(n) AS agreement,
+               coalesce(sum(n) FILTER (WHERE ((mask >> a.i) & 1) = ((mask >> b.i) & 1)), 0) / sum(n) AS agreement,
                sum(n) AS n
-        FROM masks, idx a, idx b GROUP BY ALL ORDER BY ALL""", _scope(corpus, split, models))
+        FROM (SELECT mask::BIGINT AS mask, n FROM masks), idx a, idx b GROUP BY ALL ORDER BY ALL""",
+                  {"models": list(models)}, masks=_masks(src, corpus, split, models))
 
 
 @st.cache_data(**CACHE)
 def disagreement_counts(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> dict:
     """reviews (scored by every chosen model), split_decisions (models differ), all_contradict."""
-    row = query(src, f"""
-        SELECT count(*) AS reviews, count(*) FILTER (WHERE split_decision) AS split_decisions,
-               count(*) FILTER (WHERE all_contradict) AS all_contradict
-        FROM ({_PER_REVIEW})""",
-                _scope(corpus, split, models)).iloc[0]
+    row = _local("""
+        SELECT coalesce(sum(n), 0) AS reviews,
+               coalesce(sum(n) FILTER (WHERE mask::BIGINT <> 0
+                                       AND mask::BIGINT <> (1::BIGINT << len($models)) - 1), 0) AS split_decisions,
+               coalesce(sum(n) FILTER (WHERE all_contradict), 0) AS all_contradict
+        FROM masks""", {"models": list(models)}, masks=_masks(src, corpus, split, models)).iloc[0]
     return {k: int(v) for k, v in row.items()}
 
 
 # ---------------------------------------------------------------- reviews
 
 
-def _review_where(f: ReviewFilter) -> tuple[str, dict]:
-    """WHERE clause + parameters for a ReviewFilter; only fixed fragments, every value bound."""
-    parts = ["p.corpus = $corpus", "coalesce(r.split, 'all') = $split", "p.model = $model",
-             "p.p_positive BETWEEN $p_min AND $p_max"]
+def _review_from(f: ReviewFilter) -> tuple[str, dict]:
+    """FROM + WHERE + parameters for a ReviewFilter; only fixed fragments, every value bound. Review-side
+    conditions (split, label, length, text search) filter the reviews before the join."""
+    inner = ["corpus = $corpus", "coalesce(split, 'all') = $split"]
+    outer = ["p.corpus = $corpus", "p.model = $model", "p.p_positive BETWEEN $p_min AND $p_max"]
     params: dict = {"corpus": f.corpus, "split": f.split, "model": f.model, "p_min": f.p_min, "p_max": f.p_max}
     if f.predicted:
-        parts.append("p.predicted = $predicted")
+        outer.append("p.predicted = $predicted")
         params["predicted"] = f.predicted
     if f.label == "none":
-        parts.append("r.label IS NULL")
+        inner.append("label IS NULL")
     elif f.label:
-        parts.append("r.label = $label")
+        inner.append("label = $label")
         params["label"] = f.label
     if f.correct is not None:
-        parts.append(f"{BINARY} AND (p.predicted = r.label) = $correct")
+        inner.append("label IN ('positive', 'negative')")
+        outer.append("(p.predicted = r.label) = $correct")
         params["correct"] = f.correct
     if f.chars_min is not None:
-        parts.append("r.n_chars >= $chars_min")
+        inner.append("n_chars >= $chars_min")
         params["chars_min"] = f.chars_min
     if f.chars_max is not None:
-        parts.append("r.n_chars <= $chars_max")
+        inner.append("n_chars <= $chars_max")
         params["chars_max"] = f.chars_max
     if f.search.strip():
-        parts.append("r.text ILIKE $pattern ESCAPE '\\'")
-        escaped = f.search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params["pattern"] = f"%{escaped}%"
-    return " AND ".join(parts), params
+        # Case-insensitive substring match. regexp_matches(..., 'i') on a regex-escaped literal: at 1M
+        # reviews it scans the text about 3x faster than ILIKE (1.5 s vs 4.4 s measured here).
+        inner.append("regexp_matches(text, $pattern, 'i')")
+        params["pattern"] = re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", f.search.strip())
+    sql = (f"predictions p JOIN (SELECT review_id, label, n_chars FROM reviews WHERE {' AND '.join(inner)}) r "
+           f"USING (review_id) WHERE {' AND '.join(outer)}")
+    return sql, params
 
 
 @st.cache_data(**CACHE)
@@ -459,26 +533,30 @@ def length_range(src: Source, corpus: str) -> tuple[int, int]:
 
 @st.cache_data(**CACHE)
 def review_count(src: Source, f: ReviewFilter) -> int:
-    where, params = _review_where(f)
-    return int(query(src, f"SELECT count(*) AS n FROM {JOIN} WHERE {where}", params)["n"].iloc[0])
+    where, params = _review_from(f)
+    return int(query(src, f"SELECT count(*) AS n FROM {where}", params)["n"].iloc[0])
 
 
 @st.cache_data(**CACHE)
-def review_page(src: Source, f: ReviewFilter, limit: int = 50, offset: int = 0) -> pd.DataFrame:
-    where, params = _review_where(f)
-    return query(src, f"""
-        SELECT r.review_id, r.label, p.predicted, p.p_positive, r.n_chars, r.text
-        FROM {JOIN} WHERE {where} ORDER BY r.review_id LIMIT $limit OFFSET $offset""",
-                 {**params, "limit": limit, "offset": offset})
+def review_page(src: Source, f: ReviewFilter, limit: int = 50, offset: int = 0) -> tuple[int, pd.DataFrame]:
+    """(number of matching reviews, one page of them in review_id order with their text). One pass over
+    the filtered set (the count is a window over it); text is read only for the rows of the page."""
+    where, params = _review_from(f)
+    rows = query(src, f"""
+        SELECT p.review_id, r.label, p.predicted, p.p_positive, r.n_chars, count(*) OVER () AS total
+        FROM {where} ORDER BY p.review_id LIMIT $limit OFFSET $offset""", {**params, "limit": limit, "offset": offset})
+    total = int(rows["total"].iloc[0]) if not rows.empty else (review_count(src, f) if offset else 0)
+    return total, _texts(src, f.corpus, rows.drop(columns="total"))
 
 
 def review_csv(src: Source, f: ReviewFilter, max_rows: int = CSV_MAX_ROWS) -> bytes:
     """The filtered reviews as CSV (at most ``max_rows``); built only when the download is clicked."""
-    where, params = _review_where(f)
+    where, params = _review_from(f)
     table = query(src, f"""
-        SELECT r.review_id, r.label, p.model, p.predicted, p.p_positive, r.n_chars, r.text
-        FROM {JOIN} WHERE {where} ORDER BY r.review_id LIMIT $limit""", {**params, "limit": max_rows},
-                  arrow=True)
+        WITH page AS (SELECT p.review_id, r.label, p.model, p.predicted, p.p_positive, r.n_chars
+                      FROM {where} ORDER BY p.review_id LIMIT $limit)
+        SELECT page.*, t.text FROM page JOIN (SELECT review_id, text FROM reviews WHERE corpus = $corpus) t
+        USING (review_id) ORDER BY page.review_id""", {**params, "limit": max_rows}, arrow=True)
     out = io.BytesIO()
     pa_csv.write_csv(table, out)
     return out.getvalue()

@@ -162,13 +162,11 @@ def page_calls(data, src) -> dict[str, list]:
         "5 Disagreements": [lambda: data.disagreement_counts(*scope), lambda: data.agreement(*scope),
                             lambda: data.disagreements(*scope, False)],
         "5 Disagreements, contradict": [lambda: data.disagreements(*scope, True)],
-        "6 Reviews": [lambda: data.length_range(src, corpus), lambda: data.review_count(src, base),
-                      lambda: data.review_page(src, base, 50, 0)],
-        "6 Reviews, filters + search": [
-            lambda: data.review_count(src, base._replace(predicted="negative", label="positive", correct=False,
-                                                         search="wonderful")),
-            lambda: data.review_page(src, base._replace(predicted="negative", label="positive", correct=False,
-                                                        search="wonderful"), 50, 0)],
+        "6 Reviews": [lambda: data.length_range(src, corpus), lambda: data.review_page(src, base, 50, 0)],
+        "6 Reviews, filters": [lambda: data.review_page(
+            src, base._replace(predicted="negative", label="positive", correct=False, p_min=0.1), 50, 0)],
+        "6 Reviews, text search": [lambda: data.review_page(src, base._replace(search="Wonderful"), 50, 0)],
+        "6 Reviews, search (no match)": [lambda: data.review_page(src, base._replace(search="zqxj onerror"), 50, 0)],
         "6 Reviews, page 1000": [lambda: data.review_page(src, base, 50, 50 * 999)],
         "6 Reviews, CSV (100k rows, on click)": [lambda: data.review_csv(src, base)],
         "8 Training": [lambda: data.training_log(src), lambda: data.trained_models(src)],
@@ -223,9 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import streamlit.logger
 
-    from dashboard import data
-
     streamlit.logger.set_log_level("error")  # "no runtime found" warnings: caching works without one
+    from dashboard import data
 
     summary = data.summary(data.source())
     print(f"\n{summary['reviews']:,} reviews, {summary['predictions']:,} predictions; cold queries "

@@ -18,7 +18,7 @@ model = left.selectbox("Model", sel.models, key="cm_model")
 cell = right.radio("Cell", ["fp", "fn", "tp", "tn"], horizontal=True, key="cm_cell", format_func={
     "tp": "true positive", "fn": "false negative", "fp": "false positive", "tn": "true negative"}.get)
 reviews = data.cell_reviews(sel.src, sel.corpus, sel.split, model, cell)
-st.caption(f"{len(reviews):,} most confident reviews in this cell (at most 200)")
+st.caption(f"The {len(reviews):,} most confident reviews in this cell (at most {data.TEXT_ROWS}).")
 st.dataframe(reviews, hide_index=True, column_config={
     "p_positive": st.column_config.ProgressColumn("P(positive)", format="%.3f", min_value=0.0, max_value=1.0),
     "text": st.column_config.TextColumn("text", width="large"),

@@ -23,14 +23,12 @@ contradict = st.toggle("Only reviews where every model contradicts the label (li
 if contradict and data.labelled_count(sel.src, sel.corpus, sel.split) == 0:
     st.info("This corpus/split has no labels to contradict.")
     st.stop()
-long = data.disagreements(sel.src, sel.corpus, sel.split, sel.models, contradict)
-if long.empty:
+table = data.disagreements(sel.src, sel.corpus, sel.split, sel.models, contradict)
+if table.empty:
     st.info("No reviews match.")
     st.stop()
-probabilities = long.pivot(index="rank", columns="model", values="p_positive")
-table = long.drop_duplicates("rank").set_index("rank")[["review_id", "spread", "label", "text"]].join(probabilities)
-st.caption("Ranked by how confidently the models, on average, contradict the label (top 100)." if contradict
-           else "Ranked by max - min P(positive) across the chosen models (top 100).")
+st.caption(f"The {len(table)} reviews the models most confidently get wrong, on average." if contradict
+           else f"The {len(table)} reviews with the largest max - min P(positive) across the chosen models.")
 st.dataframe(table[["review_id", "spread", "label", *sel.models, "text"]], hide_index=True, column_config={
     "spread": st.column_config.NumberColumn("max - min", format="%.3f"),
     **{m: st.column_config.NumberColumn(m, format="%.3f") for m in sel.models},

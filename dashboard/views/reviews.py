@@ -28,19 +28,18 @@ flt = data.ReviewFilter(
     chars_min=chars[0] if chars[0] > lo else None, chars_max=chars[1] if chars[1] < hi else None,
     search=search,
 )
-total = data.review_count(sel.src, flt)
-pages = max(1, -(-total // PAGE_SIZE))
 left, right = st.columns([3, 1])
+page = right.number_input("Page", min_value=1, value=1, key="rv_page", label_visibility="collapsed")
+total, rows = data.review_page(sel.src, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+pages = max(1, -(-total // PAGE_SIZE))
 left.markdown(f"**{total:,}** matching reviews")
-page = right.number_input("Page", 1, pages, 1, key="rv_page", label_visibility="collapsed") if pages > 1 else 1
-rows = data.review_page(sel.src, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE)
 shown = st.dataframe(rows, hide_index=True, on_select="rerun", selection_mode="single-row", key="rv_table",
                      column_config={
                          "p_positive": st.column_config.ProgressColumn("P(positive)", format="%.3f",
                                                                        min_value=0.0, max_value=1.0),
                          "text": st.column_config.TextColumn("text", width="large"),
                      })
-st.caption(f"Page {page} of {pages:,}. Select a row to read its whole text.")
+st.caption(f"Page {page:,} of {pages:,} ({PAGE_SIZE} a page). Select a row to read its whole text.")
 if not rows.empty:
     picked = shown.selection.rows[0] if shown.selection.rows else 0
     review = rows.iloc[picked]
