@@ -1,0 +1,227 @@
+"""BitBERT: the bert classifier with EVERY encoder nn.Linear (attention q/k/v/output, intermediate, output
+dense) replaced by a b1.58 BitLinear (``bitlinear-pytorch``: ternary absmean weights, 8-bit per-token absmax
+activations, straight-through estimator), initialised from the pretrained weights, trained quantization-aware.
+
+After training each BitLinear is frozen into a ``TernaryLinear`` that holds only int8 codes in {-1, 0, 1}
+and one fp32 scale; predict_proba runs on those (quantize once, then matmul with the ternary matrix and
+rescale; an integer int8 x ternary kernel is left for later). The checkpoint packs the codes 2 bits each
+(4 per uint8) in safetensors and stores the word embeddings in fp16 or int8 (per-row scale); the in-memory
+model is rounded the same way when it is frozen, so a reloaded model gives identical predictions.
+Files: model.json, config.json (transformers config), bitbert.safetensors, tokenizer files. No pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from bitlinear_pytorch import BitLinear
+from bitlinear_pytorch.bitlinear import act_quant
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core.models import write_manifest
+from core.models.bert import BertClassifier, BertConfig
+from core.models.text_batching import setup_torch
+
+KIND = "bitbert"
+WEIGHTS = "bitbert.safetensors"
+
+
+@dataclass
+class BitBertConfig(BertConfig):
+    lr: float = 1e-4                  # ternary weights need bigger steps to flip than fp32 fine-tuning
+    embeddings: str = "fp16"          # how the word embeddings are stored: fp16 | int8 (per-row scale) | fp32
+
+
+PRESETS: dict[str, BitBertConfig] = {
+    # same data budget as bert "quick": 2,000 reviews x 1 epoch at 128 tokens
+    "quick": BitBertConfig(train_rows=2_000, val_rows=1_000, epochs=1, max_len=128),
+    "full": BitBertConfig(max_len=256, epochs=3, batch_size=32),
+}
+
+
+class TernaryLinear(nn.Module):
+    """Inference form of a trained BitLinear: y = (act_quant(x) @ codes.T) * scale + bias."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("codes", torch.zeros(out_features, in_features, dtype=torch.int8))  # {-1,0,1}
+        self.register_buffer("scale", torch.ones((), dtype=torch.float32))  # mean |w| of the latent weights
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self._dense: torch.Tensor | None = None  # codes as floats, made once (quantize-on-load)
+
+    @classmethod
+    def from_bitlinear(cls, layer: nn.Linear) -> TernaryLinear:
+        out = cls(layer.in_features, layer.out_features, layer.bias is not None)
+        w = layer.weight.detach().float()
+        inv = 1.0 / w.abs().mean().clamp(min=1e-5)  # exactly bitlinear_pytorch.weight_quant's scale
+        out.codes.copy_((w * inv).round().clamp(-1, 1).to(torch.int8))
+        out.scale.fill_(float(1.0 / inv))
+        if layer.bias is not None:
+            out.bias.data.copy_(layer.bias.detach())
+        return out.to(layer.weight.device)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._dense = None  # device / dtype moves invalidate the cached float codes
+        return super()._apply(fn, *args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._dense is None or self._dense.device != x.device:
+            self._dense = self.codes.to(x.dtype)
+        y = F.linear(act_quant(x), self._dense) * self.scale  # (..., out): one matmul with {-1,0,1}
+        return y + self.bias if self.bias is not None else y
+
+
+def encoder_linears(net: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
+    """(parent, attribute, layer) for every nn.Linear / BitLinear / TernaryLinear inside the encoder."""
+    encoder = net.base_model.encoder
+    found = []
+    for parent in encoder.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Linear | TernaryLinear):
+                found.append((parent, name, child))
+    return found
+
+
+def to_bitlinear(net: nn.Module) -> int:
+    """Swap each encoder nn.Linear for a BitLinear holding the same (pretrained) weights."""
+    count = 0
+    for parent, name, layer in encoder_linears(net):
+        if isinstance(layer, BitLinear):
+            continue
+        bit = BitLinear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                        device=layer.weight.device)
+        bit.weight.data.copy_(layer.weight.data)
+        if layer.bias is not None:
+            bit.bias.data.copy_(layer.bias.data)
+        setattr(parent, name, bit)
+        count += 1
+    return count
+
+
+def to_ternary(net: nn.Module) -> None:
+    for parent, name, layer in encoder_linears(net):
+        if isinstance(layer, BitLinear):
+            setattr(parent, name, TernaryLinear.from_bitlinear(layer))
+
+
+def pack_ternary(codes: torch.Tensor) -> torch.Tensor:
+    """int8 {-1,0,1} of any shape -> uint8 (ceil(n/4),), 2 bits per weight, first weight in the low bits."""
+    flat = (codes.flatten().to(torch.int16) + 1).to(torch.uint8)  # {0,1,2}
+    flat = F.pad(flat, (0, (-flat.numel()) % 4)).view(-1, 4)
+    return flat[:, 0] | flat[:, 1] << 2 | flat[:, 2] << 4 | flat[:, 3] << 6
+
+
+def unpack_ternary(packed: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    n = int(np.prod(shape))
+    fields = torch.stack([(packed >> s) & 3 for s in (0, 2, 4, 6)], dim=1).flatten()[:n]  # (n,)
+    return (fields.to(torch.int8) - 1).view(shape)
+
+
+def quantize_embedding(w: torch.Tensor, how: str) -> dict[str, torch.Tensor]:
+    if how == "fp16":
+        return {"fp16": w.half()}
+    if how == "int8":
+        scale = (w.abs().amax(dim=1, keepdim=True) / 127).clamp(min=1e-8)  # (V, 1): one scale per row
+        return {"int8": (w / scale).round().clamp(-127, 127).to(torch.int8), "scale": scale.float()}
+    if how == "fp32":
+        return {"fp32": w.float()}
+    raise ValueError(f"embeddings must be fp16, int8 or fp32, not {how!r}")
+
+
+def dequantize_embedding(parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    if "fp16" in parts:
+        return parts["fp16"].float()
+    if "int8" in parts:
+        return parts["int8"].float() * parts["scale"]
+    return parts["fp32"]
+
+
+class BitBertClassifier(BertClassifier):
+    kind = KIND
+    presets = PRESETS
+
+    def prepare_for_training(self, progress) -> None:
+        n = to_bitlinear(self.net)
+        progress(f"bitbert: {n} encoder linear layers are now BitLinear (ternary weights, 8-bit activations)")
+
+    def _embedding(self) -> nn.Embedding:
+        return self.net.base_model.embeddings.word_embeddings
+
+    def finish_training(self, x_val, y_val, progress) -> dict:
+        """Freeze to ternary codes, then round the word embeddings as they will be stored; measure both."""
+        to_ternary(self.net)
+        _, acc_fp32 = self._evaluate(x_val, y_val)
+        emb = self._embedding().weight
+        emb.data.copy_(dequantize_embedding(quantize_embedding(emb.data, self.cfg.embeddings)))
+        _, acc_stored = self._evaluate(x_val, y_val)
+        progress(f"bitbert: validation accuracy with fp32 embeddings {acc_fp32:.4f}, with "
+                 f"{self.cfg.embeddings} embeddings {acc_stored:.4f}")
+        return {"val_acc_fp32_embeddings": acc_fp32, "val_acc_stored_embeddings": acc_stored}
+
+    def n_params(self) -> int:
+        ternary = sum(m.codes.numel() for m in self.net.modules() if isinstance(m, TernaryLinear))
+        return ternary + sum(p.numel() for p in self.net.parameters())
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        to_ternary(self.net)  # no-op once frozen
+        emb_name = "base_model.embeddings.word_embeddings.weight"
+        tensors, shapes = {}, {}
+        for key, value in self.net.state_dict().items():
+            value = value.detach().cpu()
+            if key.endswith(".codes"):
+                tensors[key[:-len("codes")] + "packed"] = pack_ternary(value)
+                shapes[key] = list(value.shape)
+            elif key == self._state_key(emb_name):
+                for part, t in quantize_embedding(value, self.cfg.embeddings).items():
+                    tensors[f"{key}.{part}"] = t.contiguous()
+            else:
+                tensors[key] = value.contiguous()
+        save_file(tensors, str(directory / WEIGHTS))
+        write_manifest(directory, KIND, config=asdict(self.cfg), ternary_shapes=shapes)
+        self.net.config.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+    def _state_key(self, name: str) -> str:
+        """The state-dict key of the word embeddings (base_model is an alias of e.g. ``bert``)."""
+        target = self._embedding().weight
+        for key, value in self.net.state_dict(keep_vars=True).items():
+            if value is target:
+                return key
+        raise KeyError(name)
+
+    @classmethod
+    def load(cls, directory: Path, device: str | None = None) -> BitBertClassifier:
+        import json
+
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        directory = Path(directory)
+        setup_torch(0)
+        manifest = json.loads((directory / "model.json").read_text())
+        net = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(directory))
+        to_bitlinear(net)
+        to_ternary(net)
+        stored = load_file(str(directory / WEIGHTS))
+        state: dict[str, torch.Tensor] = {}
+        emb_parts: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in stored.items():
+            if key.endswith(".packed"):
+                codes_key = key[:-len("packed")] + "codes"
+                state[codes_key] = unpack_ternary(value, tuple(manifest["ternary_shapes"][codes_key]))
+            elif key.rsplit(".", 1)[-1] in ("fp16", "int8", "scale", "fp32") and key.rsplit(".", 1)[0].endswith(
+                    "word_embeddings.weight"):
+                base, part = key.rsplit(".", 1)
+                emb_parts.setdefault(base, {})[part] = value
+            else:
+                state[key] = value
+        state.update({base: dequantize_embedding(parts) for base, parts in emb_parts.items()})
+        net.load_state_dict(state, strict=True)
+        return cls(net, AutoTokenizer.from_pretrained(directory), cls.read_config(directory), device)
