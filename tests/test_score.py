@@ -75,6 +75,16 @@ def test_tfidf_save_load_gives_identical_probabilities(scored_db, tmp_path):
     assert not any(p.suffix in {".pkl", ".pickle", ".joblib"} for p in (tmp_path / "copy").iterdir())
 
 
+def test_tfidf_fast_scoring_matches_scikit_learn(scored_db):
+    model = load_model("tfidf-lr", scored_db.models_dir)
+    with store.connect(scored_db.db, read_only=True) as con:
+        texts = [r[0] for r in con.execute("SELECT text FROM reviews WHERE corpus = 'imdb' LIMIT 500").fetchall()]
+    texts += ["", "ok", "Café über-good, naïve_plot 10/10!!", "A" * 50_000]
+    fast, reference = model.predict_proba(texts), model.predict_proba_sklearn(texts)
+    assert fast.shape == (len(texts),)
+    np.testing.assert_allclose(fast, reference, atol=1e-5)
+
+
 def sample_csv(scored_db, path: Path, n: int) -> Path:
     """n real IMDB reviews with distinct ids."""
     with store.connect(scored_db.db, read_only=True) as con:
