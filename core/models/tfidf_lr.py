@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
