@@ -42,6 +42,9 @@ browser:
 test: setup browser
 	$(PY) -m pytest
 
+bench: setup
+	$(PY) -m jobs.bench --db $(DB)
+
 test-slow: setup
 	$(PY) -m pytest -m slow
 

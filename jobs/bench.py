@@ -1,0 +1,150 @@
+"""Benchmark every trained model on a fixed sample of imdb test reviews and print a Markdown table.
+
+    python -m jobs.bench [--models all] [--sample 1000] [--no-pipeline]
+
+For each model (each in a fresh process, so peak memory is its own): reviews/s of predict_proba on the
+sample after a warm-up, peak resident memory, accuracy on the sample, and for the neural models the share
+of this machine's measured fp32 matmul peak that the model's useful FLOPs reach. For the BERT family, the
+speed of the Hugging Face `pipeline("text-classification")` on the same checkpoint and reviews (batch size
+1 and 32, the better one) is measured too, and the ratio printed. Models that offer other precisions
+(`precisions` attribute: e.g. int8, bf16) are measured in each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import resource
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from core import store
+from core.models import BUILTIN, load_model, model_class, read_manifest, resolve_names
+from core.paths import default_db, models_dir
+from jobs.common import log, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="all", help="comma-separated model names or 'all'")
+    p.add_argument("--sample", type=int, default=1000, help="imdb test reviews to score (the first N, fixed)")
+    p.add_argument("--db", type=Path, default=None, help="DuckDB file holding the imdb corpus")
+    p.add_argument("--models-dir", type=Path, default=None)
+    p.add_argument("--no-pipeline", action="store_true", help="skip the Hugging Face pipeline reference")
+    return p
+
+
+def matmul_peak_gflops(seconds: float = 2.0, n: int = 1024) -> float:
+    """Dense fp32 matmul throughput on this machine with torch's default threads: the FLOP ceiling."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    return 2 * n**3 * runs / (time.perf_counter() - start) / 1e9
+
+
+def useful_flops(model, texts: list[str]) -> float | None:
+    """Forward-pass multiply-adds x 2 on the real (unpadded) token counts; None for non-neural models."""
+    if hasattr(model, "tokenizer"):  # BERT family: per layer QKV+output 8TH^2, FFN 4THI, attention 4T^2H
+        c = model.net.config
+        h, i, n_layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+        t = np.array([len(s) for s in model.encode(texts)], dtype=np.float64)
+        return float(np.sum(n_layers * (8 * t * h * h + 4 * t * h * i + 4 * t * t * h)))
+    if hasattr(model, "vocab") and hasattr(model, "net"):  # LSTM: 4 gates x (in + hidden) x hidden per token
+        cfg = model.cfg
+        t = np.array([min(len(model.encode(x)), cfg.max_len) for x in texts], dtype=np.float64)
+        dirs = 2 if cfg.bidirectional else 1
+        per_token = sum(8 * ((cfg.embed_dim if layer == 0 else cfg.hidden * dirs) + cfg.hidden) * cfg.hidden
+                        for layer in range(cfg.layers)) * dirs
+        return float(t.sum() * per_token)
+    return None
+
+
+def _measure(name: str, root: str, texts: list[str], y: list[int], precision: str, queue) -> None:
+    """Runs in a child process: load, warm up, time predict_proba, report."""
+    model = load_model(name, Path(root))
+    if precision != "fp32":
+        model.set_precision(precision)
+    model.predict_proba(texts[:16])
+    start = time.perf_counter()
+    p = model.predict_proba(texts)
+    seconds = time.perf_counter() - start
+    flops = useful_flops(model, texts)
+    queue.put({"rows_per_s": len(texts) / seconds, "accuracy": float(np.mean((p >= 0.5) == np.array(y))),
+               "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "gflops": flops / seconds / 1e9 if flops else None})
+
+
+def _pipeline(directory: str, texts: list[str], max_len: int, queue) -> None:
+    """Hugging Face pipeline on the same checkpoint and reviews; best of batch sizes 1 and 32."""
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=directory, tokenizer=directory, device=-1)
+    best = 0.0
+    for batch_size in (1, 32):
+        clf(texts[:8], batch_size=batch_size, truncation=True, max_length=max_len)
+        start = time.perf_counter()
+        clf(texts, batch_size=batch_size, truncation=True, max_length=max_len)
+        best = max(best, len(texts) / (time.perf_counter() - start))
+    queue.put(best)
+
+
+def in_child(target, *args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    root = args.models_dir or models_dir()
+    names = resolve_names(args.models, root)
+    with store.connect(args.db or default_db(), read_only=True) as con:
+        sample = store.load_split(con, "imdb", "test").head(args.sample)
+    texts, y = sample["text"].tolist(), sample["y"].tolist()
+    peak = matmul_peak_gflops()
+    log(f"{len(texts)} imdb test reviews; fp32 matmul peak here: {peak:.0f} GFLOP/s")
+
+    rows, pipeline_speed = [], {}  # pipeline_speed: kind -> reviews/s of the HF pipeline
+    for name in names:
+        manifest = read_manifest(root / name) if name not in BUILTIN else {"kind": BUILTIN[name]}
+        kind = manifest["kind"]
+        if kind == "bert" and not args.no_pipeline and "bert" not in pipeline_speed:
+            max_len = manifest.get("config", {}).get("max_len", 128)
+            pipeline_speed["bert"] = in_child(_pipeline, str(root / name), texts, max_len)
+            log(f"Hugging Face pipeline on {name}: {pipeline_speed['bert']:.1f} reviews/s")
+        for precision in ["fp32", *getattr(model_class(kind), "precisions", [])]:
+            r = in_child(_measure, name, str(root), texts, y, precision)
+            rows.append({**r, "model": name, "kind": kind, "precision": precision})
+            log(f"{name} [{precision}]: {r['rows_per_s']:.1f} reviews/s, accuracy {r['accuracy']:.4f}")
+
+    print(f"\n{date.today()}, {platform.machine()} {mp.cpu_count()} cores, {len(texts)} imdb test reviews, "
+          f"fp32 matmul peak {peak:.0f} GFLOP/s\n")
+    print("| model | precision | reviews/s | x HF pipeline | share of fp32 peak | peak memory (MB) | accuracy |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        # BitLinear BERT has no pipeline of its own: compared with the full-precision BERT's, same shape
+        ref = pipeline_speed.get("bert") if r["kind"] in ("bert", "bitbert") else None
+        ratio = f"{r['rows_per_s'] / ref:.2f}" if ref else ""
+        share = f"{r['gflops'] / peak:.0%}" if r["gflops"] else ""
+        print(f"| {r['model']} | {r['precision']} | {r['rows_per_s']:,.1f} | {ratio} | {share} | "
+              f"{r['peak_mb']:,.0f} | {r['accuracy']:.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
