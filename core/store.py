@@ -400,6 +400,19 @@ def replace_metrics(con, corpus: str, split: str, model: str, row: dict, curves:
             con.unregister("_curves")
 
 
+def leaderboard(con: duckdb.DuckDBPyConnection, corpus: str, split: str) -> pd.DataFrame:
+    """Quality next to cost, per model: metrics of one evaluation set, size, training time, latest speed."""
+    return con.execute(
+        "WITH speed AS (SELECT model, arg_max(rows_per_s, measured_at) AS rows_per_s FROM model_speed "
+        "GROUP BY model) "
+        "SELECT m.model, m.n, m.accuracy, m.accuracy_lo, m.accuracy_hi, m.roc_auc, m.f1, m.ece, k.n_params, "
+        "k.bytes_on_disk, k.train_seconds, k.train_rows, s.rows_per_s FROM metrics m "
+        "LEFT JOIN models k USING (model) LEFT JOIN speed s USING (model) "
+        "WHERE m.corpus = ? AND m.split = ? ORDER BY m.accuracy DESC",
+        [corpus, split],
+    ).df()
+
+
 def read_metrics(con: duckdb.DuckDBPyConnection, corpus: str | None = None) -> pd.DataFrame:
     return con.execute(
         "SELECT * FROM metrics WHERE (? IS NULL OR corpus = ?) ORDER BY corpus, split, accuracy DESC",

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
 from core import store
 from core.metrics import binary_metrics, bootstrap_ci, curve_points
 from core.paths import default_db
@@ -46,8 +48,29 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{corpus}/{split} {model:>16}: n={row['n']:,} accuracy {row['accuracy']:.4f} "
                     f"[{row['accuracy_lo']:.4f}, {row['accuracy_hi']:.4f}] ROC-AUC {auc} F1 {row['f1']:.4f} "
                     f"ECE {row['ece']:.4f}")
+        for corpus, split in sets:
+            print(markdown_leaderboard(store.leaderboard(con, corpus, split), f"{corpus} / {split}"))
     store.publish(db)
     return 0
+
+
+HEADER = ["model", "accuracy [95% CI]", "ROC-AUC", "F1", "parameters", "on disk (MB)", "trained on",
+          "training (s)", "scoring reviews/s"]
+
+
+def markdown_leaderboard(board: pd.DataFrame, title: str) -> str:
+    """The README's table: accuracy [95% CI], ROC-AUC, parameters, size, training time, scoring speed."""
+    def num(v, fmt: str) -> str:
+        return "" if pd.isna(v) else format(v, fmt)
+
+    lines = [f"\n{title}\n", "| " + " | ".join(HEADER) + " |", "| --- |" + " ---: |" * (len(HEADER) - 1)]
+    for r in board.itertuples():
+        cells = [r.model, f"{r.accuracy:.4f} [{num(r.accuracy_lo, '.4f')}, {num(r.accuracy_hi, '.4f')}]",
+                 num(r.roc_auc, ".4f"), num(r.f1, ".4f"), num(r.n_params, ",.0f"),
+                 num(r.bytes_on_disk / 1e6, ",.1f"), num(r.train_rows, ",.0f"), num(r.train_seconds, ",.0f"),
+                 num(r.rows_per_s, ",.0f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
