@@ -164,8 +164,7 @@ def agreement(df: pd.DataFrame) -> alt.Chart:
     text = base.mark_text(fontSize=13).encode(
         text=alt.Text("agreement:Q", format=".1%"),
         color=alt.condition("datum.agreement > 0.85", alt.value("white"), alt.value("black")))
-    side = 60 * df["model_a"].nunique()
-    return (heat + text).properties(width=max(160, side), height=max(120, side * 0.8))
+    return (heat + text).properties(width=alt.Step(80), height=alt.Step(32))
 
 
 def scores(df: pd.DataFrame) -> alt.Chart:

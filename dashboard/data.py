@@ -374,18 +374,21 @@ def confusion(src: Source, corpus: str, split: str, models: tuple[str, ...], thr
               ) -> pd.DataFrame:
     """Per model at exactly ``threshold`` (a query of its own, not binned): tn, fp, fn, tp, accuracy,
     precision, recall, f1 over the binary-labelled reviews."""
-    return query(src, f"""
-        WITH c AS (
-            SELECT p.model,
-                   count(*) FILTER (WHERE r.label = 'negative' AND p.p_positive < $t) AS tn,
-                   count(*) FILTER (WHERE r.label = 'negative' AND p.p_positive >= $t) AS fp,
-                   count(*) FILTER (WHERE r.label = 'positive' AND p.p_positive < $t) AS fn,
-                   count(*) FILTER (WHERE r.label = 'positive' AND p.p_positive >= $t) AS tp
-            FROM {JOIN} WHERE {SCOPE} AND {BINARY} GROUP BY p.model)
-        SELECT model, tn, fp, fn, tp, (tn + tp) / (tn + fp + fn + tp) AS accuracy,
+    return query(src, """
+        WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
+        r AS (SELECT review_id, label = 'positive' AS y FROM reviews
+              WHERE corpus = $corpus AND coalesce(split, 'all') = $split AND label IN ('positive', 'negative')),
+        c AS (  -- small integer group keys: the cheap way to aggregate millions of rows
+            SELECT idx.i, count(*) FILTER (WHERE NOT y AND p.p_positive < $t) AS tn,
+                   count(*) FILTER (WHERE NOT y AND p.p_positive >= $t) AS fp,
+                   count(*) FILTER (WHERE y AND p.p_positive < $t) AS fn,
+                   count(*) FILTER (WHERE y AND p.p_positive >= $t) AS tp
+            FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
+            WHERE p.corpus = $corpus GROUP BY idx.i)
+        SELECT idx.model, tn, fp, fn, tp, (tn + tp) / (tn + fp + fn + tp) AS accuracy,
                tp / nullif(tp + fp, 0) AS precision, tp / nullif(tp + fn, 0) AS recall,
                2 * tp / nullif(2 * tp + fp + fn, 0) AS f1
-        FROM c ORDER BY model""", {**_scope(corpus, split, models), "t": threshold})
+        FROM c JOIN idx USING (i) ORDER BY idx.model""", {**_scope(corpus, split, models), "t": threshold})
 
 
 CELLS = {  # cell -> (true label, predicted positive?)

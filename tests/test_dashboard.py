@@ -237,3 +237,24 @@ def test_dashboard_reads_the_view_and_never_blocks_a_job(scored_db, tmp_path, mo
     after = data.source()
     assert after.mtime_ns != src.mtime_ns
     assert "later" in set(data.corpora(after)["corpus"])
+
+
+def test_binned_curves_match_the_evaluated_metrics(scored_db):
+    """The ROC/PR curves come from the 1/1000-binned cube; their AUC must agree with jobs.evaluate's."""
+    view = store.view_path(scored_db.db)
+    src = data.Source(str(view), view.stat().st_mtime_ns, True)
+    models = ("tfidf-lr", "vader")
+    points = data.roc_pr(src, "sample", "all", models)
+    assert points.groupby("model")["fpr"].max().eq(1).all() and points.groupby("model")["tpr"].max().eq(1).all()
+    binned = data._local(  # same trapezoid as data.aucs, without the metrics-table override
+        "SELECT model, sum((fpr - pf) * (tpr + pt) / 2) AS auc FROM (SELECT *, lag(fpr, 1, 0) OVER w AS pf, "
+        "lag(tpr, 1, 0) OVER w AS pt FROM points WINDOW w AS (PARTITION BY model ORDER BY threshold DESC)) "
+        "GROUP BY model", points=points).set_index("model")["auc"]
+    stored = data.leaderboard(src, "sample", "all", models).set_index("model")["roc_auc"]
+    assert (binned - stored).abs().max() < 0.01
+    at_half = data.confusion(src, "sample", "all", models, 0.5).set_index("model")
+    shares = data.shares(src, "sample", "all", models)
+    positives = shares[shares["predicted"] == "positive"].set_index("model")["n"]
+    assert (at_half["tp"] + at_half["fp"]).equals(positives.astype(at_half["tp"].dtype))  # labels are all binary
+    calib = data.calibration(src, "sample", "all", models)
+    assert calib.groupby("model")["n"].sum().eq(scored_db.n_rows).all()

@@ -19,7 +19,13 @@ cell = right.radio("Cell", ["fp", "fn", "tp", "tn"], horizontal=True, key="cm_ce
     "tp": "true positive", "fn": "false negative", "fp": "false positive", "tn": "true negative"}.get)
 reviews = data.cell_reviews(sel.src, sel.corpus, sel.split, model, cell)
 st.caption(f"The {len(reviews):,} most confident reviews in this cell (at most {data.TEXT_ROWS}).")
-st.dataframe(reviews, hide_index=True, column_config={
+columns = {
     "p_positive": st.column_config.ProgressColumn("P(positive)", format="%.3f", min_value=0.0, max_value=1.0),
     "text": st.column_config.TextColumn("text", width="large"),
-})
+}
+shown = st.dataframe(reviews, hide_index=True, column_config=columns, on_select="rerun",
+                     selection_mode="single-row", key="cm_table")
+if shown.selection.rows:
+    st.text(reviews["text"].iloc[shown.selection.rows[0]])
+else:
+    st.caption("Select a row to read its whole text.")

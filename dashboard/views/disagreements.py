@@ -29,8 +29,14 @@ if table.empty:
     st.stop()
 st.caption(f"The {len(table)} reviews the models most confidently get wrong, on average." if contradict
            else f"The {len(table)} reviews with the largest max - min P(positive) across the chosen models.")
-st.dataframe(table[["review_id", "spread", "label", *sel.models, "text"]], hide_index=True, column_config={
+columns = {
     "spread": st.column_config.NumberColumn("max - min", format="%.3f"),
     **{m: st.column_config.NumberColumn(m, format="%.3f") for m in sel.models},
     "text": st.column_config.TextColumn("text", width="large"),
-})
+}
+shown = st.dataframe(table[["review_id", "spread", "label", *sel.models, "text"]], hide_index=True,
+                     column_config=columns, on_select="rerun", selection_mode="single-row", key="dis_table")
+if shown.selection.rows:
+    st.text(table["text"].iloc[shown.selection.rows[0]])
+else:
+    st.caption("Select a row to read its whole text.")

@@ -29,7 +29,7 @@ flt = data.ReviewFilter(
     search=search,
 )
 left, right = st.columns([3, 1])
-page = right.number_input("Page", min_value=1, value=1, key="rv_page", label_visibility="collapsed")
+page = right.number_input("Page", min_value=1, value=1, key="rv_page")
 total, rows = data.review_page(sel.src, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE)
 pages = max(1, -(-total // PAGE_SIZE))
 left.markdown(f"**{total:,}** matching reviews")
