@@ -244,7 +244,7 @@ def test_binned_curves_match_the_evaluated_metrics(scored_db):
     view = store.view_path(scored_db.db)
     src = data.Source(str(view), view.stat().st_mtime_ns, True)
     models = ("tfidf-lr", "vader")
-    points = data.roc_pr(src, "sample", "all", models)
+    points = data.roc_pr(src, "sample", "all", models, step=1)
     assert points.groupby("model")["fpr"].max().eq(1).all() and points.groupby("model")["tpr"].max().eq(1).all()
     binned = data._local(  # same trapezoid as data.aucs, without the metrics-table override
         "SELECT model, sum((fpr - pf) * (tpr + pt) / 2) AS auc FROM (SELECT *, lag(fpr, 1, 0) OVER w AS pf, "
