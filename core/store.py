@@ -70,6 +70,11 @@ CREATE TABLE IF NOT EXISTS runs (
     seconds     DOUBLE,
     status      VARCHAR
 );
+-- where a scoring run's time went (added after the first release: ALTER keeps older files working)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS read_seconds DOUBLE;   -- reading + cleaning the input
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_seconds DOUBLE;  -- predicting, all models (per model: model_speed)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS db_seconds DOUBLE;     -- DuckDB: resume checks + writes
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS engine VARCHAR;        -- 'local' | 'ray'
 CREATE TABLE IF NOT EXISTS models (
     model         VARCHAR PRIMARY KEY,
     kind          VARCHAR,
@@ -320,11 +325,14 @@ def start_run(con: duckdb.DuckDBPyConnection, run_id: str, job: str, corpus: str
 
 
 def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected: int, seconds: float,
-               status: str = "finished") -> None:
+               status: str = "finished", timing: dict | None = None) -> None:
+    """timing (optional) keys: read_seconds, model_seconds, db_seconds, engine."""
+    timing = timing or {}
     con.execute(
         "UPDATE runs SET finished_at = current_timestamp, rows_read = ?, rows_scored = ?, rows_rejected = ?, "
-        "seconds = ?, status = ? WHERE run_id = ?",
-        [rows_read, rows_scored, rows_rejected, seconds, status, run_id],
+        "seconds = ?, status = ?, read_seconds = ?, model_seconds = ?, db_seconds = ?, engine = ? WHERE run_id = ?",
+        [rows_read, rows_scored, rows_rejected, seconds, status, timing.get("read_seconds"),
+         timing.get("model_seconds"), timing.get("db_seconds"), timing.get("engine"), run_id],
     )
 
 

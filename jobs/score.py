@@ -17,7 +17,9 @@ import resource
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="all", help="comma-separated model names, or 'all' (default)")
     p.add_argument("--models-dir", type=Path, default=None, help="trained models folder (default data/models)")
     p.add_argument("--chunk-rows", type=int, default=2_000, help="rows per committed chunk (default 2000)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: score in this process (default); ray: score on Ray Data with an actor pool, "
+                        "writing from this process (pip install -e '.[ray]')")
+    p.add_argument("--ray-address", default=None,
+                   help="with --engine ray: an existing cluster (ray://head:10001, or auto); default: start a "
+                        "local Ray instance for this run")
+    p.add_argument("--ray-actors", type=int, default=2, help="with --engine ray: scoring actors (default 2)")
+    p.add_argument("--ray-actor-cpus", type=float, default=0.5,
+                   help="with --engine ray: CPUs reserved per actor (default 0.5, so 2 actors leave room on 2 "
+                        "cores for Ray's own tasks)")
+    p.add_argument("--ray-batch-rows", type=int, default=500, help="with --engine ray: rows per model batch")
     return p
 
 
@@ -85,84 +98,202 @@ def split_new_rows(con, corpus: str, chunk: Chunk) -> tuple[pd.DataFrame, pd.Dat
     return new, merged[~dup][reviews.columns], rejects
 
 
+class Timings:
+    """Seconds spent per phase: 'read' (reading + cleaning input), 'db' (DuckDB checks + writes), 'model:NAME'."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter = Counter()
+
+    @contextmanager
+    def phase(self, key: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[key] += time.perf_counter() - t0
+
+    def timed(self, key: str, items: Iterable) -> Iterator:
+        """Iterate ``items``, counting the time spent producing each item under ``key``."""
+        it = iter(items)
+        while True:
+            with self.phase(key):
+                item = next(it, _END)
+            if item is _END:
+                return
+            yield item
+
+    def model_total(self) -> float:
+        return sum(v for k, v in self.seconds.items() if k.startswith("model:"))
+
+    def summary(self, elapsed: float) -> str:
+        parts = [("read+clean", self.seconds["read"]), ("models", self.model_total()),
+                 ("DuckDB", self.seconds["db"])]
+        if "ray" in self.seconds:  # models ran in Ray actors, in parallel: show how long the writer waited
+            parts = [parts[0], ("waiting on Ray", self.seconds["ray"]), parts[2]]
+        other = max(elapsed - sum(v for _, v in parts), 0.0)
+        return ", ".join(f"{k} {v:,.1f} s ({v / max(elapsed, 1e-9):.0%})" for k, v in [*parts, ("other", other)])
+
+
+_END = object()
+
+
+@dataclass
+class Tally:
+    """What a run did, for the runs table and the final summary."""
+
+    rows_read: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    scored: Counter = field(default_factory=Counter)  # model -> predictions written
+    timings: Timings = field(default_factory=Timings)
+
+
+def open_chunks(con, args) -> tuple[Iterator[Chunk], str]:
+    """The chunks to score and a description of their source, for the runs table."""
+    if args.input is None:
+        if args.corpus == "imdb":
+            ensure_imdb(con)
+        if not store.corpus_exists(con, args.corpus):
+            raise InputError(f"corpus {args.corpus!r} is not stored in {args.db}; give an INPUT file to score")
+        source = f"stored:{args.corpus}" + (f":{args.split}" if args.split else "")
+        return stored_chunks(con, args.corpus, args.split, args.chunk_rows), source
+    cols = Columns(args.text_col, args.id_col, args.label_col, args.label_kind)
+    store.upsert_corpus(con, args.corpus, str(args.input), {"text_col": cols.text, "id_col": cols.id,
+                                                             "label_col": cols.label, "label_kind": cols.label_kind})
+    return read_chunks(args.input, cols, args.chunk_rows), str(args.input)
+
+
+def ingest(con, args, chunk: Chunk, run_id: str, tally: Tally) -> pd.DataFrame:
+    """Store one chunk's new reviews and its rejects in one transaction; return the reviews to score."""
+    tally.rows_read += len(chunk.reviews) + len(chunk.rejects)
+    with tally.timings.phase("db"):
+        new, to_score, rejects = (split_new_rows(con, args.corpus, chunk) if args.input is not None
+                                  else (pd.DataFrame(), chunk.reviews, chunk.rejects))
+        with store.transaction(con):
+            if len(new):
+                store.insert_reviews(con, args.corpus, new.assign(split=None))
+            store.insert_rejects(con, args.corpus, rejects, run_id)
+    tally.rejected += len(rejects)
+    return to_score
+
+
+def todo_ids(con, corpus: str, name: str, ids: list[str], tally: Tally) -> list[str]:
+    """The ids that still lack a prediction from model ``name`` (a resumed run skips the others)."""
+    with tally.timings.phase("db"):
+        done = store.models_done(con, corpus, name, ids)
+    todo = [i for i in ids if i not in done] if done else ids
+    tally.skipped += len(ids) - len(todo)
+    return todo
+
+
+def write_predictions(con, corpus: str, name: str, ids: list[str], p, run_id: str, tally: Tally) -> None:
+    with tally.timings.phase("db"), store.transaction(con):
+        store.insert_predictions(con, corpus, name, ids, p, run_id)
+    tally.scored[name] += len(ids)
+
+
+def score_local(con, args, chunks: Iterator[Chunk], models: dict, run_id: str, tally: Tally) -> None:
+    """In this process: per chunk, store reviews + rejects, then predict and store each model's predictions."""
+    progress = Progress(f"score {args.corpus}")
+    for chunk in tally.timings.timed("read", chunks):
+        to_score = ingest(con, args, chunk, run_id, tally)
+        ids = to_score["review_id"].tolist()
+        texts = dict(zip(to_score["review_id"], to_score["text"]))
+        for name, model in models.items():
+            todo = todo_ids(con, args.corpus, name, ids, tally)
+            if not todo:
+                continue
+            with tally.timings.phase(f"model:{name}"):
+                p = model.predict_proba([texts[i] for i in todo])
+            write_predictions(con, args.corpus, name, todo, p, run_id, tally)
+        progress.update(len(chunk.reviews) + len(chunk.rejects), chunk.fraction, f", {tally.rejected:,} rejected")
+
+
+def score_ray(con, args, chunks: Iterator[Chunk], names: list[str], root: Path, run_id: str, tally: Tally) -> None:
+    """On Ray Data: this process reads the input, stores reviews + rejects and works out what each model still
+    lacks (exactly as the local engine does); an actor pool predicts; this process writes the predictions.
+
+    Two passes: the first queues the missing work in Ray's object store chunk by chunk, the second streams
+    the predictions back. An interruption in either leaves a state that a rerun completes, because stored
+    reviews are recognised by their source_row and stored predictions are skipped.
+    """
+    from core.ray_engine import RayScorer  # imported only here: the local engine never imports ray
+
+    progress = Progress(f"queue {args.corpus}")
+    with RayScorer(names, root, address=args.ray_address, actors=args.ray_actors,
+                   actor_cpus=args.ray_actor_cpus, batch_rows=args.ray_batch_rows) as scorer:
+        for chunk in tally.timings.timed("read", chunks):
+            to_score = ingest(con, args, chunk, run_id, tally)
+            ids = to_score["review_id"].tolist()
+            work = pd.DataFrame({"review_id": to_score["review_id"], "text": to_score["text"]})
+            for name in names:
+                work[f"todo:{name}"] = work["review_id"].isin(set(todo_ids(con, args.corpus, name, ids, tally)))
+            scorer.add(work[work.filter(like="todo:").any(axis=1)])
+            progress.update(len(chunk.reviews) + len(chunk.rejects), chunk.fraction, f", {tally.rejected:,} rejected")
+        progress = Progress(f"score {args.corpus}", total=scorer.queued, unit="predictions")
+        for preds in tally.timings.timed("ray", scorer.results()):
+            for name, part in preds.groupby("model", sort=False):
+                write_predictions(con, args.corpus, name, part["review_id"].tolist(),
+                                  part["p_positive"].to_numpy(), run_id, tally)
+                tally.timings.seconds[f"model:{name}"] += float(part["seconds"].sum())  # actor time
+            progress.update(len(preds))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    db = args.db or default_db()
+    args.db = args.db or default_db()
     if args.input is not None and not args.text_col:
         raise InputError("--text-col is required when an INPUT file is given")
-    names = resolve_names(args.models, args.models_dir or models_dir())
-    log(f"loading models: {', '.join(names)}")
-    models = {n: load_model(n, args.models_dir or models_dir()) for n in names}
+    root = args.models_dir or models_dir()
+    names = resolve_names(args.models, root)
+    models = {}
+    if args.engine == "local":  # the ray engine loads the models in its actors, not here
+        log(f"loading models: {', '.join(names)}")
+        models = {n: load_model(n, root) for n in names}
 
     run_id = uuid.uuid4().hex[:12]
-    seconds = Counter()   # model -> seconds spent predicting
-    scored = Counter()    # model -> predictions written
-    rows_read = rejected = skipped = 0
+    tally = Tally()
     status = "interrupted"
     started = time.perf_counter()
-    with store.connect(db) as con:
-        if args.input is None:
-            if args.corpus == "imdb":
-                ensure_imdb(con)
-            if not store.corpus_exists(con, args.corpus):
-                raise InputError(f"corpus {args.corpus!r} is not stored in {db}; give an INPUT file to score")
-            chunks = stored_chunks(con, args.corpus, args.split, args.chunk_rows)
-            source = f"stored:{args.corpus}" + (f":{args.split}" if args.split else "")
-        else:
-            cols = Columns(args.text_col, args.id_col, args.label_col, args.label_kind)
-            chunks = read_chunks(args.input, cols, args.chunk_rows)
-            source = str(args.input)
-            store.upsert_corpus(con, args.corpus, source, {"text_col": cols.text, "id_col": cols.id,
-                                                            "label_col": cols.label, "label_kind": cols.label_kind})
+    with store.connect(args.db) as con:
+        chunks, source = open_chunks(con, args)
         store.start_run(con, run_id, "score", args.corpus, source, names)
-        progress = Progress(f"score {args.corpus}")
         try:
-            for chunk in chunks:
-                rows_read += len(chunk.reviews) + len(chunk.rejects)
-                new, to_score, rejects = (split_new_rows(con, args.corpus, chunk) if args.input is not None
-                                          else (pd.DataFrame(), chunk.reviews, chunk.rejects))
-                with store.transaction(con):
-                    if len(new):
-                        store.insert_reviews(con, args.corpus, new.assign(split=None))
-                    store.insert_rejects(con, args.corpus, rejects, run_id)
-                rejected += len(rejects)
-                ids = to_score["review_id"].tolist()
-                texts = dict(zip(to_score["review_id"], to_score["text"]))
-                for name, model in models.items():
-                    done = store.models_done(con, args.corpus, name, ids)
-                    todo = [i for i in ids if i not in done] if done else ids
-                    skipped += len(ids) - len(todo)
-                    if not todo:
-                        continue
-                    t0 = time.perf_counter()
-                    p = model.predict_proba([texts[i] for i in todo])
-                    seconds[name] += time.perf_counter() - t0
-                    with store.transaction(con):
-                        store.insert_predictions(con, args.corpus, name, todo, p, run_id)
-                    scored[name] += len(todo)
-                progress.update(len(chunk.reviews) + len(chunk.rejects), chunk.fraction,
-                                f", {rejected:,} rejected")
+            if args.engine == "ray":
+                score_ray(con, args, chunks, names, root, run_id, tally)
+            else:
+                score_local(con, args, chunks, models, run_id, tally)
             status = "finished"
         finally:
             elapsed = time.perf_counter() - started
-            store.finish_run(con, run_id, rows_read, sum(scored.values()), rejected, elapsed, status)
+            seconds = tally.timings.seconds
+            store.finish_run(con, run_id, tally.rows_read, sum(tally.scored.values()), tally.rejected, elapsed,
+                             status, {"read_seconds": seconds["read"], "model_seconds": tally.timings.model_total(),
+                                      "db_seconds": seconds["db"], "engine": args.engine})
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            for name, n in scored.items():
+            for name, n in tally.scored.items():
                 if n >= 100:  # too few rows make a meaningless speed figure
-                    store.record_speed(con, name, args.corpus, n, seconds[name], peak_mb)
+                    store.record_speed(con, name, args.corpus, n, seconds[f"model:{name}"], peak_mb)
             summary = store.prediction_counts(con, args.corpus)
             reasons = store.count_rejects(con, args.corpus)
-    store.publish(db)
+    store.publish(args.db)
+    report(names, tally, elapsed, peak_mb, summary, reasons)
+    return 0
 
-    log(f"read {rows_read:,} rows in {elapsed:.1f} s; rejected {rejected:,} this run; "
-        f"{skipped:,} predictions already stored were skipped; peak memory {peak_mb:,.0f} MB")
+
+def report(names: list[str], tally: Tally, elapsed: float, peak_mb: float, summary: pd.DataFrame,
+           reasons: pd.DataFrame) -> None:
+    log(f"read {tally.rows_read:,} rows in {elapsed:.1f} s ({tally.rows_read / max(elapsed, 1e-9):,.0f} rows/s); "
+        f"rejected {tally.rejected:,} this run; {tally.skipped:,} predictions already stored were skipped; "
+        f"peak memory {peak_mb:,.0f} MB")
+    log(f"time: {tally.timings.summary(elapsed)}")
     for name in names:
-        rate = f", {scored[name] / seconds[name]:,.0f} reviews/s" if seconds[name] > 0 else ""
-        log(f"  {name}: {scored[name]:,} new predictions{rate}")
+        s = tally.timings.seconds[f"model:{name}"]
+        rate = f", {tally.scored[name] / s:,.0f} reviews/s ({s:,.1f} s)" if s > 0 else ""
+        log(f"  {name}: {tally.scored[name]:,} new predictions{rate}")
     log("predictions stored per model: " + ", ".join(f"{m}={n:,}" for m, n in summary.itertuples(index=False)))
     if len(reasons):
         log("rejects stored for this corpus: " + ", ".join(f"{r}={n:,}" for r, n in reasons.itertuples(index=False)))
-    return 0
 
 
 if __name__ == "__main__":
