@@ -258,3 +258,23 @@ def test_binned_curves_match_the_evaluated_metrics(scored_db):
     assert (at_half["tp"] + at_half["fp"]).equals(positives.astype(at_half["tp"].dtype))  # labels are all binary
     calib = data.calibration(src, "sample", "all", models)
     assert calib.groupby("model")["n"].sum().eq(scored_db.n_rows).all()
+
+
+def test_a_running_job_without_a_view_is_explained(tmp_path, monkeypatch):
+    """Another process holds the main file read-write and nothing is published yet: a clear message."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "reviews.duckdb"
+    hold = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); c.execute('CREATE TABLE t (x INT)'); "
+            "print('open', flush=True); sys.stdin.read()")
+    job = subprocess.Popen([sys.executable, "-c", hold, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           text=True)
+    try:
+        assert job.stdout.readline().strip() == "open"
+        at = open_app(db, monkeypatch)
+        assert "being written by a job" in at.warning[0].value
+        assert "make demo" in at.code[0].value
+    finally:
+        job.stdin.close()
+        job.wait(10)
