@@ -12,8 +12,9 @@ pool is the reviews that have them and model j starts from real stored model ``j
 models); otherwise the pool is the imdb test split and the probabilities are a real model's predictions
 (tfidf-lr if trained, else vader) on the pool's unique texts. The first k bench models carry those real
 probabilities as they are; every further model adds its own deterministic noise in logit space (about
-N(0, 0.6), from a hash of review and model), so models disagree realistically. Everything is built with INSERT ... SELECT in DuckDB. The metrics table is filled by
-running jobs.evaluate only with ``--evaluate`` (slow at 1M rows); the leaderboard query runs either way.
+N(0, 0.6), from a hash of review and model), so models disagree realistically. Everything is built with
+INSERT ... SELECT in DuckDB. The metrics table is filled by running jobs.evaluate only with
+``--evaluate`` (slow at 1M rows); the leaderboard query runs either way.
 
 Then it publishes the view file and times, for each page, the data.py calls that page makes on first
 view (and on its main interactions), with Streamlit's cache cleared before each page: seconds per page.
@@ -61,8 +62,9 @@ def build(db: Path, source: Path, rows: int, n_models: int) -> None:
             con.execute("""
                 CREATE TEMP TABLE pool AS
                 SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, review_id, text, label, n_chars
-                FROM src.reviews r WHERE corpus = 'imdb' AND EXISTS (
-                    SELECT 1 FROM src.predictions p WHERE p.corpus = 'imdb' AND p.review_id = r.review_id)""")
+                FROM src.reviews r WHERE corpus = 'imdb' AND review_id IN (  -- scored by every stored model
+                    SELECT review_id FROM src.predictions WHERE corpus = 'imdb'
+                    GROUP BY review_id HAVING count(DISTINCT model) = $k)""", {"k": len(stored)})
             con.execute("""CREATE TEMP TABLE pool_p AS
                 SELECT pool.k, p.model, p.p_positive FROM pool JOIN src.predictions p
                 ON p.corpus = 'imdb' AND p.review_id = pool.review_id""")
