@@ -36,6 +36,8 @@ except data.Unavailable as e:
     show_hint(str(e))
 
 scored = corpora.loc[corpora["predictions"] > 0, "corpus"].tolist()
+if not scored:
+    show_hint("No corpus has predictions yet.")
 
 
 def _reset_scope() -> None:  # a new corpus has its own splits and models
