@@ -519,10 +519,14 @@ def _review_from(f: ReviewFilter) -> tuple[str, dict]:
         inner.append("n_chars <= $chars_max")
         params["chars_max"] = f.chars_max
     if f.search.strip():
-        # Case-insensitive substring match. regexp_matches(..., 'i') on a regex-escaped literal: at 1M
-        # reviews it scans the text about 3x faster than ILIKE (1.5 s vs 4.4 s measured here).
-        inner.append("regexp_matches(text, $pattern, 'i')")
-        params["pattern"] = re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", f.search.strip())
+        # Case-insensitive substring: ILIKE on a bound, escaped pattern decides; a regexp_matches(..., 'i')
+        # prefilter on the same literal (RE2, about 3x faster than ILIKE over 1M reviews: 1.5 s vs 4.4 s
+        # measured) lets ILIKE run only on the reviews that can match (CASE evaluates THEN only there).
+        term = f.search.strip()
+        inner.append("CASE WHEN regexp_matches(text, $regex, 'i') THEN text ILIKE $pattern ESCAPE '\\' "
+                     "ELSE false END")
+        params["regex"] = re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", term)
+        params["pattern"] = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     sql = (f"predictions p JOIN (SELECT review_id, label, n_chars FROM reviews WHERE {' AND '.join(inner)}) r "
            f"USING (review_id) WHERE {' AND '.join(outer)}")
     return sql, params

@@ -278,3 +278,14 @@ def test_a_running_job_without_a_view_is_explained(tmp_path, monkeypatch):
     finally:
         job.stdin.close()
         job.wait(10)
+
+
+def test_text_search_is_a_literal_case_insensitive_substring(scored_db):
+    view = store.view_path(scored_db.db)
+    src = data.Source(str(view), view.stat().st_mtime_ns, True)
+    with duckdb.connect(str(view), read_only=True) as con:
+        texts = [r[0] for r in con.execute("SELECT text FROM reviews WHERE corpus = 'sample'").fetchall()]
+    for term in ["WONDERFUL", "a.b", "(", "\\", "[x]", "%", "_", "'; drop table", "ONERROR=alert(1)", "10/10",
+                 "$", "^", "*", "{2}", "|", "?", "<script>"]:
+        expected = sum(term.lower() in t.lower() for t in texts)
+        assert data.review_count(src, data.ReviewFilter("sample", "all", "vader", search=term)) == expected, term
