@@ -1,0 +1,142 @@
+"""Neural model families (lstm, bert, bitbert) at toy sizes: they learn, save/load bit-identically, survive
+huge inputs, and bitbert's weights really are ternary and really are packed 2 bits each on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from bitlinear_pytorch.bitlinear import weight_quant
+from safetensors import safe_open
+
+from core import store
+from core.corpus import ensure_imdb
+from core.models import dir_bytes, load_model, resolve_names
+from core.models.bert import BertClassifier, BertConfig
+from core.models.bitbert import (
+    WEIGHTS,
+    BitBertClassifier,
+    TernaryLinear,
+    encoder_linears,
+    pack_ternary,
+    to_bitlinear,
+    unpack_ternary,
+)
+from core.models.lstm import LSTMClassifier
+
+HUGE = "terrible boring " * 65_000  # ~1 MB of text in one review
+PROBE = ["A wonderful, moving film.", "Dreadful and dull.", "", HUGE]
+
+# A handful of short, unambiguous texts: a 1-layer transformer must fit them within a few steps.
+POS = ["great wonderful film", "a brilliant moving story", "loved it, excellent acting", "superb and delightful"]
+NEG = ["terrible awful film", "a boring dull story", "hated it, horrible acting", "dreadful and stupid"]
+TOY = pd.DataFrame({"text": (POS + NEG) * 4, "y": ([1] * 4 + [0] * 4) * 4})
+TINY_BERT = {"layers": 1, "max_len": 32, "epochs": 4, "batch_size": 4, "lr": 1e-3, "warmup": 0.0,
+             "train_rows": None, "val_rows": None}
+
+
+@pytest.fixture(scope="module")
+def imdb(session_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """300 train / 100 validation real IMDB reviews from a database built in the session's tmp dir."""
+    with store.connect(session_dir / "reviews.duckdb") as con:
+        ensure_imdb(con)
+        train, val = store.load_split(con, "imdb", "train"), store.load_split(con, "imdb", "validation")
+    return train.sample(300, random_state=0), val.sample(100, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def lstm(imdb) -> tuple[LSTMClassifier, list[dict]]:
+    train, val = imdb
+    model, history, hyper = LSTMClassifier.fit(
+        train, val, "quick", {"vocab_size": 3000, "hidden": 16, "max_len": 64, "epochs": 3, "patience": 9,
+                              "lr": 1e-2, "train_rows": None, "val_rows": None}, progress=lambda _: None)
+    assert hyper["train_rows"] == 300
+    return model, history
+
+
+def assert_learns(history: list[dict]) -> None:
+    assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
+    assert {"epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds"} <= set(history[0])
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def assert_round_trip(model, cls, directory: Path) -> np.ndarray:
+    p = model.predict_proba(PROBE)
+    assert p.shape == (len(PROBE),) and p.dtype == np.float64 and np.all((p >= 0) & (p <= 1))
+    model.save(directory)
+    again = cls.load(directory).predict_proba(PROBE)
+    assert np.array_equal(p, again)
+    assert model.n_params() > 0 and model.device in ("cpu", "cuda")
+    return p
+
+
+def test_lstm_learns_and_round_trips(lstm, tmp_path):
+    model, history = lstm
+    assert_learns(history)
+    assert_round_trip(model, LSTMClassifier, tmp_path / "lstm")
+    assert sorted(p.name for p in (tmp_path / "lstm").iterdir()) == ["model.json", "vocab.json",
+                                                                     "weights.safetensors"]
+
+
+def test_registry_finds_trained_neural_model(lstm, tmp_path):
+    model, _ = lstm
+    model.save(tmp_path / "models" / "my-lstm")
+    assert "my-lstm" in resolve_names("all", tmp_path / "models")
+    loaded = load_model("my-lstm", tmp_path / "models")
+    assert np.array_equal(loaded.predict_proba(PROBE), model.predict_proba(PROBE))
+
+
+def test_bert_learns_and_round_trips(tmp_path):
+    model, history, hyper = BertClassifier.fit(TOY, TOY, "quick", TINY_BERT, progress=lambda _: None)
+    assert_learns(history)
+    assert hyper["train_rows"] == len(TOY)
+    assert_round_trip(model, BertClassifier, tmp_path / "bert")
+    assert (tmp_path / "bert" / "model.safetensors").exists()
+
+
+def test_head_tail_truncation_keeps_the_end():
+    model = BertClassifier.from_checkpoint(BertConfig(layers=1, max_len=16))
+    (ids,) = model.encode(["start " * 500 + "the very end"])
+    words = model.tokenizer.decode(ids[1:-1]).split()
+    assert len(ids) == 16 and words[:3] == ["start"] * 3 and words[-3:] == ["the", "very", "end"]
+
+
+def test_pack_ternary_round_trip():
+    codes = torch.randint(-1, 2, (7, 13), dtype=torch.int8)  # 91 weights: not a multiple of 4
+    packed = pack_ternary(codes)
+    assert packed.dtype == torch.uint8 and packed.numel() == 23
+    assert torch.equal(unpack_ternary(packed, (7, 13)), codes)
+
+
+def test_bitlinear_weights_are_ternary():
+    torch.manual_seed(0)
+    net = BertClassifier.from_checkpoint(BertConfig(layers=1)).net
+    assert to_bitlinear(net) == 6  # q, k, v, attention output, intermediate, output
+    for _, _, layer in encoder_linears(net):
+        frozen = TernaryLinear.from_bitlinear(layer)
+        assert set(frozen.codes.unique().tolist()) <= {-1, 0, 1}
+        # what BitLinear multiplies by in training is exactly codes x one scale
+        w = weight_quant(layer.weight.detach().clone())
+        assert torch.allclose(w, frozen.codes.float() * frozen.scale, rtol=1e-6, atol=0)
+
+
+def test_bitbert_learns_packs_and_round_trips(tmp_path):
+    model, history, hyper = BitBertClassifier.fit(TOY, TOY, "quick", TINY_BERT, progress=lambda _: None)
+    assert_learns(history)
+    assert all(isinstance(layer, TernaryLinear) for _, _, layer in encoder_linears(model.net))
+    assert "val_acc_stored_embeddings" in hyper
+    assert_round_trip(model, BitBertClassifier, tmp_path / "bitbert")
+
+    with safe_open(str(tmp_path / "bitbert" / WEIGHTS), "pt") as f:
+        keys = list(f.keys())
+        packed = [k for k in keys if k.endswith(".packed")]
+        assert len(packed) == 6 and all(f.get_tensor(k).dtype == torch.uint8 for k in packed)
+        assert not any(k.endswith(("query.weight", "dense.weight")) and "encoder" in k for k in keys)
+        assert f.get_tensor(next(k for k in keys if "word_embeddings" in k)).dtype == torch.float16
+    assert not list((tmp_path / "bitbert").glob("*.bin")) and not list((tmp_path / "bitbert").glob("*.pt"))
+
+    BertClassifier.from_checkpoint(BertConfig(layers=1)).save(tmp_path / "bert")
+    assert dir_bytes(tmp_path / "bitbert") * 2 < dir_bytes(tmp_path / "bert")
