@@ -13,6 +13,7 @@ only SQL fragments chosen at run time come from fixed dictionaries in this modul
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import threading
@@ -373,23 +374,42 @@ def calibration(src: Source, corpus: str, split: str, models: tuple[str, ...], b
 @st.cache_data(**CACHE)
 def confusion(src: Source, corpus: str, split: str, models: tuple[str, ...], threshold: float = 0.5
               ) -> pd.DataFrame:
-    """Per model at exactly ``threshold`` (a query of its own, not binned): tn, fp, fn, tp, accuracy,
-    precision, recall, f1 over the binary-labelled reviews."""
-    return query(src, """
+    """Per model at exactly ``threshold``: tn, fp, fn, tp, accuracy, precision, recall, f1 over the
+    binary-labelled reviews.
+
+    Exact, and cheap enough for a live slider: every cube bin other than the threshold's own bin lies
+    wholly on one side of it (bin = floor(P * 1000) is monotone in P), so those counts come from the
+    cube; the reviews in the threshold's bin are compared with the threshold itself in SQL."""
+    edge = min(math.floor(threshold * BINS), BINS - 1)  # the same arithmetic as the cube's bin
+    inside = query(src, f"""
         WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
         r AS (SELECT review_id, label = 'positive' AS y FROM reviews
               WHERE corpus = $corpus AND coalesce(split, 'all') = $split AND label IN ('positive', 'negative')),
-        c AS (  -- small integer group keys: the cheap way to aggregate millions of rows
-            SELECT idx.i, count(*) FILTER (WHERE NOT y AND p.p_positive < $t) AS tn,
-                   count(*) FILTER (WHERE NOT y AND p.p_positive >= $t) AS fp,
-                   count(*) FILTER (WHERE y AND p.p_positive < $t) AS fn,
-                   count(*) FILTER (WHERE y AND p.p_positive >= $t) AS tp
-            FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
-            WHERE p.corpus = $corpus GROUP BY idx.i)
-        SELECT idx.model, tn, fp, fn, tp, (tn + tp) / (tn + fp + fn + tp) AS accuracy,
+        c AS (SELECT idx.i, count(*) FILTER (WHERE NOT y AND p.p_positive < $t) AS tn,
+                     count(*) FILTER (WHERE NOT y AND p.p_positive >= $t) AS fp,
+                     count(*) FILTER (WHERE y AND p.p_positive < $t) AS fn,
+                     count(*) FILTER (WHERE y AND p.p_positive >= $t) AS tp
+              FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
+              WHERE p.corpus = $corpus AND p.p_positive >= $lo AND p.p_positive < $hi  -- a narrow range scan
+                AND least(floor(p.p_positive * {BINS}), {BINS - 1}) = $edge GROUP BY idx.i)
+        SELECT idx.model, tn, fp, fn, tp FROM c JOIN idx USING (i)""",
+                   {**_scope(corpus, split, models), "t": threshold, "edge": edge,
+                    "lo": (edge - 1) / BINS, "hi": 2.0 if edge == BINS - 1 else (edge + 2) / BINS})
+    return _local("""
+        WITH outside AS (
+            SELECT model, coalesce(sum(n) FILTER (WHERE label = 'negative' AND bin < $edge), 0) AS tn,
+                   coalesce(sum(n) FILTER (WHERE label = 'negative' AND bin > $edge), 0) AS fp,
+                   coalesce(sum(n) FILTER (WHERE label = 'positive' AND bin < $edge), 0) AS fn,
+                   coalesce(sum(n) FILTER (WHERE label = 'positive' AND bin > $edge), 0) AS tp
+            FROM cube WHERE list_contains($models, model) AND label IS NOT NULL GROUP BY model),
+        c AS (SELECT o.model, (o.tn + coalesce(i.tn, 0))::BIGINT AS tn, (o.fp + coalesce(i.fp, 0))::BIGINT AS fp,
+                     (o.fn + coalesce(i.fn, 0))::BIGINT AS fn, (o.tp + coalesce(i.tp, 0))::BIGINT AS tp
+              FROM outside o LEFT JOIN inside i USING (model))
+        SELECT model, tn, fp, fn, tp, (tn + tp) / (tn + fp + fn + tp) AS accuracy,
                tp / nullif(tp + fp, 0) AS precision, tp / nullif(tp + fn, 0) AS recall,
                2 * tp / nullif(2 * tp + fp + fn, 0) AS f1
-        FROM c JOIN idx USING (i) ORDER BY idx.model""", {**_scope(corpus, split, models), "t": threshold})
+        FROM c ORDER BY model""", {"models": list(models), "edge": edge},
+                  cube=cube(src, corpus, split), inside=inside)
 
 
 CELLS = {  # cell -> (true label, predicted positive?)

@@ -289,3 +289,18 @@ def test_text_search_is_a_literal_case_insensitive_substring(scored_db):
                  "$", "^", "*", "{2}", "|", "?", "<script>"]:
         expected = sum(term.lower() in t.lower() for t in texts)
         assert data.review_count(src, data.ReviewFilter("sample", "all", "vader", search=term)) == expected, term
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.73, 0.999, 1.0])
+def test_confusion_at_a_threshold_is_exact(scored_db, threshold):
+    view = store.view_path(scored_db.db)
+    src = data.Source(str(view), view.stat().st_mtime_ns, True)
+    got = data.confusion(src, "sample", "all", ("tfidf-lr", "vader"), threshold).set_index("model")
+    with duckdb.connect(str(view), read_only=True) as con:
+        rows = con.execute("SELECT p.model, r.label, p.p_positive FROM predictions p JOIN reviews r "
+                           "USING (corpus, review_id) WHERE p.corpus = 'sample'").fetchall()
+    for model in ("tfidf-lr", "vader"):
+        pairs = [(label, p >= threshold) for m, label, p in rows if m == model]
+        expected = {"tn": pairs.count(("negative", False)), "fp": pairs.count(("negative", True)),
+                    "fn": pairs.count(("positive", False)), "tp": pairs.count(("positive", True))}
+        assert {k: int(got.loc[model, k]) for k in expected} == expected
