@@ -374,8 +374,29 @@ def calibration(src: Source, corpus: str, split: str, models: tuple[str, ...], b
 @st.cache_data(**CACHE)
 def confusion(src: Source, corpus: str, split: str, models: tuple[str, ...], threshold: float = 0.5
               ) -> pd.DataFrame:
-    """Per model at exactly ``threshold``: tn, fp, fn, tp, accuracy, precision, recall, f1 over the
-    binary-labelled reviews.
+    """Per model at ``threshold``, one direct query: tn, fp, fn, tp, accuracy, precision, recall, f1 over
+    the binary-labelled reviews (the Confusion page; the slider uses ``confusion_at``)."""
+    return query(src, """
+        WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
+        r AS (SELECT review_id, label = 'positive' AS y FROM reviews
+              WHERE corpus = $corpus AND coalesce(split, 'all') = $split AND label IN ('positive', 'negative')),
+        c AS (  -- small integer group keys: the cheap way to aggregate millions of rows
+            SELECT idx.i, count(*) FILTER (WHERE NOT y AND p.p_positive < $t) AS tn,
+                   count(*) FILTER (WHERE NOT y AND p.p_positive >= $t) AS fp,
+                   count(*) FILTER (WHERE y AND p.p_positive < $t) AS fn,
+                   count(*) FILTER (WHERE y AND p.p_positive >= $t) AS tp
+            FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
+            WHERE p.corpus = $corpus GROUP BY idx.i)
+        SELECT idx.model, tn, fp, fn, tp, (tn + tp) / (tn + fp + fn + tp) AS accuracy,
+               tp / nullif(tp + fp, 0) AS precision, tp / nullif(tp + fn, 0) AS recall,
+               2 * tp / nullif(2 * tp + fp + fn, 0) AS f1
+        FROM c JOIN idx USING (i) ORDER BY idx.model""", {**_scope(corpus, split, models), "t": threshold})
+
+
+@st.cache_data(**CACHE)
+def confusion_at(src: Source, corpus: str, split: str, models: tuple[str, ...], threshold: float = 0.5
+                 ) -> pd.DataFrame:
+    """Same as ``confusion`` (exactly at ``threshold``), for the live threshold slider.
 
     Exact, and cheap enough for a live slider: every cube bin other than the threshold's own bin lies
     wholly on one side of it (bin = floor(P * 1000) is monotone in P), so those counts come from the

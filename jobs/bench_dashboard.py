@@ -136,8 +136,9 @@ def _predict_pool(con) -> tuple[list[str], str]:
 # ---------------------------------------------------------------- timing
 
 
-def page_calls(data, src) -> dict[str, list]:
-    """What each page queries on first view (and on its main interactions), in the default selection."""
+def page_calls(data, src) -> dict[str, tuple[str | None, list]]:
+    """What each page queries on first view, and on its main interactions (name -> (page it happens on,
+    calls)); the default selection: the first corpus and split, every model."""
     corpus = data.corpora(src)["corpus"].iloc[0]
     split = data.splits(src, corpus)[0]
     models = tuple(data.models(src, corpus))
@@ -145,45 +146,52 @@ def page_calls(data, src) -> dict[str, list]:
     scope = (src, corpus, split, models)
     base = data.ReviewFilter(corpus, split, first)
     return {
-        "sidebar (every page)": [lambda: data.summary(src), lambda: data.corpora(src),
-                                 lambda: data.splits(src, corpus), lambda: data.models(src, corpus)],
-        "1 Overview": [lambda: data.corpora(src), lambda: data.rejects(src, corpus),
-                       lambda: data.leaderboard(*scope), lambda: data.labelled_count(src, corpus, split)],
-        "2 Distributions": [lambda: data.shares(*scope, "none"), lambda: data.histogram(*scope, "none")],
-        "2 Distributions, by label": [lambda: data.shares(*scope, "label"),
-                                      lambda: data.histogram(*scope, "label")],
-        "2 Distributions, by length": [lambda: data.shares(*scope, "length"),
-                                       lambda: data.histogram(*scope, "length")],
-        "3 Confusion matrices": [lambda: data.labelled_count(src, corpus, split), lambda: data.confusion(*scope),
-                                 lambda: data.cell_reviews(src, corpus, split, first, "fp")],
-        "3 Confusion, another cell": [lambda: data.cell_reviews(src, corpus, split, first, "tn")],
-        "4 ROC and PR": [lambda: data.labelled_count(src, corpus, split), lambda: data.confusion(*scope, 0.5),
-                         lambda: data.roc_pr(*scope), lambda: data.aucs(*scope),
-                         lambda: data.calibration(*scope)],
-        "4 ROC, slider moved": [lambda: data.confusion(*scope, 0.73)],
-        "5 Disagreements": [lambda: data.disagreement_counts(*scope), lambda: data.agreement(*scope),
-                            lambda: data.disagreements(*scope, False)],
-        "5 Disagreements, contradict": [lambda: data.disagreements(*scope, True)],
-        "6 Reviews": [lambda: data.length_range(src, corpus), lambda: data.review_page(src, base, 50, 0)],
-        "6 Reviews, filters": [lambda: data.review_page(
-            src, base._replace(predicted="negative", label="positive", correct=False, p_min=0.1), 50, 0)],
-        "6 Reviews, text search": [lambda: data.review_page(src, base._replace(search="Wonderful"), 50, 0)],
-        "6 Reviews, search (no match)": [lambda: data.review_page(src, base._replace(search="zqxj onerror"), 50, 0)],
-        "6 Reviews, page 1000": [lambda: data.review_page(src, base, 50, 50 * 999)],
-        "6 Reviews, CSV (100k rows, on click)": [lambda: data.review_csv(src, base)],
-        "8 Training": [lambda: data.training_log(src), lambda: data.trained_models(src)],
+        "sidebar (every page)": (None, [lambda: data.summary(src), lambda: data.corpora(src),
+                                        lambda: data.splits(src, corpus), lambda: data.models(src, corpus)]),
+        "1 Overview": (None, [lambda: data.corpora(src), lambda: data.rejects(src, corpus),
+                              lambda: data.leaderboard(*scope), lambda: data.labelled_count(src, corpus, split)]),
+        "2 Distributions": (None, [lambda: data.shares(*scope, "none"), lambda: data.histogram(*scope, "none")]),
+        "  split by label": ("2 Distributions", [lambda: data.shares(*scope, "label"),
+                                                 lambda: data.histogram(*scope, "label")]),
+        "  split by length": ("2 Distributions", [lambda: data.shares(*scope, "length"),
+                                                  lambda: data.histogram(*scope, "length")]),
+        "3 Confusion matrices": (None, [lambda: data.labelled_count(src, corpus, split),
+                                        lambda: data.confusion(*scope),
+                                        lambda: data.cell_reviews(src, corpus, split, first, "fp")]),
+        "  another cell": ("3 Confusion matrices", [lambda: data.cell_reviews(src, corpus, split, first, "tn")]),
+        "4 ROC and PR": (None, [lambda: data.labelled_count(src, corpus, split),
+                                lambda: data.confusion_at(*scope, 0.5), lambda: data.roc_pr(*scope),
+                                lambda: data.aucs(*scope), lambda: data.calibration(*scope)]),
+        "  threshold slider moved": ("4 ROC and PR", [lambda: data.confusion_at(*scope, 0.73)]),
+        "5 Disagreements": (None, [lambda: data.disagreement_counts(*scope), lambda: data.agreement(*scope),
+                                   lambda: data.disagreements(*scope, False)]),
+        "  every model contradicts": ("5 Disagreements", [lambda: data.disagreements(*scope, True)]),
+        "6 Reviews": (None, [lambda: data.length_range(src, corpus), lambda: data.review_page(src, base, 50, 0)]),
+        "  filters": ("6 Reviews", [lambda: data.review_page(
+            src, base._replace(predicted="negative", label="positive", correct=False, p_min=0.1), 50, 0)]),
+        "  text search": ("6 Reviews", [lambda: data.review_page(src, base._replace(search="Wonderful"), 50, 0)]),
+        "  text search, no match": ("6 Reviews", [lambda: data.review_page(
+            src, base._replace(search="zqxj onerror"), 50, 0)]),
+        "  page 1,000": ("6 Reviews", [lambda: data.review_page(src, base, 50, 50 * 999)]),
+        "  CSV download (100k rows, on click)": ("6 Reviews", [lambda: data.review_csv(src, base)]),
+        "8 Training": (None, [lambda: data.training_log(src), lambda: data.trained_models(src)]),
     }
 
 
 def time_pages(data, repeat: int) -> list[tuple[str, float]]:
+    """A page's first view is timed with every cache cleared (sidebar excluded: it is cached across pages);
+    an interaction is timed after its page's first view, with that page's results cached, as in the app."""
     src = data.source()
+    calls = page_calls(data, src)
     results = []
-    for name, calls in page_calls(data, src).items():
+    for name, (page, timed) in calls.items():
         runs = []
         for _ in range(repeat):
             data.clear_caches()
+            for call in calls[page][1] if page else []:
+                call()
             t = time.perf_counter()
-            for call in calls:
+            for call in timed:
                 call()
             runs.append(time.perf_counter() - t)
         runs.sort()
@@ -227,15 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard import data
 
     summary = data.summary(data.source())
-    print(f"\n{summary['reviews']:,} reviews, {summary['predictions']:,} predictions; cold queries "
-          f"(cache cleared), median of {args.repeat}, on {os.cpu_count()} CPU cores\n")
-    print(f"{'page':<40}{'seconds':>9}")
-    print("-" * 49)
+    print(f"\n{summary['reviews']:,} reviews, {summary['predictions']:,} predictions, {os.cpu_count()} CPU cores; "
+          f"seconds in dashboard.data, median of {args.repeat}: a page's first view with every cache cleared, "
+          f"an interaction (indented) after its page's first view\n")
+    print(f"{'page / interaction':<42}{'seconds':>9}")
+    print("-" * 51)
     for name, seconds in time_pages(data, args.repeat):
-        print(f"{name:<40}{seconds:>9.3f}")
+        print(f"{name:<42}{seconds:>9.3f}")
     load, predict = time_try_it()
-    print(f"{'7 Try it (load models, first time)':<40}{load:>9.3f}")
-    print(f"{'7 Try it (score one text, all models)':<40}{predict:>9.3f}")
+    print(f"{'7 Try it: load every model (first time)':<42}{load:>9.3f}")
+    print(f"{'  score one text with every model':<42}{predict:>9.3f}")
+    print(f"\nload average during the run: {os.getloadavg()[0]:.1f} (other processes share the CPU)")
     return 0
 
 

@@ -295,7 +295,12 @@ def test_text_search_is_a_literal_case_insensitive_substring(scored_db):
 def test_confusion_at_a_threshold_is_exact(scored_db, threshold):
     view = store.view_path(scored_db.db)
     src = data.Source(str(view), view.stat().st_mtime_ns, True)
-    got = data.confusion(src, "sample", "all", ("tfidf-lr", "vader"), threshold).set_index("model")
+    for how in (data.confusion, data.confusion_at):
+        check_confusion(how(src, "sample", "all", ("tfidf-lr", "vader"), threshold).set_index("model"),
+                        view, threshold)
+
+
+def check_confusion(got, view, threshold):
     with duckdb.connect(str(view), read_only=True) as con:
         rows = con.execute("SELECT p.model, r.label, p.p_positive FROM predictions p JOIN reviews r "
                            "USING (corpus, review_id) WHERE p.corpus = 'sample'").fetchall()

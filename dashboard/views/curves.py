@@ -10,7 +10,7 @@ if data.labelled_count(sel.src, sel.corpus, sel.split) == 0:
 
 threshold = st.slider("Threshold: predict positive when P(positive) >= threshold", 0.0, 1.0, 0.5, 0.01,
                       key="threshold")
-at = data.confusion(sel.src, sel.corpus, sel.split, sel.models, threshold)
+at = data.confusion_at(sel.src, sel.corpus, sel.split, sel.models, threshold)
 st.dataframe(at, hide_index=True, column_config={
     c: st.column_config.NumberColumn(format="%.3f") for c in ("accuracy", "precision", "recall", "f1")})
 
