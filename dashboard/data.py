@@ -473,20 +473,25 @@ _PER_REVIEW = """
 
 
 @st.cache_data(**CACHE)
-def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, ...], contradict: bool,
-                       limit: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One pass over the per-review aggregate: (top reviews, counts by bitmask/label)."""
-    order = "abs(mean_p - (label = 'positive')::DOUBLE) DESC" if contradict else "spread DESC"
+def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, ...], limit: int
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One pass over the per-review aggregate: (top reviews by spread, top reviews every model gets
+    wrong, ranked by mean confidence against the label, counts by bitmask/label), so the page's toggle
+    costs nothing more."""
     both = query(src, f"""{_PER_REVIEW}
-        (SELECT 'top' AS part, review_id, spread, label, NULL::BIGINT AS mask, NULL::BOOLEAN AS all_contradict,
-                NULL::BIGINT AS n
-         FROM rp WHERE NOT $contradict OR all_contradict ORDER BY {order}, review_id LIMIT $limit)
+        (SELECT 'spread' AS part, review_id, spread, label, NULL::BIGINT AS mask,
+                NULL::BOOLEAN AS all_contradict, NULL::BIGINT AS n
+         FROM rp ORDER BY spread DESC, review_id LIMIT $limit)
+        UNION ALL
+        (SELECT 'wrong', review_id, spread, label, NULL, NULL, NULL FROM rp WHERE all_contradict
+         ORDER BY abs(mean_p - (label = 'positive')::DOUBLE) DESC, review_id LIMIT $limit)
         UNION ALL
         SELECT 'mask', NULL, NULL, label, mask, all_contradict, count(*) FROM rp GROUP BY ALL""",
-                 {**_scope(corpus, split, models), "contradict": contradict, "limit": limit})
-    top = both[both["part"] == "top"].reset_index(drop=True)
-    masks = both.loc[both["part"] == "mask", ["mask", "label", "all_contradict", "n"]].reset_index(drop=True)
-    return top, masks
+                 {**_scope(corpus, split, models), "limit": limit})
+    spread = both[both["part"] == "spread"].sort_values(["spread", "review_id"], ascending=[False, True])
+    wrong = both[both["part"] == "wrong"]  # UNION ALL keeps no order: re-rank after the text is fetched
+    masks = both.loc[both["part"] == "mask", ["mask", "label", "all_contradict", "n"]]
+    return spread.reset_index(drop=True), wrong.reset_index(drop=True), masks.reset_index(drop=True)
 
 
 @st.cache_data(**CACHE)
@@ -495,17 +500,24 @@ def disagreements(src: Source, corpus: str, split: str, models: tuple[str, ...],
     """Reviews scored by every chosen model, ranked by max - min P(positive) (or, with ``contradict``,
     only those every model gets wrong, ranked by how confidently): review_id, spread, label, one column
     of P(positive) per model, text."""
-    top, _ = _disagreement_pass(src, corpus, split, models, contradict, limit)
+    spread, wrong, _ = _disagreement_pass(src, corpus, split, models, limit)
+    top = wrong if contradict else spread
     long = query(src, "SELECT review_id, model, p_positive FROM predictions WHERE corpus = $corpus "
                       "AND list_contains($models, model) AND list_contains($ids, review_id)",
                  {"corpus": corpus, "models": list(models), "ids": top["review_id"].tolist()})
     wide = long.pivot(index="review_id", columns="model", values="p_positive")  # <= 50 x models: a reshape
     table = top[["review_id", "spread", "label"]].merge(wide, left_on="review_id", right_index=True, how="left")
-    return _texts(src, corpus, table.reindex(columns=["review_id", "spread", "label", *models]))
+    table = table.reindex(columns=["review_id", "spread", "label", *models])
+    if contradict and not table.empty:  # most confidently wrong first: mean P furthest from the label
+        mean_p = table[list(models)].mean(axis=1)
+        confidence = (mean_p - (table["label"] == "positive").astype(float)).abs()
+        table = table.assign(_c=confidence).sort_values(["_c", "review_id"], ascending=[False, True])
+        table = table.drop(columns="_c").reset_index(drop=True)
+    return _texts(src, corpus, table)
 
 
 def _masks(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
-    return _disagreement_pass(src, corpus, split, models, False, TEXT_ROWS)[1]
+    return _disagreement_pass(src, corpus, split, models, TEXT_ROWS)[2]
 
 
 @st.cache_data(**CACHE)
