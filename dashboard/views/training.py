@@ -10,9 +10,8 @@ trained = data.trained_models(sel.src)
 if log.empty:
     st.info("No training history yet: train a model with `python -m jobs.train --model lstm`.")
     st.stop()
-names = sorted(log["model"].unique())
-default = [m for m in names if m in sel.models] or names
-shown = st.multiselect("Models", names, default=default, key="train_models")
+names = sorted(log["model"].unique())  # every trained model, scored or not
+shown = st.multiselect("Models", names, default=names, key="train_models")
 log = log[log["model"].isin(shown)]
 left, right = st.columns(2)
 if log[["train_loss", "val_loss"]].notna().any().any():
