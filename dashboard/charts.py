@@ -189,6 +189,6 @@ def training(df: pd.DataFrame, metric: str) -> alt.Chart:
         x=alt.X("epoch:O", title="epoch"),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", scale=MODELS, legend=_models_legend()),
-        strokeDash=alt.StrokeDash("set:N", legend=alt.Legend(orient="bottom", title=None)),
+        strokeDash=alt.StrokeDash("set:N", legend=alt.Legend(orient="bottom", title=None, symbolType="stroke")),
         tooltip=["model", "epoch", "set", alt.Tooltip(f"{metric}:Q", format=".4f")],
-    ).properties(height=300, title=metric)
+    ).properties(height=300, title={"acc": "accuracy"}.get(metric, metric))
