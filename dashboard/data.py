@@ -276,7 +276,7 @@ def cube(src: Source, corpus: str, split: str) -> pd.DataFrame:
     return query(src, f"""
         WITH idx AS (SELECT unnest($names) AS model, (generate_subscripts($names, 1) - 1)::UTINYINT AS i),
         r AS (SELECT review_id,
-                     CASE label WHEN 'negative' THEN 0 WHEN 'positive' THEN 1 ELSE 2 END::UTINYINT AS lc,
+                     CASE label WHEN 'negative' THEN 0 WHEN 'positive' THEN 1 WHEN 'neutral' THEN 2 ELSE 3 END::UTINYINT AS lc,
                      CASE WHEN n_chars < 500 THEN 0 WHEN n_chars < 1000 THEN 1 WHEN n_chars < 2000 THEN 2
                           ELSE 3 END::UTINYINT AS lb
               FROM reviews WHERE corpus = $corpus AND coalesce(split, 'all') = $split),
@@ -284,7 +284,7 @@ def cube(src: Source, corpus: str, split: str) -> pd.DataFrame:
                      count(*) AS n, sum(p.p_positive) AS sum_p
               FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
               WHERE p.corpus = $corpus GROUP BY ALL)
-        SELECT idx.model, ['negative', 'positive', NULL][c.lc + 1] AS label,
+        SELECT idx.model, ['negative', 'positive', 'neutral', NULL][c.lc + 1] AS label,
                ['1: < 500 chars', '2: 500-999', '3: 1000-1999', '4: 2000+'][c.lb + 1] AS length,
                c.bin::INTEGER AS bin, c.n, c.sum_p
         FROM c JOIN idx USING (i)""", {"corpus": corpus, "split": split, "names": names})
@@ -323,14 +323,14 @@ def roc_pr(src: Source, corpus: str, split: str, models: tuple[str, ...], step: 
     for a chart (the AUCs use every 1/1000 bin)."""
     return _local(_ROC_SQL + """
         UNION ALL SELECT DISTINCT model, 1.0, 0.0, 0.0, 0.0, NULL FROM cube
-        WHERE list_contains($models, model) AND label IS NOT NULL
+        WHERE list_contains($models, model) AND label IN ('positive', 'negative')
         ORDER BY model, threshold DESC""", {"models": list(models), "step": step}, cube=cube(src, corpus, split))
 
 
 _ROC_SQL = f"""
     WITH b AS (SELECT model, bin // $step * $step AS bin, sum(n) FILTER (WHERE label = 'positive') AS pos,
                       sum(n) FILTER (WHERE label = 'negative') AS neg
-               FROM cube WHERE list_contains($models, model) AND label IS NOT NULL GROUP BY ALL)
+               FROM cube WHERE list_contains($models, model) AND label IN ('positive', 'negative') GROUP BY ALL)
     SELECT model, bin / {BINS} AS threshold,
            sum(neg) OVER w / sum(neg) OVER (PARTITION BY model) AS fpr,
            sum(pos) OVER w / sum(pos) OVER (PARTITION BY model) AS tpr,
@@ -364,7 +364,7 @@ def calibration(src: Source, corpus: str, split: str, models: tuple[str, ...], b
     return _local(f"""
         SELECT model, bin * $bins // {BINS} AS bin, sum(sum_p) / sum(n) AS mean_p,
                sum(n) FILTER (WHERE label = 'positive') / sum(n) AS observed, sum(n) AS n
-        FROM cube WHERE list_contains($models, model) AND label IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2""",
+        FROM cube WHERE list_contains($models, model) AND label IN ('positive', 'negative') GROUP BY 1, 2 ORDER BY 1, 2""",
                   {"models": list(models), "bins": bins}, cube=cube(src, corpus, split))
 
 
@@ -422,7 +422,7 @@ def confusion_at(src: Source, corpus: str, split: str, models: tuple[str, ...], 
                    coalesce(sum(n) FILTER (WHERE label = 'negative' AND bin > $edge), 0) AS fp,
                    coalesce(sum(n) FILTER (WHERE label = 'positive' AND bin < $edge), 0) AS fn,
                    coalesce(sum(n) FILTER (WHERE label = 'positive' AND bin > $edge), 0) AS tp
-            FROM cube WHERE list_contains($models, model) AND label IS NOT NULL GROUP BY model),
+            FROM cube WHERE list_contains($models, model) AND label IN ('positive', 'negative') GROUP BY model),
         c AS (SELECT o.model, (o.tn + coalesce(i.tn, 0))::BIGINT AS tn, (o.fp + coalesce(i.fp, 0))::BIGINT AS fp,
                      (o.fn + coalesce(i.fn, 0))::BIGINT AS fn, (o.tp + coalesce(i.tp, 0))::BIGINT AS tp
               FROM outside o LEFT JOIN inside i USING (model))

@@ -11,7 +11,7 @@ with st.container(border=True):
     c1, c2, c3, c4 = st.columns(4)
     model = c1.selectbox("Model", sel.models, key="rv_model")
     predicted = c2.selectbox("Predicted", [ANY, "positive", "negative"], key="rv_predicted")
-    label = c3.selectbox("True label", [ANY, "positive", "negative", "none"], key="rv_label")
+    label = c3.selectbox("True label", [ANY, "positive", "negative", "neutral", "none"], key="rv_label")
     correct = c4.selectbox("Prediction", [ANY, "correct", "incorrect"], key="rv_correct")
     c5, c6, c7 = st.columns([1, 1, 2])
     p_range = c5.slider("P(positive)", 0.0, 1.0, (0.0, 1.0), 0.01, key="rv_p")
