@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DB ?= data/reviews.duckdb
-QUICK_MODELS := tfidf-lr
+QUICK_MODELS := tfidf-lr lstm-quick bert-quick bitbert-quick
 PORT ?= 8501
 
 .PHONY: setup demo pipeline test test-slow bench lint dashboard browser
