@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core import store
@@ -73,16 +74,52 @@ def stored_chunks(con, corpus: str, split: str | None, chunk_rows: int) -> Itera
         yield Chunk(df, pd.DataFrame(columns=REJECT_COLUMNS), done / total)
 
 
-def split_new_rows(con, corpus: str, chunk: Chunk) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+class StoredIds:
+    """Which review ids a corpus may already hold, so that a chunk of new ids skips the exact check.
+
+    The exact check (store.existing_reviews) joins the chunk against every stored review: its cost grows
+    with the table, which made a run's time grow faster than its rows. This keeps DuckDB's 64-bit hash of
+    every stored id (8 bytes per review: 8 MB per million) in sorted numpy blocks, merged like a binary
+    counter so there are O(log n) of them. "Not stored" is certain; "maybe" (a stored id, or a hash
+    collision) falls back to the exact query, so results are exactly those of the query.
+    """
+
+    def __init__(self, hashes: np.ndarray):
+        self.blocks: list[np.ndarray] = [np.sort(hashes)] if len(hashes) else []
+
+    def add(self, hashes: np.ndarray) -> None:
+        if not len(hashes):
+            return
+        self.blocks.append(np.sort(hashes))
+        while len(self.blocks) > 1 and len(self.blocks[-1]) >= len(self.blocks[-2]):
+            self.blocks[-2:] = [np.sort(np.concatenate(self.blocks[-2:]))]
+
+    def maybe_any(self, hashes: np.ndarray) -> bool:
+        for block in self.blocks:
+            pos = np.minimum(np.searchsorted(block, hashes), len(block) - 1)
+            if np.any(block[pos] == hashes):
+                return True
+        return False
+
+
+def split_new_rows(con, corpus: str, chunk: Chunk, stored: StoredIds | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(reviews to store, reviews to score, rejects) for one chunk of an input file.
 
     Ids already stored from another input row are rejected as duplicates.
 
     An id stored with the same source_row is this file's own row from an earlier, interrupted run.
+    With ``stored``, the ids of the rows returned for storing are added to it.
     """
     reviews = chunk.reviews
+    hashes = store.id_hashes(con, reviews["review_id"].tolist()) if stored is not None else None
+    if stored is not None and not stored.maybe_any(hashes):
+        stored.add(hashes)
+        return reviews, reviews, chunk.rejects
     known = store.existing_reviews(con, corpus, reviews["review_id"].tolist())
     if known.empty:
+        if stored is not None:
+            stored.add(hashes)
         return reviews, reviews, chunk.rejects
     merged = reviews.merge(known, on="review_id", how="left", suffixes=("", "_stored"))
     dup = merged["source_row_stored"].notna() & (merged["source_row_stored"] != merged["source_row"])
@@ -93,7 +130,10 @@ def split_new_rows(con, corpus: str, chunk: Chunk) -> tuple[pd.DataFrame, pd.Dat
         .astype("int64").astype(str),
         "excerpt": merged.loc[dup, "text"].str.slice(0, 200),
     })
-    new = merged[merged["source_row_stored"].isna()][reviews.columns]
+    is_new = merged["source_row_stored"].isna()
+    new = merged[is_new][reviews.columns]
+    if stored is not None:
+        stored.add(hashes[is_new.to_numpy()])  # merged keeps reviews' row order (a left merge)
     rejects = pd.concat([chunk.rejects, dup_rejects], ignore_index=True) if len(dup_rejects) else chunk.rejects
     return new, merged[~dup][reviews.columns], rejects
 
@@ -163,22 +203,38 @@ def open_chunks(con, args) -> tuple[Iterator[Chunk], str]:
     return read_chunks(args.input, cols, args.chunk_rows), str(args.input)
 
 
-def ingest(con, args, chunk: Chunk, run_id: str, tally: Tally) -> pd.DataFrame:
-    """Store one chunk's new reviews and its rejects in one transaction; return the reviews to score."""
+def load_stored_ids(con, args, tally: Tally) -> StoredIds | None:
+    """The id filter for an input file (one scan at the start); None when scoring stored reviews."""
+    if args.input is None:
+        return None
+    with tally.timings.phase("db"):
+        return StoredIds(store.stored_id_hashes(con, args.corpus))
+
+
+def ingest(con, args, chunk: Chunk, run_id: str, tally: Tally, stored: StoredIds | None
+           ) -> tuple[pd.DataFrame, bool]:
+    """Store one chunk's new reviews and its rejects in one transaction.
+
+    Returns the reviews to score and whether all of them were new: then none can have a prediction yet
+    (predictions are written after their reviews), so the resume check, a query whose cost grows with the
+    predictions table, can be skipped; it runs only for chunks that overlap an earlier run.
+    """
     tally.rows_read += len(chunk.reviews) + len(chunk.rejects)
     with tally.timings.phase("db"):
-        new, to_score, rejects = (split_new_rows(con, args.corpus, chunk) if args.input is not None
+        new, to_score, rejects = (split_new_rows(con, args.corpus, chunk, stored) if args.input is not None
                                   else (pd.DataFrame(), chunk.reviews, chunk.rejects))
         with store.transaction(con):
             if len(new):
                 store.insert_reviews(con, args.corpus, new.assign(split=None))
             store.insert_rejects(con, args.corpus, rejects, run_id)
     tally.rejected += len(rejects)
-    return to_score
+    return to_score, args.input is not None and len(new) == len(to_score)
 
 
-def todo_ids(con, corpus: str, name: str, ids: list[str], tally: Tally) -> list[str]:
+def todo_ids(con, corpus: str, name: str, ids: list[str], tally: Tally, fresh: bool = False) -> list[str]:
     """The ids that still lack a prediction from model ``name`` (a resumed run skips the others)."""
+    if fresh:  # reviews stored by this very chunk: no predictions yet
+        return ids
     with tally.timings.phase("db"):
         done = store.models_done(con, corpus, name, ids)
     todo = [i for i in ids if i not in done] if done else ids
@@ -195,12 +251,13 @@ def write_predictions(con, corpus: str, name: str, ids: list[str], p, run_id: st
 def score_local(con, args, chunks: Iterator[Chunk], models: dict, run_id: str, tally: Tally) -> None:
     """In this process: per chunk, store reviews + rejects, then predict and store each model's predictions."""
     progress = Progress(f"score {args.corpus}")
+    stored = load_stored_ids(con, args, tally)
     for chunk in tally.timings.timed("read", chunks):
-        to_score = ingest(con, args, chunk, run_id, tally)
+        to_score, fresh = ingest(con, args, chunk, run_id, tally, stored)
         ids = to_score["review_id"].tolist()
         texts = dict(zip(to_score["review_id"], to_score["text"]))
         for name, model in models.items():
-            todo = todo_ids(con, args.corpus, name, ids, tally)
+            todo = todo_ids(con, args.corpus, name, ids, tally, fresh)
             if not todo:
                 continue
             with tally.timings.phase(f"model:{name}"):
@@ -222,12 +279,13 @@ def score_ray(con, args, chunks: Iterator[Chunk], names: list[str], root: Path, 
     progress = Progress(f"queue {args.corpus}")
     with RayScorer(names, root, address=args.ray_address, actors=args.ray_actors,
                    actor_cpus=args.ray_actor_cpus, batch_rows=args.ray_batch_rows) as scorer:
+        stored = load_stored_ids(con, args, tally)
         for chunk in tally.timings.timed("read", chunks):
-            to_score = ingest(con, args, chunk, run_id, tally)
+            to_score, fresh = ingest(con, args, chunk, run_id, tally, stored)
             ids = to_score["review_id"].tolist()
             work = pd.DataFrame({"review_id": to_score["review_id"], "text": to_score["text"]})
             for name in names:
-                work[f"todo:{name}"] = work["review_id"].isin(set(todo_ids(con, args.corpus, name, ids, tally)))
+                work[f"todo:{name}"] = work["review_id"].isin(set(todo_ids(con, args.corpus, name, ids, tally, fresh)))
             scorer.add(work[work.filter(like="todo:").any(axis=1)])
             progress.update(len(chunk.reviews) + len(chunk.rejects), chunk.fraction, f", {tally.rejected:,} rejected")
         progress = Progress(f"score {args.corpus}", total=scorer.queued, unit="predictions")
@@ -256,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     status = "interrupted"
     started = time.perf_counter()
     with store.connect(args.db) as con:
+        store.tune_for_bulk_writes(con)
         chunks, source = open_chunks(con, args)
         store.start_run(con, run_id, "score", args.corpus, source, names)
         try:
