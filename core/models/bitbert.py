@@ -33,13 +33,14 @@ WEIGHTS = "bitbert.safetensors"
 
 @dataclass
 class BitBertConfig(BertConfig):
-    lr: float = 1e-4                  # ternary weights need bigger steps to flip than fp32 fine-tuning
+    lr: float = 5e-4                  # ternary weights need bigger steps to flip than fp32 fine-tuning:
+    #                                   at 1e-4 the loss stayed at 0.69 for 700 reviews
     embeddings: str = "fp16"          # how the word embeddings are stored: fp16 | int8 (per-row scale) | fp32
 
 
 PRESETS: dict[str, BitBertConfig] = {
-    # same data budget as bert "quick": 2,000 reviews x 1 epoch at 128 tokens
-    "quick": BitBertConfig(train_rows=2_000, val_rows=1_000, epochs=1, max_len=128),
+    # 1,200 reviews x 1 epoch at 128 tokens (BitLinear's fake quantization makes steps ~1.3x slower)
+    "quick": BitBertConfig(train_rows=1_200, val_rows=500, epochs=1, max_len=128),
     "full": BitBertConfig(max_len=256, epochs=3, batch_size=32),
 }
 
