@@ -170,7 +170,8 @@ def publish(db: Path) -> Path:
     return dest
 
 
-def tune_for_bulk_writes(con: duckdb.DuckDBPyConnection, checkpoint_threshold: str = "256MB") -> None:
+def tune_for_bulk_writes(con: duckdb.DuckDBPyConnection, checkpoint_threshold: str = "128MB",
+                         memory_limit: str = "512MB") -> None:
     """Checkpoint less often during a long scoring run.
 
     DuckDB checkpoints when the write-ahead log passes ``checkpoint_threshold`` (16 MB by default), and a
@@ -180,6 +181,7 @@ def tune_for_bulk_writes(con: duckdb.DuckDBPyConnection, checkpoint_threshold: s
     up to that much uncheckpointed data in memory and a longer log replay after a crash.
     """
     con.execute("SET checkpoint_threshold = ?", [checkpoint_threshold])
+    con.execute("SET memory_limit = ?", [memory_limit])
 
 
 @contextmanager
