@@ -26,6 +26,10 @@ data/models/tfidf-lr/model.json: | setup
 data/models/vader/model.json: | setup
 	$(PY) -m jobs.train --model vader --name vader --db $(DB)
 
+# BitLinear BERT starts from the fine-tuned full-precision BERT (quantization-aware fine-tuning of it)
+data/models/bitbert-quick/model.json: data/models/bert-quick/model.json | setup
+	$(PY) -m jobs.train --model bitbert --name bitbert-quick --preset quick --set pretrained=$(CURDIR)/data/models/bert-quick --db $(DB)
+
 data/models/%-quick/model.json: | setup
 	$(PY) -m jobs.train --model $* --name $*-quick --preset quick --db $(DB)
 
