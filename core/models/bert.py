@@ -120,6 +120,18 @@ class BertClassifier:
                 correct += int((logits.argmax(-1) == target).sum())
         return loss_sum / len(seqs), correct / len(seqs)
 
+    precisions: tuple[str, ...] = ("int8", "bf16")  # opt-in faster inference paths (jobs.bench measures them)
+
+    def set_precision(self, precision: str) -> None:
+        """Inference only. int8: dynamic quantisation of every nn.Linear (weights int8, activations quantised
+        per batch); bf16: the whole network cast to bfloat16 (avx512-bf16 on this CPU)."""
+        if precision == "int8":
+            self.net = torch.ao.quantization.quantize_dynamic(self.net, {nn.Linear}, dtype=torch.qint8)
+        elif precision == "bf16":
+            self.net = self.net.to(torch.bfloat16)
+        elif precision != "fp32":
+            raise ValueError(f"unknown precision {precision!r}; known: fp32, {', '.join(self.precisions)}")
+
     def n_params(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
 

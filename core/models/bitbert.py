@@ -148,6 +148,7 @@ def dequantize_embedding(parts: dict[str, torch.Tensor]) -> torch.Tensor:
 class BitBertClassifier(BertClassifier):
     kind = KIND
     presets = PRESETS
+    precisions = ()  # its encoder is already ternary weights x 8-bit activations
 
     def prepare_for_training(self, progress) -> None:
         n = to_bitlinear(self.net)
