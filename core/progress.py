@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
 
 
 def _fmt_seconds(s: float) -> str:
@@ -12,21 +12,28 @@ def _fmt_seconds(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-class Progress:
-    """Call update(n) as work finishes; fraction() can override the estimate when totals are in bytes."""
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
-    def __init__(self, label: str, total: int | None = None, unit: str = "rows", stream: TextIO = sys.stderr):
-        self.label, self.total, self.unit, self.stream = label, total, unit, stream
+
+class Progress:
+    """Call update(n) as work finishes; ``fraction`` overrides the estimate when totals are in bytes.
+
+    Lines go to ``emit`` (default: stderr) at most once every ``every`` seconds, and when the total is reached.
+    """
+
+    def __init__(self, label: str, total: int | None = None, unit: str = "rows",
+                 emit: Callable[[str], None] = _to_stderr, every: float = 1.0):
+        self.label, self.total, self.unit, self.emit, self.every = label, total, unit, emit, every
         self.done = 0
         self.start = self._last = time.perf_counter()
 
     def update(self, n: int, fraction: float | None = None, extra: str = "") -> None:
         self.done += n
         now = time.perf_counter()
-        if now - self._last >= 1.0 or (self.total is not None and self.done >= self.total):
+        if now - self._last >= self.every or (self.total is not None and self.done >= self.total):
             self._last = now
-            self.stream.write(self.line(fraction, extra) + "\n")
-            self.stream.flush()
+            self.emit(self.line(fraction, extra))
 
     def rate(self) -> float:
         return self.done / max(time.perf_counter() - self.start, 1e-9)

@@ -447,10 +447,3 @@ def leaderboard(con: duckdb.DuckDBPyConnection, corpus: str, split: str) -> pd.D
         "WHERE m.corpus = ? AND m.split = ? ORDER BY m.accuracy DESC",
         [corpus, split],
     ).df()
-
-
-def read_metrics(con: duckdb.DuckDBPyConnection, corpus: str | None = None) -> pd.DataFrame:
-    return con.execute(
-        "SELECT * FROM metrics WHERE (? IS NULL OR corpus = ?) ORDER BY corpus, split, accuracy DESC",
-        [corpus, corpus],
-    ).df()

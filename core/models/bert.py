@@ -23,7 +23,6 @@ from torch import nn
 
 from core.models import read_manifest, write_manifest
 from core.models.text_batching import (
-    Ticker,
     clip_chars,
     head_tail,
     length_batches,
@@ -32,6 +31,7 @@ from core.models.text_batching import (
     setup_torch,
     subset,
 )
+from core.progress import Progress
 
 KIND = "bert"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk only; a hub download would fail here
@@ -184,7 +184,7 @@ class BertClassifier:
         total = cfg.epochs * math.ceil(len(x_train) / cfg.batch_size)
         warm = max(1, int(cfg.warmup * total))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_decay(s, total, warm))
-        ticker = Ticker(progress, cls.kind, cfg.epochs * len(x_train))
+        ticker = Progress(cls.kind, cfg.epochs * len(x_train), "examples", emit=progress, every=5.0)
         history: list[dict] = []
         best_loss, best_state = float("inf"), None
         start = time.perf_counter()
@@ -203,7 +203,7 @@ class BertClassifier:
                 loss_sum += loss.item() * len(idx)
                 correct += int((logits.detach().argmax(-1) == target).sum())
                 seen += len(idx)
-                ticker.update(len(idx), f", epoch {epoch}, loss {loss_sum / seen:.4f}")
+                ticker.update(len(idx), extra=f", epoch {epoch}, loss {loss_sum / seen:.4f}")
             val_loss, val_acc = model._evaluate(x_val, y_val)
             history.append({"epoch": epoch, "train_loss": loss_sum / seen, "val_loss": val_loss,
                             "train_acc": correct / seen, "val_acc": val_acc,

@@ -24,7 +24,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from core.models import write_manifest
 from core.models.text_batching import (
-    Ticker,
     clip_chars,
     head_tail,
     length_batches,
@@ -33,6 +32,7 @@ from core.models.text_batching import (
     setup_torch,
     subset,
 )
+from core.progress import Progress
 
 KIND = "lstm"
 PAD, UNK = 0, 1
@@ -184,7 +184,7 @@ class LSTMClassifier:
         x_train, y_train = [model.encode(t) for t in train["text"]], train["y"].to_numpy()
         x_val, y_val = [model.encode(t) for t in val["text"]], val["y"].to_numpy()
         opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        ticker = Ticker(progress, "lstm", cfg.epochs * len(x_train))
+        ticker = Progress("lstm", cfg.epochs * len(x_train), "examples", emit=progress, every=5.0)
         history: list[dict] = []
         best_loss, best_state, bad = float("inf"), None, 0
         start = time.perf_counter()
@@ -202,7 +202,7 @@ class LSTMClassifier:
                 loss_sum += loss.item() * len(idx)
                 correct += int(((logits.detach() > 0).float() == target).sum())
                 seen += len(idx)
-                ticker.update(len(idx), f", epoch {epoch}, loss {loss_sum / seen:.4f}")
+                ticker.update(len(idx), extra=f", epoch {epoch}, loss {loss_sum / seen:.4f}")
             val_loss, val_acc = model._evaluate(x_val, y_val)
             history.append({"epoch": epoch, "train_loss": loss_sum / seen, "val_loss": val_loss,
                             "train_acc": correct / seen, "val_acc": val_acc,

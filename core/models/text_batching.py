@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -87,25 +86,3 @@ def subset(df, rows: int | None, seed: int):
     if rows is None or rows >= len(df):
         return df.reset_index(drop=True)
     return df.sample(n=rows, random_state=seed).reset_index(drop=True)
-
-
-class Ticker:
-    """Training progress through a ``progress(str)`` callable: at most one line every ``every`` seconds,
-    with examples/s and time left over the whole run (all epochs)."""
-
-    def __init__(self, progress: Callable[[str], None], label: str, total: int, every: float = 5.0):
-        self.progress, self.label, self.total, self.every = progress, label, total, every
-        self.done = 0
-        self.start = self._last = time.perf_counter()
-
-    def update(self, n: int, extra: str = "") -> None:
-        self.done += n
-        now = time.perf_counter()
-        if now - self._last < self.every:
-            return
-        self._last = now
-        elapsed = now - self.start
-        rate = self.done / max(elapsed, 1e-9)
-        left = (self.total - self.done) / max(rate, 1e-9)
-        self.progress(f"[{self.label}] {self.done:,}/{self.total:,} examples ({self.done / self.total:.0%}), "
-                      f"{rate:,.1f} ex/s, {elapsed:,.0f}s elapsed, ~{left:,.0f}s left{extra}")
