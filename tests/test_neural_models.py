@@ -97,6 +97,27 @@ def test_bert_learns_and_round_trips(tmp_path):
     assert (tmp_path / "bert" / "model.safetensors").exists()
 
 
+def test_bert_frozen_lower_layers_cached_training(tmp_path):
+    """freeze_layers mode: the frozen part never changes, the upper layers learn on the cached states, and
+    the cached split forward pass equals the model's ordinary forward pass."""
+    cfg = {**TINY_BERT, "layers": 2, "freeze_layers": 1, "bf16": False, "epochs": 5}
+    before = BertClassifier.from_checkpoint(BertConfig(layers=2)).net.state_dict()
+    model, history, hyper = BertClassifier.fit(TOY, TOY, "quick", cfg, progress=lambda _: None)
+    assert_learns(history)
+    after = model.net.state_dict()
+    frozen = [k for k in after if ".embeddings." in k or ".layer.0." in k]
+    trained = [k for k in after if ".layer.1." in k]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in trained)
+
+    seqs = model.encode(PROBE[:3])
+    with torch.inference_mode():
+        split = model._upper_logits([s.float() for s in model.lower_states(seqs, lambda _: None)])
+        whole = torch.cat([model._logits([s]) for s in seqs])
+    assert torch.allclose(split, whole, atol=2e-2)  # the cache is stored in fp16
+    assert_round_trip(model, BertClassifier, tmp_path / "bert")
+
+
 def test_head_tail_truncation_keeps_the_end():
     model = BertClassifier.from_checkpoint(BertConfig(layers=1, max_len=16))
     (ids,) = model.encode(["start " * 500 + "the very end"])
