@@ -27,6 +27,8 @@ from core.models import BUILTIN, load_model, model_class, read_manifest, resolve
 from core.paths import default_db, models_dir
 from jobs.common import log, run_main
 
+DEFAULT = {"bitbert": "int8"}  # the precision predict_proba uses unless told otherwise (fp32 elsewhere)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__,
@@ -70,10 +72,15 @@ def useful_flops(model, texts: list[str]) -> float | None:
     return None
 
 
+def read_kind(name: str, root: str) -> str:
+    return BUILTIN[name] if name in BUILTIN and not (Path(root) / name).exists() else read_manifest(
+        Path(root) / name)["kind"]
+
+
 def _measure(name: str, root: str, texts: list[str], y: list[int], precision: str, queue) -> None:
     """Runs in a child process: load, warm up, time predict_proba, report."""
     model = load_model(name, Path(root))
-    if precision != "fp32":
+    if precision != DEFAULT.get(read_kind(name, root), "fp32"):
         model.set_precision(precision)
     model.predict_proba(texts[:16])
     start = time.perf_counter()
@@ -81,6 +88,7 @@ def _measure(name: str, root: str, texts: list[str], y: list[int], precision: st
     seconds = time.perf_counter() - start
     flops = useful_flops(model, texts)
     queue.put({"rows_per_s": len(texts) / seconds, "accuracy": float(np.mean((p >= 0.5) == np.array(y))),
+               "predicted": (p >= 0.5).tolist(),
                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                "gflops": flops / seconds / 1e9 if flops else None})
 
@@ -121,28 +129,33 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, pipeline_speed = [], {}  # pipeline_speed: kind -> reviews/s of the HF pipeline
     for name in names:
-        manifest = read_manifest(root / name) if name not in BUILTIN else {"kind": BUILTIN[name]}
-        kind = manifest["kind"]
+        kind = read_kind(name, str(root))
+        manifest = read_manifest(root / name) if kind not in BUILTIN.values() else {}
         if kind == "bert" and not args.no_pipeline and "bert" not in pipeline_speed:
             max_len = manifest.get("config", {}).get("max_len", 128)
             pipeline_speed["bert"] = in_child(_pipeline, str(root / name), texts, max_len)
             log(f"Hugging Face pipeline on {name}: {pipeline_speed['bert']:.1f} reviews/s")
-        for precision in ["fp32", *getattr(model_class(kind), "precisions", [])]:
+        first = None  # the model's default path; other precisions are compared with it review by review
+        for precision in [DEFAULT.get(kind, "fp32"), *getattr(model_class(kind), "precisions", [])]:
             r = in_child(_measure, name, str(root), texts, y, precision)
+            first = first or r["predicted"]
+            r["agreement"] = float(np.mean(np.array(r["predicted"]) == np.array(first)))
             rows.append({**r, "model": name, "kind": kind, "precision": precision})
-            log(f"{name} [{precision}]: {r['rows_per_s']:.1f} reviews/s, accuracy {r['accuracy']:.4f}")
+            log(f"{name} [{precision}]: {r['rows_per_s']:.1f} reviews/s, accuracy {r['accuracy']:.4f}, "
+                f"same prediction as the default path on {r['agreement']:.2%}")
 
     print(f"\n{date.today()}, {platform.machine()} {mp.cpu_count()} cores, {len(texts)} imdb test reviews, "
           f"fp32 matmul peak {peak:.0f} GFLOP/s\n")
-    print("| model | precision | reviews/s | x HF pipeline | share of fp32 peak | peak memory (MB) | accuracy |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| model | precision | reviews/s | x HF pipeline | share of fp32 peak | peak memory (MB) | accuracy "
+          "| same prediction as default |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         # BitLinear BERT has no pipeline of its own: compared with the full-precision BERT's, same shape
         ref = pipeline_speed.get("bert") if r["kind"] in ("bert", "bitbert") else None
         ratio = f"{r['rows_per_s'] / ref:.2f}" if ref else ""
         share = f"{r['gflops'] / peak:.0%}" if r["gflops"] else ""
         print(f"| {r['model']} | {r['precision']} | {r['rows_per_s']:,.1f} | {ratio} | {share} | "
-              f"{r['peak_mb']:,.0f} | {r['accuracy']:.4f} |")
+              f"{r['peak_mb']:,.0f} | {r['accuracy']:.4f} | {r['agreement']:.2%} |")
     return 0
 
 

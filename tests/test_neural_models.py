@@ -11,6 +11,7 @@ import pytest
 import torch
 from bitlinear_pytorch.bitlinear import weight_quant
 from safetensors import safe_open
+from torch import nn
 
 from core import store
 from core.corpus import ensure_imdb
@@ -102,7 +103,7 @@ def test_bert_frozen_lower_layers_cached_training(tmp_path):
     the cached split forward pass equals the model's ordinary forward pass."""
     cfg = {**TINY_BERT, "layers": 2, "freeze_layers": 1, "bf16": False, "epochs": 5}
     before = BertClassifier.from_checkpoint(BertConfig(layers=2)).net.state_dict()
-    model, history, hyper = BertClassifier.fit(TOY, TOY, "quick", cfg, progress=lambda _: None)
+    model, history, _ = BertClassifier.fit(TOY, TOY, "quick", cfg, progress=lambda _: None)
     assert_learns(history)
     after = model.net.state_dict()
     frozen = [k for k in after if ".embeddings." in k or ".layer.0." in k]
@@ -132,6 +133,18 @@ def test_pack_ternary_round_trip():
     assert torch.equal(unpack_ternary(packed, (7, 13)), codes)
 
 
+def test_ternary_integer_kernel_matches_float_arithmetic():
+    torch.manual_seed(0)
+    layer = nn.Linear(384, 96)
+    frozen = TernaryLinear.from_bitlinear(layer)
+    x = torch.randn(2, 7, 384) * torch.logspace(-2, 1, 7)[None, :, None]  # tokens of very different scales
+    y_int = frozen(x)
+    frozen.integer = False
+    y_float = frozen(x)
+    assert y_int.shape == (2, 7, 96) and y_int.dtype == torch.float32
+    assert torch.allclose(y_int, y_float, rtol=1e-4, atol=1e-5)
+
+
 def test_bitlinear_weights_are_ternary():
     torch.manual_seed(0)
     net = BertClassifier.from_checkpoint(BertConfig(layers=1)).net
@@ -149,7 +162,10 @@ def test_bitbert_learns_packs_and_round_trips(tmp_path):
     assert_learns(history)
     assert all(isinstance(layer, TernaryLinear) for _, _, layer in encoder_linears(model.net))
     assert "val_acc_stored_embeddings" in hyper
-    assert_round_trip(model, BitBertClassifier, tmp_path / "bitbert")
+    p_int = assert_round_trip(model, BitBertClassifier, tmp_path / "bitbert")
+    model.set_precision("float")  # the training-time arithmetic: ternary codes as fp32 numbers
+    p_float = model.predict_proba(PROBE)
+    assert np.allclose(p_int, p_float, atol=1e-4) and not np.array_equal(p_int, p_float)
 
     with safe_open(str(tmp_path / "bitbert" / WEIGHTS), "pt") as f:
         keys = list(f.keys())
