@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from bitlinear_pytorch.bitlinear import weight_quant
 from safetensors import safe_open
 from torch import nn
@@ -16,7 +17,7 @@ from torch import nn
 from core import store
 from core.corpus import ensure_imdb
 from core.models import dir_bytes, load_model, resolve_names
-from core.models.bert import BertClassifier, BertConfig
+from core.models.bert import BertClassifier, BertConfig, Int8Linear
 from core.models.bitbert import (
     WEIGHTS,
     BitBertClassifier,
@@ -143,6 +144,19 @@ def test_ternary_integer_kernel_matches_float_arithmetic():
     y_float = frozen(x)
     assert y_int.shape == (2, 7, 96) and y_int.dtype == torch.float32
     assert torch.allclose(y_int, y_float, rtol=1e-4, atol=1e-5)
+
+
+def test_bert_int8_inference_stays_close_to_fp32():
+    model = BertClassifier.from_checkpoint(BertConfig(max_len=64))  # all 6 pretrained layers, untrained head
+    texts = ["A wonderful, moving film with great acting.", "Dreadful and dull, I hated it.", "meh " * 40]
+    with torch.inference_mode():
+        fp32 = torch.cat([model.net.base_model(input_ids=torch.tensor([s])).last_hidden_state[:, 0]
+                          for s in model.encode(texts)])  # (3, H) [CLS] states
+        model.set_precision("int8")
+        int8 = torch.cat([model.net.base_model(input_ids=torch.tensor([s])).last_hidden_state[:, 0]
+                          for s in model.encode(texts)])
+    assert sum(isinstance(m, Int8Linear) for m in model.net.modules()) == 36  # 6 per layer x 6 layers
+    assert F.cosine_similarity(fp32, int8).min() > 0.99
 
 
 def test_bitlinear_weights_are_ternary():

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core.models import write_manifest
-from core.models.bert import BertClassifier, BertConfig
+from core.models.bert import BertClassifier, BertConfig, int8_matmul
 from core.models.text_batching import setup_torch
 
 KIND = "bitbert"
@@ -94,11 +94,7 @@ class TernaryLinear(nn.Module):
     def _forward_int8(self, x: torch.Tensor) -> torch.Tensor:
         if self._dense is None or self._dense.dtype != torch.int8:
             self._dense = self.codes.t().contiguous()  # (in, out) int8, the layout _int_mm reads fastest
-        flat = x.reshape(-1, self.in_features).float()  # (N, in)
-        s = 127.0 / flat.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)  # (N, 1), as act_quant
-        q = (flat * s).round_().clamp_(-128, 127).to(torch.int8)  # (N, in)
-        y = torch._int_mm(q, self._dense).float()  # (N, out), exact int32 sums
-        y = y * (self.scale / s)  # undo both scales at once
+        y = int8_matmul(x.reshape(-1, self.in_features), self._dense, self.scale)  # (N, out)
         if self.bias is not None:
             y = y + self.bias
         return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
