@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="with no INPUT: score only this split of the stored corpus (e.g. test)")
     p.add_argument("--models", default="all", help="comma-separated model names, or 'all' (default)")
     p.add_argument("--models-dir", type=Path, default=None, help="trained models folder (default data/models)")
+    p.add_argument("--precision", choices=["int8", "bf16"], default=None,
+                   help="opt-in faster CPU inference for the models that offer it (the BERT family: int8 = W8A8 "
+                        "integer matmuls, bf16 = bfloat16); predictions are stored under the model's name and the "
+                        "run records the precision. jobs.bench measures the accuracy cost")
     p.add_argument("--chunk-rows", type=int, default=2_000, help="rows per committed chunk (default 2000)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: score in this process (default); ray: score on Ray Data with an actor pool, "
@@ -308,6 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine == "local":  # the ray engine loads the models in its actors, not here
         log(f"loading models: {', '.join(names)}")
         models = {n: load_model(n, root) for n in names}
+        if args.precision:
+            for name, model in models.items():
+                if args.precision in getattr(model, "precisions", ()):
+                    model.set_precision(args.precision)
+                    log(f"{name}: {args.precision} inference")
+    elif args.precision:
+        raise InputError("--precision is supported by the local engine only")
 
     run_id = uuid.uuid4().hex[:12]
     tally = Tally()
@@ -316,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     with store.connect(args.db) as con:
         store.tune_for_bulk_writes(con)
         chunks, source = open_chunks(con, args)
-        store.start_run(con, run_id, "score", args.corpus, source, names)
+        store.start_run(con, run_id, "score", args.corpus, source,
+                        [f"{n}[{args.precision}]" if args.precision in getattr(models.get(n), "precisions", ())
+                         else n for n in names])
         try:
             if args.engine == "ray":
                 score_ray(con, args, chunks, names, root, run_id, tally)
@@ -331,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "db_seconds": seconds["db"], "engine": args.engine})
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             for name, n in tally.scored.items():
-                if n >= 100:  # too few rows make a meaningless speed figure
+                if n >= 100 and not args.precision:  # too few rows make a meaningless speed figure
                     store.record_speed(con, name, args.corpus, n, seconds[f"model:{name}"], peak_mb)
             summary = store.prediction_counts(con, args.corpus)
             reasons = store.count_rejects(con, args.corpus)

@@ -191,3 +191,29 @@ def test_bitbert_learns_packs_and_round_trips(tmp_path):
 
     BertClassifier.from_checkpoint(BertConfig(layers=1)).save(tmp_path / "bert")
     assert dir_bytes(tmp_path / "bitbert") * 2 < dir_bytes(tmp_path / "bert")
+
+
+def test_score_all_picks_up_every_neural_kind(lstm, tmp_path):
+    """jobs.score --models all scores with every trained kind; --precision int8 reaches the BERT family."""
+    import duckdb
+
+    from jobs import score
+
+    models = tmp_path / "models"
+    lstm[0].save(models / "lstm-tiny")
+    BertClassifier.fit(TOY, TOY, "quick", {**TINY_BERT, "epochs": 1}, progress=lambda _: None)[0].save(
+        models / "bert-tiny")
+    BitBertClassifier.fit(TOY, TOY, "quick", {**TINY_BERT, "epochs": 1}, progress=lambda _: None)[0].save(
+        models / "bitbert-tiny")
+    csv = tmp_path / "reviews.csv"
+    pd.DataFrame({"id": [f"r{i}" for i in range(len(TOY))], "body": TOY["text"],
+                  "sentiment": TOY["y"].map({1: "positive", 0: "negative"})}).to_csv(csv, index=False)
+    db = tmp_path / "scored.duckdb"
+    assert score.main([str(csv), "--db", str(db), "--corpus", "toy", "--text-col", "body", "--id-col", "id",
+                       "--label-col", "sentiment", "--models", "all", "--models-dir", str(models),
+                       "--precision", "int8"]) == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        counts = dict(con.execute("SELECT model, count(*) FROM predictions GROUP BY model").fetchall())
+        (run_models,) = con.execute("SELECT models FROM runs").fetchone()
+    assert counts == {"bert-tiny": len(TOY), "bitbert-tiny": len(TOY), "lstm-tiny": len(TOY), "vader": len(TOY)}
+    assert "bert-tiny[int8]" in run_models.split(",") and "lstm-tiny" in run_models.split(",")
