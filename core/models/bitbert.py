@@ -47,11 +47,12 @@ PRESETS: dict[str, BitBertConfig] = {
     # bert-quick, 1,500 reviews reached 0.830 (bert-quick itself: 0.859).
     "quick": BitBertConfig(train_rows=2_000, val_rows=500, epochs=1, max_len=128, lr=2e-4),
     "full": BitBertConfig(max_len=256, epochs=3, batch_size=32),
-    # the CPU budget run, started from a fine-tuned bert (`--set pretrained=data/models/bert-cpu`): every
-    # encoder linear is BitLinear, the lower 3 layers frozen (their ternary outputs cached), the upper 3
-    # trained quantization-aware in fp32 (8-bit activation rounding is not bf16-safe) on 10,000 reviews
-    "cpu": BitBertConfig(max_len=256, epochs=1, batch_size=16, lr=2e-4, freeze_layers=3, train_rows=10_000,
-                         val_rows=2_000),
+    # the CPU budget run, started from a fine-tuned bert (`--set pretrained=data/models/bert-cpu`): all 6 layers
+    # trained quantization-aware in fp32 (8-bit activation rounding is not bf16-safe) on 6,000 reviews at
+    # 256 tokens. Freezing the lower 3 layers as bert's cpu preset does (their ternary outputs cached, 10,000
+    # reviews) was cheaper but reached only 0.845 validation accuracy against bert-cpu's 0.917: ternary
+    # weights the training never adjusts lose too much.
+    "cpu": BitBertConfig(max_len=256, epochs=1, batch_size=16, lr=2e-4, train_rows=6_000, val_rows=1_000),
 }
 
 
