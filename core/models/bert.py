@@ -80,16 +80,33 @@ PRESETS: dict[str, BertConfig] = {
 }
 
 
-def int8_matmul(x: torch.Tensor, weight_t: torch.Tensor, weight_scale: torch.Tensor) -> torch.Tensor:
-    """x @ W.T for int8 W: each row (token) of x is quantized to int8 by its absmax, the product is summed
-    exactly in int32 by ``torch._int_mm`` (AVX-512 VNNI on this CPU), then both scales are undone.
+@torch.no_grad()  # inference only: _int_mm has no gradient
+def int8_matmul(x: torch.Tensor, weight_t: torch.Tensor, weight_scale: torch.Tensor,
+                bias: torch.Tensor | None, block_rows: int = 1024) -> torch.Tensor:
+    """x @ W.T + b for int8 W: each row (token) of x is quantized to int8 by its absmax, the product is summed
+    exactly in int32 by ``torch._int_mm`` (AVX-512 VNNI on this CPU), then both scales and the bias are
+    applied. Rows go in blocks of ``block_rows`` so that each int32 block is rescaled while it is still in
+    cache: unblocked, the int32 -> float pass over the whole (N, out) result cost more than the matmul
+    itself on 2 cores (measured: 2-3.6x faster than the fp32 matmul blocked, slower than it unblocked).
 
     x: (N, in) float; weight_t: (in, out) int8; weight_scale: () or (out,) -> (N, out) float32.
     """
     x = x.float()
-    s = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)  # (N, 1), as bitlinear's act_quant
-    q = (x * s).round_().clamp_(-128, 127).to(torch.int8)  # (N, in)
-    return torch._int_mm(q, weight_t).float() * (weight_scale / s)  # (N, out)
+    out = torch.empty(x.shape[0], weight_t.shape[1], dtype=torch.float32, device=x.device)
+    for start in range(0, x.shape[0], block_rows):
+        xb, yb = x[start:start + block_rows], out[start:start + block_rows]
+        absmax = xb.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-5)  # (n, 1)
+        q = (xb * (127.0 / absmax)).round_().to(torch.int8)  # (n, in), as bitlinear's act_quant (|q| <= 127)
+        acc = torch._int_mm(q, weight_t)  # (n, out) int32, exact
+        if weight_scale.ndim == 0:  # one scale per tensor (ternary codes): one fused pass
+            row = absmax * (weight_scale / 127.0)  # (n, 1)
+            torch.addcmul(bias, acc, row, out=yb) if bias is not None else torch.mul(acc, row, out=yb)
+        else:
+            torch.mul(acc, absmax / 127.0, out=yb)
+            yb.mul_(weight_scale)
+            if bias is not None:
+                yb.add_(bias)
+    return out
 
 
 class Int8Linear(nn.Module):
@@ -106,9 +123,7 @@ class Int8Linear(nn.Module):
         self.in_features, self.out_features = layer.in_features, layer.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = int8_matmul(x.reshape(-1, self.in_features), self.weight_t, self.weight_scale)
-        if self.bias is not None:
-            y = y + self.bias
+        y = int8_matmul(x.reshape(-1, self.in_features), self.weight_t, self.weight_scale, self.bias)
         return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
 
 

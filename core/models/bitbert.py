@@ -95,9 +95,7 @@ class TernaryLinear(nn.Module):
     def _forward_int8(self, x: torch.Tensor) -> torch.Tensor:
         if self._dense is None or self._dense.dtype != torch.int8:
             self._dense = self.codes.t().contiguous()  # (in, out) int8, the layout _int_mm reads fastest
-        y = int8_matmul(x.reshape(-1, self.in_features), self._dense, self.scale)  # (N, out)
-        if self.bias is not None:
-            y = y + self.bias
+        y = int8_matmul(x.reshape(-1, self.in_features), self._dense, self.scale, self.bias)  # (N, out)
         return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
 
 
