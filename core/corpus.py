@@ -172,6 +172,8 @@ def _batches(path: Path, cols: Columns, bad_lines: list) -> Iterator[tuple[pa.Re
         raise InputError(f"{path}: unknown file type {suffix or '(none)'}; give a .csv or .parquet file")
     reader, handle = _open_csv(path, cols, bad_lines)
     size = max(path.stat().st_size, 1)
+    consumed = 0  # the Arrow size of the rows read so far: close to their CSV bytes for text-heavy rows.
+    #               (handle.tell() is no measure: the reader reads far ahead, 11% of a 1.3 GB file at once)
     try:
         while True:
             try:
@@ -180,7 +182,8 @@ def _batches(path: Path, cols: Columns, bad_lines: list) -> Iterator[tuple[pa.Re
                 return
             except pa.ArrowInvalid as e:
                 raise InputError(f"{path}: CSV parse error: {e}") from e
-            yield batch, min(handle.tell() / size, 1.0)
+            consumed += batch.nbytes
+            yield batch, min(consumed / size, 0.999)
     finally:
         handle.close()
 
