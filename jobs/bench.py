@@ -23,11 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from core import store
-from core.models import BUILTIN, load_model, model_class, read_manifest, resolve_names
+from core.models import load_model, model_class, model_kind, read_manifest, resolve_names
 from core.paths import default_db, models_dir
 from jobs.common import log, run_main
-
-DEFAULT = {"bitbert": "int8"}  # the precision predict_proba uses unless told otherwise (fp32 elsewhere)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,15 +70,10 @@ def useful_flops(model, texts: list[str]) -> float | None:
     return None
 
 
-def read_kind(name: str, root: str) -> str:
-    return BUILTIN[name] if name in BUILTIN and not (Path(root) / name).exists() else read_manifest(
-        Path(root) / name)["kind"]
-
-
-def _measure(name: str, root: str, texts: list[str], y: list[int], precision: str, queue) -> None:
-    """Runs in a child process: load, warm up, time predict_proba, report."""
+def _measure(name: str, root: str, texts: list[str], y: list[int], precision: str | None, queue) -> None:
+    """Runs in a child process: load, warm up, time predict_proba (in ``precision``; None = default), report."""
     model = load_model(name, Path(root))
-    if precision != DEFAULT.get(read_kind(name, root), "fp32"):
+    if precision is not None:
         model.set_precision(precision)
     model.predict_proba(texts[:16])
     start = time.perf_counter()
@@ -129,19 +122,20 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, pipeline_speed = [], {}  # pipeline_speed: kind -> reviews/s of the HF pipeline
     for name in names:
-        kind = read_kind(name, str(root))
-        manifest = read_manifest(root / name) if kind not in BUILTIN.values() else {}
+        kind = model_kind(name, root)
         if kind == "bert" and not args.no_pipeline and "bert" not in pipeline_speed:
-            max_len = manifest.get("config", {}).get("max_len", 128)
+            max_len = read_manifest(root / name)["config"].get("max_len", 128)
             pipeline_speed["bert"] = in_child(_pipeline, str(root / name), texts, max_len)
             log(f"Hugging Face pipeline on {name}: {pipeline_speed['bert']:.1f} reviews/s")
+        cls = model_class(kind)
         first = None  # the model's default path; other precisions are compared with it review by review
-        for precision in [DEFAULT.get(kind, "fp32"), *getattr(model_class(kind), "precisions", [])]:
+        for precision in [None, *getattr(cls, "precisions", [])]:
             r = in_child(_measure, name, str(root), texts, y, precision)
+            label = precision or getattr(cls, "default_precision", "fp32")
             first = first or r["predicted"]
             r["agreement"] = float(np.mean(np.array(r["predicted"]) == np.array(first)))
-            rows.append({**r, "model": name, "kind": kind, "precision": precision})
-            log(f"{name} [{precision}]: {r['rows_per_s']:.1f} reviews/s, accuracy {r['accuracy']:.4f}, "
+            rows.append({**r, "model": name, "kind": kind, "precision": label})
+            log(f"{name} [{label}]: {r['rows_per_s']:.1f} reviews/s, accuracy {r['accuracy']:.4f}, "
                 f"same prediction as the default path on {r['agreement']:.2%}")
 
     print(f"\n{date.today()}, {platform.machine()} {mp.cpu_count()} cores, {len(texts)} imdb test reviews, "

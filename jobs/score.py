@@ -308,15 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("--text-col is required when an INPUT file is given")
     root = args.models_dir or models_dir()
     names = resolve_names(args.models, root)
-    models = {}
+    models, run_names = {}, list(names)  # run_names: as the run records them, e.g. bert-cpu[int8]
     if args.engine == "local":  # the ray engine loads the models in its actors, not here
         log(f"loading models: {', '.join(names)}")
         models = {n: load_model(n, root) for n in names}
-        if args.precision:
-            for name, model in models.items():
-                if args.precision in getattr(model, "precisions", ()):
-                    model.set_precision(args.precision)
-                    log(f"{name}: {args.precision} inference")
+        for i, (name, model) in enumerate(models.items()):
+            if args.precision and args.precision in getattr(model, "precisions", ()):
+                model.set_precision(args.precision)
+                run_names[i] = f"{name}[{args.precision}]"
+                log(f"{name}: {args.precision} inference")
     elif args.precision:
         raise InputError("--precision is supported by the local engine only")
 
@@ -327,9 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     with store.connect(args.db) as con:
         store.tune_for_bulk_writes(con)
         chunks, source = open_chunks(con, args)
-        store.start_run(con, run_id, "score", args.corpus, source,
-                        [f"{n}[{args.precision}]" if args.precision in getattr(models.get(n), "precisions", ())
-                         else n for n in names])
+        store.start_run(con, run_id, "score", args.corpus, source, run_names)
         try:
             if args.engine == "ray":
                 score_ray(con, args, chunks, names, root, run_id, tally)

@@ -71,13 +71,20 @@ def resolve_names(spec: str, root: Path | None = None) -> list[str]:
     return names
 
 
+def model_kind(name: str, root: Path | None = None) -> str:
+    """The kind of a trained model (its model.json), or of a built-in one that has no folder."""
+    directory = (root or models_dir()) / name
+    if not (directory / "model.json").exists() and name in BUILTIN:
+        return BUILTIN[name]
+    return read_manifest(directory)["kind"]
+
+
 def load_model(name: str, root: Path | None = None) -> Any:
     root = root or models_dir()
-    directory = root / name
-    if not (directory / "model.json").exists() and name in BUILTIN:
-        return model_class(BUILTIN[name])()
-    kind = read_manifest(directory)["kind"]
-    return model_class(kind).load(directory)
+    kind = model_kind(name, root)  # raises unless trained or built in
+    if not (root / name / "model.json").exists():  # built in: nothing to load
+        return model_class(kind)()
+    return model_class(kind).load(root / name)
 
 
 def dir_bytes(directory: Path) -> int:

@@ -89,9 +89,10 @@ def int8_matmul(x: torch.Tensor, weight_t: torch.Tensor, weight_scale: torch.Ten
     cache: unblocked, the int32 -> float pass over the whole (N, out) result cost more than the matmul
     itself on 2 cores (measured: 2-3.6x faster than the fp32 matmul blocked, slower than it unblocked).
 
-    x: (N, in) float; weight_t: (in, out) int8; weight_scale: () or (out,) -> (N, out) float32.
+    x: (..., in) float; weight_t: (in, out) int8; weight_scale: () or (out,) -> (..., out) in x's dtype.
     """
-    x = x.float()
+    shape, dtype = x.shape, x.dtype
+    x = x.reshape(-1, weight_t.shape[0]).float()  # (N, in)
     out = torch.empty(x.shape[0], weight_t.shape[1], dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], block_rows):
         xb, yb = x[start:start + block_rows], out[start:start + block_rows]
@@ -106,7 +107,7 @@ def int8_matmul(x: torch.Tensor, weight_t: torch.Tensor, weight_scale: torch.Ten
             yb.mul_(weight_scale)
             if bias is not None:
                 yb.add_(bias)
-    return out
+    return out.view(*shape[:-1], weight_t.shape[1]).to(dtype)
 
 
 class Int8Linear(nn.Module):
@@ -123,8 +124,17 @@ class Int8Linear(nn.Module):
         self.in_features, self.out_features = layer.in_features, layer.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = int8_matmul(x.reshape(-1, self.in_features), self.weight_t, self.weight_scale, self.bias)
-        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        return int8_matmul(x, self.weight_t, self.weight_scale, self.bias)
+
+
+def encoder_children(net: nn.Module, types: tuple[type, ...]) -> list[tuple[nn.Module, str, nn.Module]]:
+    """(parent, attribute, module) for every module of one of ``types`` inside the encoder, for swapping."""
+    return [(parent, name, child) for parent in net.base_model.encoder.modules()
+            for name, child in parent.named_children() if isinstance(child, types)]
+
+
+def padding_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    return (torch.arange(width)[None, :] < lengths[:, None]).long()  # (B, T): 1 = token, 0 = padding
 
 
 def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
@@ -154,16 +164,15 @@ class BertClassifier:
 
     def _logits(self, seqs: list[list[int]]) -> torch.Tensor:
         ids, lengths = pad_batch(seqs, self.tokenizer.pad_token_id)  # (B, T), (B,)
-        mask = (torch.arange(ids.size(1))[None, :] < lengths[:, None]).long()  # (B, T)
+        mask = padding_mask(lengths, ids.size(1))  # (B, T)
         return self.net(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits  # (B, 2)
 
     # The split forward pass of freeze_layers mode: lower (frozen, run once) and upper (trained) layers.
     # It follows BertForSequenceClassification: embeddings -> encoder layers -> pooler -> dropout -> classifier.
 
     def _masks(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | None:
-        mask = (torch.arange(hidden.size(1))[None, :] < lengths[:, None]).long().to(self.device)  # (B, T)
         return self.net.base_model._create_attention_masks(
-            attention_mask=mask, encoder_attention_mask=None, embedding_output=hidden,
+            attention_mask=padding_mask(lengths, hidden.size(1)).to(self.device), encoder_attention_mask=None, embedding_output=hidden,
             encoder_hidden_states=None, past_key_values=None)[0]
 
     def lower_states(self, seqs: list[list[int]], progress) -> list[torch.Tensor]:
@@ -236,10 +245,8 @@ class BertClassifier:
         """Inference only, on the CPU. int8: every encoder nn.Linear becomes an Int8Linear (W8A8, int32
         sums); bf16: the whole network cast to bfloat16 (avx512-bf16 on this CPU)."""
         if precision == "int8":
-            for parent in list(self.net.base_model.encoder.modules()):
-                for name, child in list(parent.named_children()):
-                    if type(child) is nn.Linear:
-                        setattr(parent, name, Int8Linear(child))
+            for parent, name, layer in encoder_children(self.net, (nn.Linear,)):
+                setattr(parent, name, Int8Linear(layer))
         elif precision == "bf16":
             self.net = self.net.to(torch.bfloat16)
         elif precision != "fp32":

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core.models import write_manifest
-from core.models.bert import BertClassifier, BertConfig, int8_matmul
+from core.models.bert import BertClassifier, BertConfig, encoder_children, int8_matmul
 from core.models.text_batching import setup_torch
 
 KIND = "bitbert"
@@ -95,19 +95,12 @@ class TernaryLinear(nn.Module):
     def _forward_int8(self, x: torch.Tensor) -> torch.Tensor:
         if self._dense is None or self._dense.dtype != torch.int8:
             self._dense = self.codes.t().contiguous()  # (in, out) int8, the layout _int_mm reads fastest
-        y = int8_matmul(x.reshape(-1, self.in_features), self._dense, self.scale, self.bias)  # (N, out)
-        return y.view(*x.shape[:-1], self.out_features).to(x.dtype)
+        return int8_matmul(x, self._dense, self.scale, self.bias)  # (..., out)
 
 
 def encoder_linears(net: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     """(parent, attribute, layer) for every nn.Linear / BitLinear / TernaryLinear inside the encoder."""
-    encoder = net.base_model.encoder
-    found = []
-    for parent in encoder.modules():
-        for name, child in parent.named_children():
-            if isinstance(child, nn.Linear | TernaryLinear):
-                found.append((parent, name, child))
-    return found
+    return encoder_children(net, (nn.Linear, TernaryLinear))
 
 
 def to_bitlinear(net: nn.Module) -> int:
@@ -167,7 +160,8 @@ def dequantize_embedding(parts: dict[str, torch.Tensor]) -> torch.Tensor:
 class BitBertClassifier(BertClassifier):
     kind = KIND
     presets = PRESETS
-    precisions = ("float",)  # default: integer kernels; "float": the training-time fp32 arithmetic
+    default_precision = "int8"  # integer kernels (what jobs.bench labels the default path)
+    precisions = ("float",)  # opt-in: the training-time fp32 arithmetic, to compare with
 
     def set_precision(self, precision: str) -> None:
         if precision not in ("int8", "float"):
