@@ -194,7 +194,8 @@ def test_bitbert_learns_packs_and_round_trips(tmp_path):
 
 
 def test_score_all_picks_up_every_neural_kind(lstm, tmp_path):
-    """jobs.score --models all scores with every trained kind; --precision int8 reaches the BERT family."""
+    """jobs.score --models all scores with every trained kind; --precision int8 and --compile reach the BERT
+    family (bitbert's integer kernels compiled too)."""
     import duckdb
 
     from jobs import score
@@ -211,9 +212,22 @@ def test_score_all_picks_up_every_neural_kind(lstm, tmp_path):
     db = tmp_path / "scored.duckdb"
     assert score.main([str(csv), "--db", str(db), "--corpus", "toy", "--text-col", "body", "--id-col", "id",
                        "--label-col", "sentiment", "--models", "all", "--models-dir", str(models),
-                       "--precision", "int8"]) == 0
+                       "--precision", "int8", "--compile"]) == 0
     with duckdb.connect(str(db), read_only=True) as con:
         counts = dict(con.execute("SELECT model, count(*) FROM predictions GROUP BY model").fetchall())
         (run_models,) = con.execute("SELECT models FROM runs").fetchone()
     assert counts == {"bert-tiny": len(TOY), "bitbert-tiny": len(TOY), "lstm-tiny": len(TOY), "vader": len(TOY)}
     assert "bert-tiny[int8]" in run_models.split(",") and "lstm-tiny" in run_models.split(",")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_compiled_bert_predicts_as_eager(precision):
+    """compile() (TorchInductor, dynamic shapes) changes the speed, not the predictions, on every batch shape."""
+    model = BertClassifier.from_checkpoint(BertConfig(layers=1, max_len=64, eval_batch_size=4))
+    model.set_precision(precision)
+    texts = POS + NEG + ["meh " * 40, "ok"]  # batches of 4, 4 and 2 reviews, of different lengths
+    eager = model.predict_proba(texts)
+    model.compile()
+    compiled = model.predict_proba(texts)
+    assert type(model.net).__name__ == "OptimizedModule"
+    assert np.allclose(eager, compiled, atol=1e-4)

@@ -80,6 +80,12 @@ PRESETS: dict[str, BertConfig] = {
 }
 
 
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, in) float -> absmax (n, 1), int8 (n, in): per-row absmax rounding, as bitlinear's act_quant."""
+    absmax = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-5)
+    return absmax, (x * (127.0 / absmax)).round_().to(torch.int8)  # |q| <= 127
+
+
 @torch.no_grad()  # inference only: _int_mm has no gradient
 def int8_matmul(x: torch.Tensor, weight_t: torch.Tensor, weight_scale: torch.Tensor,
                 bias: torch.Tensor | None, block_rows: int = 1024) -> torch.Tensor:
@@ -93,11 +99,14 @@ def int8_matmul(x: torch.Tensor, weight_t: torch.Tensor, weight_scale: torch.Ten
     """
     shape, dtype = x.shape, x.dtype
     x = x.reshape(-1, weight_t.shape[0]).float()  # (N, in)
+    if torch.compiler.is_compiling():  # under compile(), inductor fuses quantize and rescale into one loop
+        absmax, q = quantize_rows(x)     # each, so blocks only add graph specialisations
+        y = torch._int_mm(q, weight_t) * (absmax / 127.0) * weight_scale  # (N, out)
+        return (y if bias is None else y + bias).view(*shape[:-1], weight_t.shape[1]).to(dtype)
     out = torch.empty(x.shape[0], weight_t.shape[1], dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], block_rows):
         xb, yb = x[start:start + block_rows], out[start:start + block_rows]
-        absmax = xb.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-5)  # (n, 1)
-        q = (xb * (127.0 / absmax)).round_().to(torch.int8)  # (n, in), as bitlinear's act_quant (|q| <= 127)
+        absmax, q = quantize_rows(xb)
         acc = torch._int_mm(q, weight_t)  # (n, out) int32, exact
         if weight_scale.ndim == 0:  # one scale per tensor (ternary codes): one fused pass
             row = absmax * (weight_scale / 127.0)  # (n, 1)
@@ -251,6 +260,17 @@ class BertClassifier:
             self.net = self.net.to(torch.bfloat16)
         elif precision != "fp32":
             raise ValueError(f"unknown precision {precision!r}; known: fp32, {', '.join(self.precisions)}")
+
+    def compile(self) -> None:
+        """Compile the network with TorchInductor for inference: the weights are folded in as constants
+        (``freezing``) and batch size and length stay symbolic, so one compilation (20-30 s on 2 cores, in the
+        first batch) serves every batch. It fuses GELU, LayerNorm, the residual adds and the int8 quantize /
+        rescale passes into single loops, which the eager network runs as separate passes over memory. Call
+        after set_precision; the compiled network is for predict_proba only."""
+        import torch._inductor.config
+
+        torch._inductor.config.freezing = True
+        self.net = torch.compile(self.net, dynamic=True)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.net.parameters())

@@ -80,6 +80,10 @@ class TernaryLinear(nn.Module):
             out.bias.data.copy_(layer.bias.detach())
         return out.to(layer.weight.device)
 
+    def prepare(self) -> None:
+        """Make the cached codes now (for compile: a cache filled inside a traced forward makes it retrace)."""
+        self._dense = self.codes.t().contiguous() if self.integer else self.codes.float()
+
     def _apply(self, fn, *args, **kwargs):
         self._dense = None  # device / dtype moves invalidate the cached float codes
         return super()._apply(fn, *args, **kwargs)
@@ -169,6 +173,12 @@ class BitBertClassifier(BertClassifier):
         for module in self.net.modules():
             if isinstance(module, TernaryLinear):
                 module.integer = precision == "int8"
+
+    def compile(self) -> None:
+        for module in self.net.modules():
+            if isinstance(module, TernaryLinear):
+                module.prepare()
+        super().compile()
 
     def prepare_for_training(self, progress) -> None:
         n = to_bitlinear(self.net)
