@@ -223,7 +223,7 @@ def test_score_all_picks_up_every_neural_kind(lstm, tmp_path):
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_compiled_bert_predicts_as_eager(precision):
     """compile() (TorchInductor, dynamic shapes) changes the speed, not the predictions, on every batch shape."""
-    model = BertClassifier.from_checkpoint(BertConfig(layers=1, max_len=64, eval_batch_size=4))
+    model = BertClassifier.from_checkpoint(BertConfig(layers=1, max_len=64, predict_batch_size=4))
     model.set_precision(precision)
     texts = POS + NEG + ["meh " * 40, "ok"]  # batches of 4, 4 and 2 reviews, of different lengths
     eager = model.predict_proba(texts)

@@ -57,7 +57,9 @@ class BertConfig:
     head_frac: float = 0.25           # share of the budget taken from the start of the review
     epochs: int = 1
     batch_size: int = 16
-    eval_batch_size: int = 64
+    eval_batch_size: int = 64         # validation during training
+    predict_batch_size: int = 16      # predict_proba: 16 reviews x 256 tokens keep a layer's activations in
+    #                                   cache; measured 10-15% faster than 64 on 2 cores (fp32, int8, compiled)
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup: float = 0.1               # share of the optimizer steps with linearly rising lr
@@ -225,7 +227,7 @@ class BertClassifier:
         out = np.empty(len(seqs), dtype=np.float64)
         self.net.eval()
         with torch.inference_mode():
-            for idx in length_batches([len(s) for s in seqs], self.cfg.eval_batch_size):
+            for idx in length_batches([len(s) for s in seqs], self.cfg.predict_batch_size):
                 p = torch.softmax(self._logits([seqs[i] for i in idx]).float(), dim=-1)[:, 1]
                 out[idx] = p.double().cpu().numpy()
         return out
