@@ -42,7 +42,7 @@ data/models/lstm-glove/model.json: | setup
 	$(PY) -m jobs.train --model lstm --name lstm-glove --preset glove --db $(DB)
 
 strong: pipeline data/models/bert-cpu/model.json data/models/bitbert-cpu/model.json data/models/lstm-glove/model.json
-	$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models all
+	$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models all --compile
 	$(PY) -m jobs.evaluate --db $(DB)
 
 data/models/%-quick/model.json: | setup

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         for precision in [None, *getattr(cls, "precisions", [])]:
             for compiled in (False, True) if hasattr(cls, "compile") else (False,):
                 r = in_child(_measure, name, str(root), texts, y, precision, compiled, args.repeat)
-                label = (precision or getattr(cls, "default_precision", "fp32")) + (" +compile" if compiled else "")
+                label = (precision or getattr(cls, "default_precision", "")) + (" +compile" if compiled else "")
                 first = first or r["predicted"]
                 r["agreement"] = float(np.mean(np.array(r["predicted"]) == np.array(first)))
                 rows.append({**r, "model": name, "kind": kind, "precision": label})

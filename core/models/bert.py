@@ -157,6 +157,7 @@ def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
 class BertClassifier:
     kind = KIND
     presets = PRESETS
+    default_precision = "fp32"  # what jobs.bench labels the default path
 
     def __init__(self, net: nn.Module, tokenizer, cfg: BertConfig, device: str | None = None):
         self.cfg, self.tokenizer = cfg, tokenizer
