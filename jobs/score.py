@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "integer matmuls, bf16 = bfloat16); predictions are stored under the model's name and the "
                         "run records the precision. jobs.bench measures the accuracy cost")
     p.add_argument("--compile", action="store_true",
-                   help="compile the BERT-family models with TorchInductor (local engine): 20-30 s once, then "
-                        "1.2-1.4x faster on CPU (jobs.bench measures it); worth it from a few thousand reviews")
+                   help="compile the BERT-family models with TorchInductor (local engine): 20-35 s once, then "
+                        "1.2-1.3x faster on CPU in fp32 and int8 (jobs.bench measures it); worth it from a few "
+                        "thousand reviews")
     p.add_argument("--chunk-rows", type=int, default=2_000, help="rows per committed chunk (default 2000)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: score in this process (default); ray: score on Ray Data with an actor pool, "
