@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name}: {args.precision} inference")
             if args.compile and hasattr(model, "compile"):
                 model.compile()
-                log(f"{name}: compiled (the first batch takes 20-30 s longer)")
+                log(f"{name}: compiled (the first batch takes 20-50 s longer)")
     elif args.precision or args.compile:
         raise InputError("--precision and --compile are supported by the local engine only")
 

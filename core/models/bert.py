@@ -183,8 +183,9 @@ class BertClassifier:
     # It follows BertForSequenceClassification: embeddings -> encoder layers -> pooler -> dropout -> classifier.
 
     def _masks(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | None:
+        mask = padding_mask(lengths, hidden.size(1)).to(self.device)  # (B, T)
         return self.net.base_model._create_attention_masks(
-            attention_mask=padding_mask(lengths, hidden.size(1)).to(self.device), encoder_attention_mask=None, embedding_output=hidden,
+            attention_mask=mask, encoder_attention_mask=None, embedding_output=hidden,
             encoder_hidden_states=None, past_key_values=None)[0]
 
     def lower_states(self, seqs: list[list[int]], progress) -> list[torch.Tensor]:

@@ -80,26 +80,23 @@ class TernaryLinear(nn.Module):
             out.bias.data.copy_(layer.bias.detach())
         return out.to(layer.weight.device)
 
-    def prepare(self) -> None:
-        """Make the cached codes now (for compile: a cache filled inside a traced forward makes it retrace)."""
-        self._dense = self.codes.t().contiguous() if self.integer else self.codes.float()
-
     def _apply(self, fn, *args, **kwargs):
-        self._dense = None  # device / dtype moves invalidate the cached float codes
+        self._dense = None  # device / dtype moves invalidate the cached codes
         return super()._apply(fn, *args, **kwargs)
+
+    def dense_codes(self, integer: bool, dtype: torch.dtype) -> torch.Tensor:
+        """The codes in the layout a forward path reads, made once: (in, out) int8, the layout _int_mm reads
+        fastest, or (out, in) in ``dtype`` for the float path. compile() asks for them before tracing, since
+        a cache filled inside a traced forward makes the trace start again."""
+        if self._dense is None or self._dense.dtype != (torch.int8 if integer else dtype):
+            self._dense = self.codes.t().contiguous() if integer else self.codes.to(dtype)
+        return self._dense
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.integer and x.device.type == "cpu":
-            return self._forward_int8(x)
-        if self._dense is None or self._dense.dtype != x.dtype or self._dense.device != x.device:
-            self._dense = self.codes.to(x.dtype)
-        y = F.linear(act_quant(x), self._dense) * self.scale  # (..., out): one matmul with {-1,0,1}
+            return int8_matmul(x, self.dense_codes(True, x.dtype), self.scale, self.bias)  # (..., out)
+        y = F.linear(act_quant(x), self.dense_codes(False, x.dtype)) * self.scale  # (..., out): {-1,0,1} matmul
         return y + self.bias if self.bias is not None else y
-
-    def _forward_int8(self, x: torch.Tensor) -> torch.Tensor:
-        if self._dense is None or self._dense.dtype != torch.int8:
-            self._dense = self.codes.t().contiguous()  # (in, out) int8, the layout _int_mm reads fastest
-        return int8_matmul(x, self._dense, self.scale, self.bias)  # (..., out)
 
 
 def encoder_linears(net: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
@@ -177,7 +174,7 @@ class BitBertClassifier(BertClassifier):
     def compile(self) -> None:
         for module in self.net.modules():
             if isinstance(module, TernaryLinear):
-                module.prepare()
+                module.dense_codes(module.integer and self.device == "cpu", torch.float32)
         super().compile()
 
     def prepare_for_training(self, progress) -> None:
