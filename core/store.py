@@ -75,6 +75,8 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS read_seconds DOUBLE;   -- reading + cl
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_seconds DOUBLE;  -- predicting, all models (per model: model_speed)
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS db_seconds DOUBLE;     -- DuckDB: resume checks + writes
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS engine VARCHAR;        -- 'local' | 'ray'
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS arithmetic VARCHAR;    -- JSON: the CPU, the kernel plan and why, each
+--                                                                  model's precision (core.kernels)
 CREATE TABLE IF NOT EXISTS models (
     model         VARCHAR PRIMARY KEY,
     kind          VARCHAR,
@@ -354,13 +356,15 @@ def start_run(con: duckdb.DuckDBPyConnection, run_id: str, job: str, corpus: str
 
 def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected: int, seconds: float,
                status: str = "finished", timing: dict | None = None) -> None:
-    """timing (optional) keys: read_seconds, model_seconds, db_seconds, engine."""
+    """timing (optional) keys: read_seconds, model_seconds, db_seconds, engine, arithmetic (a dict)."""
     timing = timing or {}
+    arithmetic = json.dumps(timing["arithmetic"]) if timing.get("arithmetic") else None
     con.execute(
         "UPDATE runs SET finished_at = current_timestamp, rows_read = ?, rows_scored = ?, rows_rejected = ?, "
-        "seconds = ?, status = ?, read_seconds = ?, model_seconds = ?, db_seconds = ?, engine = ? WHERE run_id = ?",
+        "seconds = ?, status = ?, read_seconds = ?, model_seconds = ?, db_seconds = ?, engine = ?, arithmetic = ? "
+        "WHERE run_id = ?",
         [rows_read, rows_scored, rows_rejected, seconds, status, timing.get("read_seconds"),
-         timing.get("model_seconds"), timing.get("db_seconds"), timing.get("engine"), run_id],
+         timing.get("model_seconds"), timing.get("db_seconds"), timing.get("engine"), arithmetic, run_id],
     )
 
 

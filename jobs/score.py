@@ -33,6 +33,8 @@ from core.paths import default_db, models_dir
 from core.progress import Progress
 from jobs.common import log, run_main
 
+PRECISIONS = ["auto", "fp32", "int8", "bf16", "float"]  # every precision a model kind declares, and auto
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jobs.score", description=__doc__,
@@ -50,10 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="with no INPUT: score only this split of the stored corpus (e.g. test)")
     p.add_argument("--models", default="all", help="comma-separated model names, or 'all' (default)")
     p.add_argument("--models-dir", type=Path, default=None, help="trained models folder (default data/models)")
-    p.add_argument("--precision", choices=["int8", "bf16"], default=None,
-                   help="opt-in faster CPU inference for the models that offer it (the BERT family: int8 = W8A8 "
-                        "integer matmuls, bf16 = bfloat16); predictions are stored under the model's name and the "
-                        "run records the precision. jobs.bench measures the accuracy cost")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the arithmetic of the models that offer a choice (the BERT family). auto (default): "
+                        "what measures fastest on this CPU without changing what the model predicts: bert fp32; "
+                        "bitbert int8 x ternary integer kernels where one beats fp32 here, else float. bert: "
+                        "fp32 | int8 (W8A8, the fastest integer kernel here) | bf16; bitbert: int8 | float (the "
+                        "training arithmetic). The choice and why are printed and recorded in the runs table; "
+                        "jobs.bench measures speed and accuracy of each")
     p.add_argument("--compile", action="store_true",
                    help="compile the BERT-family models with TorchInductor (local engine): 20-35 s once, then "
                         "1.2-1.3x faster on CPU in fp32 and int8 (jobs.bench measures it); worth it from a few "
@@ -305,6 +310,26 @@ def score_ray(con, args, chunks: Iterator[Chunk], names: list[str], root: Path, 
             progress.update(len(preds))
 
 
+def choose_arithmetic(models: dict, precision: str) -> dict:
+    """Set each model's precision (``auto`` or the one asked for, where the model offers it), print the
+    choice and why; returns what the run records: the CPU, the measured plan, each model's precision."""
+    chosen = {}
+    for name, model in models.items():
+        if not hasattr(model, "set_precision"):
+            continue
+        if precision != "auto" and precision not in model.precisions:
+            log(f"{name}: has no {precision} path (it offers {', '.join(model.precisions)}); using auto")
+        chosen[name] = model.set_precision(precision if precision in model.precisions else "auto")
+        log(f"{name}: {chosen[name]}")
+    if not chosen:
+        return {}
+    from core import kernels  # here: kernels imports torch, which a tfidf-lr or vader run never needs
+
+    plan = kernels.current()
+    log(f"arithmetic on this CPU: {plan.why()}")
+    return {"cpu": plan.cpu.describe(), "plan": plan.why(), "gops": plan.gops, "models": chosen}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.db = args.db or default_db()
@@ -312,19 +337,18 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("--text-col is required when an INPUT file is given")
     root = args.models_dir or models_dir()
     names = resolve_names(args.models, root)
-    models, run_names = {}, list(names)  # run_names: as the run records them, e.g. bert-cpu[int8]
+    models, run_names, arithmetic = {}, list(names), {}  # run_names: as the run records them, e.g. bert-cpu[int8]
     if args.engine == "local":  # the ray engine loads the models in its actors, not here
         log(f"loading models: {', '.join(names)}")
         models = {n: load_model(n, root) for n in names}
-        for i, (name, model) in enumerate(models.items()):
-            if args.precision and args.precision in getattr(model, "precisions", ()):
-                model.set_precision(args.precision)
-                run_names[i] = f"{name}[{args.precision}]"
-                log(f"{name}: {args.precision} inference")
+        arithmetic = choose_arithmetic(models, args.precision)
+        run_names = [f"{n}[{args.precision}]" if args.precision in getattr(m, "precisions", ()) else n
+                     for n, m in models.items()]
+        for name, model in models.items():
             if args.compile and hasattr(model, "compile"):
                 model.compile()
                 log(f"{name}: compiled (the first batch takes 20-50 s longer)")
-    elif args.precision or args.compile:
+    elif args.precision != "auto" or args.compile:
         raise InputError("--precision and --compile are supported by the local engine only")
 
     run_id = uuid.uuid4().hex[:12]
@@ -346,10 +370,11 @@ def main(argv: list[str] | None = None) -> int:
             seconds = tally.timings.seconds
             store.finish_run(con, run_id, tally.rows_read, sum(tally.scored.values()), tally.rejected, elapsed,
                              status, {"read_seconds": seconds["read"], "model_seconds": tally.timings.model_total(),
-                                      "db_seconds": seconds["db"], "engine": args.engine})
+                                      "db_seconds": seconds["db"], "engine": args.engine,
+                                      "arithmetic": arithmetic})
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             for name, n in tally.scored.items():
-                if n >= 100 and not args.precision:  # too few rows make a meaningless speed figure
+                if n >= 100 and args.precision == "auto":  # too few rows make a meaningless speed figure
                     store.record_speed(con, name, args.corpus, n, seconds[f"model:{name}"], peak_mb)
             summary = store.prediction_counts(con, args.corpus)
             reasons = store.count_rejects(con, args.corpus)

@@ -3,6 +3,7 @@ huge inputs, and bitbert's weights really are ternary and really are packed 2 bi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from bitlinear_pytorch.bitlinear import weight_quant
 from safetensors import safe_open
 from torch import nn
 
-from core import store
+from core import kernels, store
 from core.corpus import ensure_imdb
 from core.models import dir_bytes, load_model, resolve_names
 from core.models.bert import BertClassifier, BertConfig, Int8Linear
@@ -134,29 +135,38 @@ def test_pack_ternary_round_trip():
     assert torch.equal(unpack_ternary(packed, (7, 13)), codes)
 
 
-def test_ternary_integer_kernel_matches_float_arithmetic():
+@pytest.mark.parametrize("kernel", kernels.available_int8_kernels())
+def test_ternary_integer_kernel_matches_float_arithmetic(kernel):
+    """Every integer kernel this CPU offers (fast here or not) gives the training-time arithmetic's output."""
     torch.manual_seed(0)
     layer = nn.Linear(384, 96)
     frozen = TernaryLinear.from_bitlinear(layer)
     x = torch.randn(2, 7, 384) * torch.logspace(-2, 1, 7)[None, :, None]  # tokens of very different scales
+    frozen.kernel = kernel
     y_int = frozen(x)
-    frozen.integer = False
+    frozen.kernel = "float"
     y_float = frozen(x)
     assert y_int.shape == (2, 7, 96) and y_int.dtype == torch.float32
     assert torch.allclose(y_int, y_float, rtol=1e-4, atol=1e-5)
 
 
-def test_bert_int8_inference_stays_close_to_fp32():
+@pytest.mark.parametrize("kernel", kernels.available_int8_kernels())
+def test_bert_int8_inference_stays_close_to_fp32(kernel, monkeypatch):
+    """W8A8 on each integer kernel, with the weight width that kernel sums exactly on this CPU."""
+    monkeypatch.setenv("SENTIMENT_INT8_KERNEL", kernel)
+    kernels.current.cache_clear()
     model = BertClassifier.from_checkpoint(BertConfig(max_len=64))  # all 6 pretrained layers, untrained head
     texts = ["A wonderful, moving film with great acting.", "Dreadful and dull, I hated it.", "meh " * 40]
     with torch.inference_mode():
         fp32 = torch.cat([model.net.base_model(input_ids=torch.tensor([s])).last_hidden_state[:, 0]
                           for s in model.encode(texts)])  # (3, H) [CLS] states
-        model.set_precision("int8")
+        assert model.set_precision("int8").startswith(f"int8 via {kernel}")
         int8 = torch.cat([model.net.base_model(input_ids=torch.tensor([s])).last_hidden_state[:, 0]
                           for s in model.encode(texts)])
     assert sum(isinstance(m, Int8Linear) for m in model.net.modules()) == 36  # 6 per layer x 6 layers
+    assert {m.kernel for m in model.net.modules() if isinstance(m, Int8Linear)} == {kernel}
     assert F.cosine_similarity(fp32, int8).min() > 0.99
+    kernels.current.cache_clear()
 
 
 def test_bitlinear_weights_are_ternary():
@@ -176,6 +186,7 @@ def test_bitbert_learns_packs_and_round_trips(tmp_path):
     assert_learns(history)
     assert all(isinstance(layer, TernaryLinear) for _, _, layer in encoder_linears(model.net))
     assert "val_acc_stored_embeddings" in hyper
+    model.set_precision("int8")  # whatever auto chose on this CPU: compare the integer path with the float one
     p_int = assert_round_trip(model, BitBertClassifier, tmp_path / "bitbert")
     model.set_precision("float")  # the training-time arithmetic: ternary codes as fp32 numbers
     p_float = model.predict_proba(PROBE)
@@ -215,9 +226,14 @@ def test_score_all_picks_up_every_neural_kind(lstm, tmp_path):
                        "--precision", "int8", "--compile"]) == 0
     with duckdb.connect(str(db), read_only=True) as con:
         counts = dict(con.execute("SELECT model, count(*) FROM predictions GROUP BY model").fetchall())
-        (run_models,) = con.execute("SELECT models FROM runs").fetchone()
+        run_models, arithmetic = con.execute("SELECT models, arithmetic FROM runs").fetchone()
     assert counts == {"bert-tiny": len(TOY), "bitbert-tiny": len(TOY), "lstm-tiny": len(TOY), "vader": len(TOY)}
     assert "bert-tiny[int8]" in run_models.split(",") and "lstm-tiny" in run_models.split(",")
+    recorded = json.loads(arithmetic)  # the CPU, the measured plan and why, each model's path
+    plan = kernels.current()
+    assert recorded["cpu"] == plan.cpu.describe() and recorded["plan"] == plan.why()
+    assert recorded["models"]["bert-tiny"].startswith(f"int8 via {plan.fastest_int8}")
+    assert recorded["models"]["bitbert-tiny"].startswith(f"int8 x ternary via {plan.fastest_int8}")
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])

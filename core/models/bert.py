@@ -9,7 +9,8 @@ CPU budget mode (``freeze_layers=N``): the embeddings and the lowest N encoder l
 output for each review is the same in every epoch; it is computed once (fp16, kept in memory) and only the
 upper layers, the pooler and the head are trained on it. With N=3 of MiniLM's 6 layers a training epoch
 costs about half as much, and the whole train split fits in the CPU budget. ``bf16=True`` runs training
-under bfloat16 autocast (2x faster on CPUs with avx512-bf16, and on GPUs); master weights stay fp32.
+under bfloat16 autocast (2x faster on CPUs with avx512-bf16, and on GPUs; about 10x SLOWER on an AVX2-only
+CPU); ``bf16="auto"`` does so only where it measures faster (core.kernels). Master weights stay fp32.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import kernels
 from core.models import read_manifest, write_manifest
 from core.models.text_batching import (
     clip_chars,
@@ -67,7 +69,8 @@ class BertConfig:
     train_rows: int | None = None     # None = the whole train split
     val_rows: int | None = None
     freeze_layers: int = 0            # embeddings + this many lower encoder layers frozen and cached
-    bf16: bool = False                # bfloat16 autocast while training (weights stay fp32)
+    bf16: bool | str = False          # bfloat16 autocast while training (weights stay fp32); "auto": only
+    #                                   where the CPU has native bf16 and it measures faster (core.kernels)
     seed: int = 13
 
 
@@ -77,65 +80,28 @@ PRESETS: dict[str, BertConfig] = {
     # the GPU run: whole train split, 256 tokens, 3 epochs (early stopping keeps the best)
     "full": BertConfig(max_len=256, epochs=3, batch_size=32, lr=3e-5),
     # the strongest BERT that fits ~45 minutes of 2 CPU cores: whole train split at 256 tokens, lower 3 layers
-    # frozen and cached, upper 3 fine-tuned under bf16 autocast
-    "cpu": BertConfig(max_len=256, epochs=1, batch_size=16, lr=1e-4, freeze_layers=3, bf16=True, val_rows=2_000),
+    # frozen and cached, upper 3 fine-tuned, under bf16 autocast where the CPU has native bf16
+    "cpu": BertConfig(max_len=256, epochs=1, batch_size=16, lr=1e-4, freeze_layers=3, bf16="auto", val_rows=2_000),
 }
-
-
-def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, in) float -> absmax (n, 1), int8 (n, in): per-row absmax rounding, as bitlinear's act_quant."""
-    absmax = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-5)
-    return absmax, (x * (127.0 / absmax)).round_().to(torch.int8)  # |q| <= 127
-
-
-@torch.no_grad()  # inference only: _int_mm has no gradient
-def int8_matmul(x: torch.Tensor, weight_t: torch.Tensor, weight_scale: torch.Tensor,
-                bias: torch.Tensor | None, block_rows: int = 1024) -> torch.Tensor:
-    """x @ W.T + b for int8 W: each row (token) of x is quantized to int8 by its absmax, the product is summed
-    exactly in int32 by ``torch._int_mm`` (AVX-512 VNNI on this CPU), then both scales and the bias are
-    applied. Rows go in blocks of ``block_rows`` so that each int32 block is rescaled while it is still in
-    cache: unblocked, the int32 -> float pass over the whole (N, out) result cost more than the matmul
-    itself on 2 cores (measured: 2-3.6x faster than the fp32 matmul blocked, slower than it unblocked).
-
-    x: (..., in) float; weight_t: (in, out) int8; weight_scale: () or (out,) -> (..., out) in x's dtype.
-    """
-    shape, dtype = x.shape, x.dtype
-    x = x.reshape(-1, weight_t.shape[0]).float()  # (N, in)
-    if torch.compiler.is_compiling():  # under compile(), inductor fuses quantize and rescale into one loop
-        absmax, q = quantize_rows(x)     # each, so blocks only add graph specialisations
-        y = torch._int_mm(q, weight_t) * (absmax / 127.0) * weight_scale  # (N, out)
-        return (y if bias is None else y + bias).view(*shape[:-1], weight_t.shape[1]).to(dtype)
-    out = torch.empty(x.shape[0], weight_t.shape[1], dtype=torch.float32, device=x.device)
-    for start in range(0, x.shape[0], block_rows):
-        xb, yb = x[start:start + block_rows], out[start:start + block_rows]
-        absmax, q = quantize_rows(xb)
-        acc = torch._int_mm(q, weight_t)  # (n, out) int32, exact
-        if weight_scale.ndim == 0:  # one scale per tensor (ternary codes): one fused pass
-            row = absmax * (weight_scale / 127.0)  # (n, 1)
-            torch.addcmul(bias, acc, row, out=yb) if bias is not None else torch.mul(acc, row, out=yb)
-        else:
-            torch.mul(acc, absmax / 127.0, out=yb)
-            yb.mul_(weight_scale)
-            if bias is not None:
-                yb.add_(bias)
-    return out.view(*shape[:-1], weight_t.shape[1]).to(dtype)
 
 
 class Int8Linear(nn.Module):
     """W8A8 inference form of an nn.Linear: int8 weights with one scale per output feature, activations
-    quantized per token at run time (finer than quantize_dynamic's one scale per tensor)."""
+    quantized per token at run time (finer than quantize_dynamic's one scale per tensor), summed exactly by
+    the integer ``kernel`` (core.kernels). ``bits=7`` where that kernel's sums would saturate with 8."""
 
-    def __init__(self, layer: nn.Linear):
+    def __init__(self, layer: nn.Linear, kernel: str, bits: int = 8):
         super().__init__()
         w = layer.weight.detach().float()  # (out, in)
-        scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-8)  # (out,)
-        self.register_buffer("weight_t", (w / scale[:, None]).round().to(torch.int8).t().contiguous())
+        top = 2 ** (bits - 1) - 1  # 127, or 63
+        scale = (w.abs().amax(dim=1) / top).clamp(min=1e-8)  # (out,)
+        self.packed = kernels.pack((w / scale[:, None]).round().to(torch.int8), kernel)
         self.register_buffer("weight_scale", scale)
         self.bias = layer.bias
-        self.in_features, self.out_features = layer.in_features, layer.out_features
+        self.in_features, self.out_features, self.kernel = layer.in_features, layer.out_features, kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return int8_matmul(x, self.weight_t, self.weight_scale, self.bias)
+        return kernels.int8_matmul(x, self.packed, self.weight_scale, self.bias, self.out_features, self.kernel)
 
 
 def encoder_children(net: nn.Module, types: tuple[type, ...]) -> list[tuple[nn.Module, str, nn.Module]]:
@@ -252,18 +218,34 @@ class BertClassifier:
                 correct += int((logits.argmax(-1) == target).sum())
         return loss_sum / len(seqs), correct / len(seqs)
 
-    precisions: tuple[str, ...] = ("int8", "bf16")  # opt-in faster inference paths (jobs.bench measures them)
+    precisions: tuple[str, ...] = ("fp32", "int8", "bf16")  # every inference arithmetic it offers
+    precision = "fp32"  # the one that runs now
 
-    def set_precision(self, precision: str) -> None:
-        """Inference only, on the CPU. int8: every encoder nn.Linear becomes an Int8Linear (W8A8, int32
-        sums); bf16: the whole network cast to bfloat16 (avx512-bf16 on this CPU)."""
-        if precision == "int8":
+    def set_precision(self, precision: str = "auto") -> str:
+        """Inference only, on the CPU, once after loading; returns what runs and why, in one line.
+
+        auto: fp32, the arithmetic the model was trained in (int8 and bf16 change a few predictions, so they
+        are opt-in). int8: every encoder nn.Linear becomes an Int8Linear summed by the fastest integer kernel
+        this CPU has (core.kernels). bf16: the whole network cast to bfloat16."""
+        plan = kernels.current()
+        if precision == "auto":
+            precision, note = "fp32", "fp32 (auto: the training arithmetic; int8 and bf16 are opt-in)"
+        elif precision == "int8":
+            kernel = plan.fastest_int8
+            bits = plan.weight_bits(kernel)
             for parent, name, layer in encoder_children(self.net, (nn.Linear,)):
-                setattr(parent, name, Int8Linear(layer))
+                setattr(parent, name, Int8Linear(layer, kernel, bits))
+            note = f"int8 via {kernel}, {bits}-bit weights ({plan.speedup(kernel):.2f}x fp32 on this CPU)"
         elif precision == "bf16":
             self.net = self.net.to(torch.bfloat16)
-        elif precision != "fp32":
-            raise ValueError(f"unknown precision {precision!r}; known: fp32, {', '.join(self.precisions)}")
+            note = f"bf16 ({plan.speedup('bf16'):.2f}x fp32 on this CPU" + (
+                ")" if plan.bf16 else ": not native here, expect it slower than fp32)")
+        elif precision == "fp32":
+            note = "fp32"
+        else:
+            raise ValueError(f"unknown precision {precision!r} for {self.kind}; known: auto, {', '.join(self.precisions)}")
+        self.precision = precision
+        return note
 
     def compile(self) -> None:
         """Compile the network with TorchInductor for inference: the weights are folded in as constants
@@ -311,6 +293,9 @@ class BertClassifier:
             progress=print) -> tuple[BertClassifier, list[dict], dict]:
         cfg = cls.make_config(preset, overrides)
         setup_torch(cfg.seed)
+        if cfg.bf16 == "auto":
+            cfg.bf16 = pick_device() == "cuda" or kernels.resolve_bf16("auto")
+            progress(f"{cls.kind}: bf16 autocast {'on' if cfg.bf16 else 'off'} (auto; {kernels.current().why()})")
         rng = np.random.default_rng(cfg.seed)
         train, val = subset(train, cfg.train_rows, cfg.seed), subset(val, cfg.val_rows, cfg.seed)
         model = cls.from_checkpoint(cfg)

@@ -4,10 +4,11 @@ activations, straight-through estimator), initialised from the pretrained weight
 
 After training each BitLinear is frozen into a ``TernaryLinear`` that holds only int8 codes in {-1, 0, 1}
 and one fp32 scale. On the CPU predict_proba runs them in integer arithmetic: each token's activations are
-quantized to int8 (per-token absmax, as in training), multiplied by the int8 ternary codes with
-``torch._int_mm`` (int32 accumulation: exact, and 3-5x faster than the fp32 matmul on AVX-512 VNNI), then
-rescaled once. ``set_precision("float")`` runs the training-time arithmetic instead (the codes as fp32
-numbers), which jobs.bench uses to measure that both give the same predictions. The checkpoint packs the codes 2 bits each
+quantized to int8 (per-token absmax, as in training), multiplied by the ternary codes by the integer kernel
+that measures fastest on this CPU (core.kernels: ``torch._int_mm`` with AVX-512 VNNI, fbgemm's
+uint8 x int8 GEMM on AVX2; int32 sums, exact for ternary codes on both), then rescaled once. Where no
+integer kernel beats fp32, the training-time arithmetic runs instead (the codes as fp32 numbers:
+``set_precision("float")``), which jobs.bench also uses to measure that both give the same predictions. The checkpoint packs the codes 2 bits each
 (4 per uint8) in safetensors and stores the word embeddings in fp16 or int8 (per-row scale); the in-memory
 model is rounded the same way when it is frozen, so a reloaded model gives identical predictions.
 Files: model.json, config.json (transformers config), bitbert.safetensors, tokenizer files. No pickle.
@@ -26,8 +27,9 @@ from bitlinear_pytorch.bitlinear import act_quant
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core import kernels
 from core.models import write_manifest
-from core.models.bert import BertClassifier, BertConfig, encoder_children, int8_matmul
+from core.models.bert import BertClassifier, BertConfig, encoder_children
 from core.models.text_batching import setup_torch
 
 KIND = "bitbert"
@@ -59,7 +61,7 @@ PRESETS: dict[str, BitBertConfig] = {
 class TernaryLinear(nn.Module):
     """Inference form of a trained BitLinear: y = (act_quant(x) @ codes.T) * scale + bias."""
 
-    integer = True  # int8 x ternary matmul on the CPU; False = the training-time fp32 arithmetic
+    kernel = "float"  # an integer kernel of core.kernels (int_mm, fbgemm), or the training-time fp32 arithmetic
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
@@ -67,7 +69,7 @@ class TernaryLinear(nn.Module):
         self.register_buffer("codes", torch.zeros(out_features, in_features, dtype=torch.int8))  # {-1,0,1}
         self.register_buffer("scale", torch.ones((), dtype=torch.float32))  # mean |w| of the latent weights
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-        self._dense: torch.Tensor | None = None  # codes as floats or as (in, out) int8, made once
+        self._packed: tuple[str, object] | None = None  # (kernel or dtype, the codes as that path reads them)
 
     @classmethod
     def from_bitlinear(cls, layer: nn.Linear) -> TernaryLinear:
@@ -81,21 +83,24 @@ class TernaryLinear(nn.Module):
         return out.to(layer.weight.device)
 
     def _apply(self, fn, *args, **kwargs):
-        self._dense = None  # device / dtype moves invalidate the cached codes
+        self._packed = None  # device / dtype moves invalidate the cached codes
         return super()._apply(fn, *args, **kwargs)
 
-    def dense_codes(self, integer: bool, dtype: torch.dtype) -> torch.Tensor:
-        """The codes in the layout a forward path reads, made once: (in, out) int8, the layout _int_mm reads
-        fastest, or (out, in) in ``dtype`` for the float path. compile() asks for them before tracing, since
-        a cache filled inside a traced forward makes the trace start again."""
-        if self._dense is None or self._dense.dtype != (torch.int8 if integer else dtype):
-            self._dense = self.codes.t().contiguous() if integer else self.codes.to(dtype)
-        return self._dense
+    def packed_codes(self, path: str, dtype: torch.dtype = torch.float32):
+        """The codes as ``path`` reads them, made once: packed for an integer kernel, or (out, in) in ``dtype``
+        for the float path. compile() asks for them before tracing, since a cache filled inside a traced
+        forward makes the trace start again."""
+        key = path if path != "float" else f"float:{dtype}"
+        if self._packed is None or self._packed[0] != key:
+            codes = self.codes.to(dtype) if path == "float" else kernels.pack(self.codes, path)
+            self._packed = (key, codes)
+        return self._packed[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.integer and x.device.type == "cpu":
-            return int8_matmul(x, self.dense_codes(True, x.dtype), self.scale, self.bias)  # (..., out)
-        y = F.linear(act_quant(x), self.dense_codes(False, x.dtype)) * self.scale  # (..., out): {-1,0,1} matmul
+        if self.kernel != "float" and x.device.type == "cpu":
+            return kernels.int8_matmul(x, self.packed_codes(self.kernel), self.scale, self.bias,
+                                       self.out_features, self.kernel)  # (..., out)
+        y = F.linear(act_quant(x), self.packed_codes("float", x.dtype)) * self.scale  # (..., out): {-1,0,1} matmul
         return y + self.bias if self.bias is not None else y
 
 
@@ -161,20 +166,30 @@ def dequantize_embedding(parts: dict[str, torch.Tensor]) -> torch.Tensor:
 class BitBertClassifier(BertClassifier):
     kind = KIND
     presets = PRESETS
-    default_precision = "int8"  # integer kernels (what jobs.bench labels the default path)
-    precisions = ("float",)  # opt-in: the training-time fp32 arithmetic, to compare with
+    precisions = ("int8", "float")  # integer kernels; the training-time fp32 arithmetic
+    precision = "float"
 
-    def set_precision(self, precision: str) -> None:
-        if precision not in ("int8", "float"):
-            raise ValueError(f"unknown precision {precision!r} for bitbert; known: int8 (default), float")
+    def set_precision(self, precision: str = "auto") -> str:
+        """auto (what load() picks): int8 where an integer kernel measures faster than fp32 on this CPU, else
+        float. int8: the fastest integer kernel, fast or not. Returns what runs and why, in one line."""
+        plan = kernels.current()
+        if precision not in ("auto", *self.precisions):
+            raise ValueError(f"unknown precision {precision!r} for bitbert; known: auto, int8, float")
+        kernel = plan.int8_kernel if precision == "auto" else plan.fastest_int8 if precision == "int8" else None
         for module in self.net.modules():
             if isinstance(module, TernaryLinear):
-                module.integer = precision == "int8"
+                module.kernel = kernel or "float"
+        self.precision = "int8" if kernel else "float"
+        if kernel:
+            note = f"int8 x ternary via {kernel} ({plan.speedup(kernel):.2f}x fp32 on this CPU)"
+        else:
+            note = "float: ternary codes as fp32 numbers, the training arithmetic"
+        return f"{note} ({'auto' if precision == 'auto' else 'asked for'})"
 
     def compile(self) -> None:
         for module in self.net.modules():
             if isinstance(module, TernaryLinear):
-                module.dense_codes(module.integer and self.device == "cpu", torch.float32)
+                module.packed_codes(module.kernel if self.device == "cpu" else "float")
         super().compile()
 
     def prepare_for_training(self, progress) -> None:
@@ -187,6 +202,7 @@ class BitBertClassifier(BertClassifier):
     def finish_training(self, x_val, y_val, progress) -> dict:
         """Freeze to ternary codes, then round the word embeddings as they will be stored; measure both."""
         to_ternary(self.net)
+        progress(f"bitbert: validation with {self.set_precision('auto')}")
         _, acc_fp32 = self._evaluate(x_val, y_val)
         emb = self._embedding().weight
         emb.data.copy_(dequantize_embedding(quantize_embedding(emb.data, self.cfg.embeddings)))
@@ -255,4 +271,6 @@ class BitBertClassifier(BertClassifier):
                 state[key] = value
         state.update({base: dequantize_embedding(parts) for base, parts in emb_parts.items()})
         net.load_state_dict(state, strict=True)
-        return cls(net, AutoTokenizer.from_pretrained(directory), cls.read_config(directory), device)
+        model = cls(net, AutoTokenizer.from_pretrained(directory), cls.read_config(directory), device)
+        model.set_precision("auto")
+        return model

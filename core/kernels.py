@@ -1,0 +1,295 @@
+"""Which arithmetic is fast on the running CPU: measured once per machine, never assumed.
+
+The same int8 product runs 3-5x faster than fp32 through ``torch._int_mm`` on a CPU with AVX-512 VNNI, and
+30-60x SLOWER on an AVX2-only one, where oneDNN has no kernel for it and a reference loop runs; bf16 is 2x
+faster than fp32 with avx512_bf16 and about 10x slower without. So the arithmetic a model runs is chosen by
+a short measurement (a few seconds), cached per machine in ``data/kernels.json``.
+
+The integer kernels compute y = x @ W.T for int8 W, each row (token) of x quantized to int8 by its absmax
+(as bitlinear's act_quant); the int32 sums are exact, then both scales and the bias are applied:
+
+    int_mm  ``torch._int_mm`` (oneDNN, int8 x int8 -> int32): fast only with VNNI / AMX.
+    fbgemm  fbgemm's uint8 x int8 GEMM (the row's codes + 128, zero point 128), through
+            ``quantized::linear_with_input_q_dq_qweight_dq_output_fp32`` with unit scales. Without VNNI it
+            multiplies with vpmaddubsw, whose int16 pair sums saturate above 32,767: exact for ternary codes
+            and for |w| <= 63 (255 * 63 * 2 = 32,130). ``measure`` checks whether full 8-bit weights come out
+            exact on this CPU; where they don't, Int8Linear rounds its weights to 7 bits for this kernel.
+
+Measured on the AVX2-only machine (AMD EPYC, 2 threads, a 2048 x 384 by 384 x 1536 product): fp32 157-182,
+int_mm 3-5, fbgemm 276-301, bf16 17-21 GOP/s. onnxruntime's MatMulInteger (uint8 x int8) was measured as
+well: 366-375 GOP/s alone, but called layer by layer from torch it was slower than fbgemm (its thread pool
+and torch's share the same 2 cores), so it is not a candidate.
+
+``SENTIMENT_INT8_KERNEL=int_mm|fbgemm|none`` overrides the choice (tests use it to run every path anywhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core.errors import ModelError
+from core.paths import data_dir
+
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16")
+INT8_KERNELS = ("int_mm", "fbgemm")
+MARGIN = 1.1  # a faster arithmetic is chosen only when it measures at least this much faster than fp32
+CACHE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------- the CPU
+
+@dataclass(frozen=True)
+class CpuInfo:
+    model: str                 # /proc/cpuinfo's model name
+    capability: str            # torch.backends.cpu.get_cpu_capability(): DEFAULT, AVX2, AVX512, ...
+    flags: tuple[str, ...]     # those of FLAGS the CPU has
+    threads: int               # torch's intra-op threads
+    torch: str
+
+    @property
+    def native_bf16(self) -> bool:
+        return "avx512_bf16" in self.flags or "amx_bf16" in self.flags
+
+    def describe(self) -> str:
+        flags = ", ".join(f if f in self.flags else f"no {f}" for f in FLAGS)
+        return f"{self.model} ({self.capability}; {flags}), {self.threads} threads, torch {self.torch}"
+
+
+def cpu_info() -> CpuInfo:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:  # not Linux: flags unknown, the measurement still decides
+        pass
+    return CpuInfo(model, torch.backends.cpu.get_cpu_capability(), tuple(f for f in FLAGS if f in flags),
+                   torch.get_num_threads(), torch.__version__)
+
+
+# ---------------------------------------------------------------------------------------------- kernels
+
+def available_int8_kernels() -> tuple[str, ...]:
+    return tuple(k for k in INT8_KERNELS if k != "fbgemm" or "fbgemm" in torch.backends.quantized.supported_engines)
+
+
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, in) float -> absmax (n, 1), codes (n, in) as integer-valued floats in [-127, 127]: per-row absmax
+    rounding, exactly bitlinear's act_quant."""
+    absmax = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-5)
+    return absmax, (x * (127.0 / absmax)).round_()
+
+
+def pack(codes: torch.Tensor, kernel: str):
+    """(out, in) int8 codes -> the weight as ``kernel`` reads it: (in, out) int8 for int_mm (its fastest
+    layout), fbgemm's prepacked weight for fbgemm."""
+    if kernel == "int_mm":
+        return codes.t().contiguous()
+    if kernel == "fbgemm":
+        torch.backends.quantized.engine = "fbgemm"  # prepack packs for the current engine
+        with warnings.catch_warnings():  # quantized tensors are deprecated in torch 2.13, not removed
+            warnings.simplefilter("ignore")
+            weight = torch.quantize_per_tensor(codes.float(), 1.0, 0, torch.qint8)
+        return torch.ops.quantized.linear_prepack(weight, None)
+    raise ValueError(f"unknown int8 kernel {kernel!r}; known: {', '.join(INT8_KERNELS)}")
+
+
+@torch.compiler.disable  # an opaque fbgemm call: compiled graphs run around it
+def _fbgemm_sums(q: torch.Tensor, packed) -> torch.Tensor:
+    """Integer-valued float codes (n, in) -> their exact int32 sums with the packed weight, as float (n, out)."""
+    return torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(q, 1.0, 128, packed)
+
+
+def _int_sums(q: torch.Tensor, weight, kernel: str) -> torch.Tensor:
+    if kernel == "int_mm":
+        return torch._int_mm(q.to(torch.int8), weight)  # (n, out) int32
+    return _fbgemm_sums(q, weight)
+
+
+@torch.no_grad()  # inference only: the integer kernels have no gradient
+def int8_matmul(x: torch.Tensor, weight, weight_scale: torch.Tensor, bias: torch.Tensor | None,
+                out_features: int, kernel: str, block_rows: int = 1024) -> torch.Tensor:
+    """x @ W.T + b for int8 W (``pack``-ed for ``kernel``): each row of x is quantized to int8 by its absmax,
+    the products are summed exactly in int32, then both scales and the bias are applied. Rows go in blocks
+    of ``block_rows`` so that each block's sums are rescaled while still in cache: unblocked, that pass cost
+    more than the matmul itself on 2 cores.
+
+    x: (..., in) float; weight_scale: () or (out,) -> (..., out) in x's dtype.
+    """
+    shape, dtype = x.shape, x.dtype
+    x = x.reshape(-1, shape[-1]).float()  # (N, in)
+    if torch.compiler.is_compiling():  # inductor fuses quantize and rescale into one loop each, so blocks
+        absmax, q = quantize_rows(x)     # would only add graph specialisations
+        y = _int_sums(q, weight, kernel) * (absmax / 127.0) * weight_scale  # (N, out)
+        return (y if bias is None else y + bias).view(*shape[:-1], out_features).to(dtype)
+    out = torch.empty(x.shape[0], out_features, dtype=torch.float32, device=x.device)
+    for start in range(0, x.shape[0], block_rows):
+        absmax, q = quantize_rows(x[start:start + block_rows])
+        acc, yb = _int_sums(q, weight, kernel), out[start:start + block_rows]  # (n, out) exact sums
+        if weight_scale.ndim == 0:  # one scale per tensor (ternary codes): one fused pass
+            row = absmax * (weight_scale / 127.0)  # (n, 1)
+            torch.addcmul(bias, acc, row, out=yb) if bias is not None else torch.mul(acc, row, out=yb)
+        else:
+            torch.mul(acc, absmax / 127.0, out=yb)
+            yb.mul_(weight_scale)
+            if bias is not None:
+                yb.add_(bias)
+    return out.view(*shape[:-1], out_features).to(dtype)
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+
+@dataclass(frozen=True)
+class Plan:
+    """What runs fast here, from measured throughputs (GOP/s of one BERT-sized linear layer, quantization
+    included). A pure function of its fields, so the choice can be tested with injected figures."""
+
+    cpu: CpuInfo
+    gops: dict[str, float]                                   # fp32, bf16, and each int8 kernel
+    exact_int8: dict[str, bool] = field(default_factory=dict)  # kernel -> full 8-bit weights summed exactly
+    forced: str | None = None                                # SENTIMENT_INT8_KERNEL, if set
+
+    def speedup(self, arithmetic: str) -> float:
+        return self.gops.get(arithmetic, 0.0) / self.gops["fp32"]
+
+    @property
+    def fastest_int8(self) -> str | None:
+        """The int8 kernel to run when int8 is asked for, fast or not."""
+        if self.forced in INT8_KERNELS:
+            return self.forced
+        measured = [k for k in INT8_KERNELS if k in self.gops]
+        return max(measured, key=lambda k: self.gops[k]) if measured else None
+
+    @property
+    def int8_kernel(self) -> str | None:
+        """The int8 kernel a default path may use: only one that beats fp32 by MARGIN (or a forced one)."""
+        if self.forced is not None:
+            return self.forced if self.forced in INT8_KERNELS else None
+        best = self.fastest_int8
+        return best if best and self.speedup(best) >= MARGIN else None
+
+    @property
+    def bf16(self) -> bool:
+        """bfloat16 only where the CPU has it natively AND it measures faster than fp32."""
+        return self.cpu.native_bf16 and self.speedup("bf16") >= MARGIN
+
+    def weight_bits(self, kernel: str) -> int:
+        """8, or 7 where full 8-bit weights would saturate the kernel's int16 pair sums (fbgemm without VNNI)."""
+        return 8 if self.exact_int8.get(kernel, kernel == "int_mm") else 7
+
+    def why(self) -> str:
+        figures = ", ".join(f"{k} {self.speedup(k):.2f}x" for k in (*INT8_KERNELS, "bf16") if k in self.gops)
+        int8 = (f"integer kernel {self.int8_kernel}" if self.int8_kernel else "no integer kernel beats fp32")
+        forced = f" (forced by SENTIMENT_INT8_KERNEL={self.forced})" if self.forced else ""
+        bf16 = "bf16 native and faster" if self.bf16 else (
+            "bf16 off (measured slower)" if self.cpu.native_bf16 else "bf16 off (not native)")
+        return (f"{self.cpu.model}, {self.cpu.capability}: fp32 {self.gops['fp32']:.0f} GOP/s; vs fp32 "
+                f"{figures} -> {int8}{forced}; {bf16}")
+
+    def to_json(self) -> dict:
+        return {"version": CACHE_VERSION, "cpu": asdict(self.cpu), "gops": self.gops,
+                "exact_int8": self.exact_int8, "measured_at": datetime.now(UTC).isoformat()}
+
+
+def _best_seconds(fn, budget: float = 0.15, min_runs: int = 3, give_up: float = float("inf")) -> float:
+    """The fastest of at least ``min_runs`` calls and ``budget`` seconds, after a warm-up call; a warm-up
+    slower than ``give_up`` seconds is the answer (a 30x slower kernel needs no more precise figure)."""
+    start = time.perf_counter()
+    fn()  # warm-up (packing, thread start)
+    if (first := time.perf_counter() - start) > give_up:
+        return first
+    best, spent, runs = float("inf"), 0.0, 0
+    while runs < min_runs or spent < budget:
+        start = time.perf_counter()
+        fn()
+        took = time.perf_counter() - start
+        best, spent, runs = min(best, took), spent + took, runs + 1
+    return best
+
+
+def exact_with_int8_weights(kernel: str) -> bool:
+    """Whether ``kernel`` sums full-range int8 weights exactly: the worst case, every code at +-127, saturates
+    int16 pair sums on CPUs without VNNI."""
+    codes = torch.full((8, 512), 127, dtype=torch.int8)
+    codes[1::2] = -127
+    q = torch.full((4, 512), 127.0)
+    expected = q.double() @ codes.double().t()
+    return bool(torch.equal(_int_sums(q, pack(codes, kernel), kernel).double(), expected))
+
+
+def measure(rows: int = 512, k: int = 384, n: int = 1536) -> Plan:
+    """Time one BERT-sized linear layer (``rows`` tokens, k -> n) in each arithmetic: about 2-3 s."""
+    torch.manual_seed(0)
+    x, w = torch.randn(rows, k), torch.randn(n, k) * 0.05
+    codes, scale = torch.randint(-1, 2, (n, k), dtype=torch.int8), torch.tensor(0.05)
+    ops = 2 * rows * k * n / 1e9
+    with torch.inference_mode():
+        fp32 = _best_seconds(lambda: F.linear(x, w))
+        gops = {"fp32": ops / fp32}
+        xb, wb = x.bfloat16(), w.bfloat16()
+        gops["bf16"] = ops / _best_seconds(lambda: F.linear(xb, wb), give_up=10 * fp32)
+        for kernel in available_int8_kernels():
+            packed = pack(codes, kernel)
+            gops[kernel] = ops / _best_seconds(lambda p=packed, k=kernel: int8_matmul(x, p, scale, None, n, k),
+                                               give_up=10 * fp32)
+        exact = {kernel: exact_with_int8_weights(kernel) for kernel in available_int8_kernels()}
+    return Plan(cpu_info(), gops, exact)
+
+
+def cache_path() -> Path:
+    return data_dir() / "kernels.json"
+
+
+def load_or_measure(path: Path | None = None, refresh: bool = False) -> Plan:
+    """The plan for this CPU from ``path`` if it was measured on this very CPU, threads and torch; else
+    measured now and written there."""
+    path, cpu = path or cache_path(), cpu_info()
+    if not refresh and path.exists():
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("version") == CACHE_VERSION and cached["cpu"] == json.loads(json.dumps(asdict(cpu))):
+                return Plan(cpu, cached["gops"], cached["exact_int8"])
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or from an older layout: measure again
+    plan = measure()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(plan.to_json(), indent=2))
+        tmp.replace(path)
+    except OSError:  # a read-only data folder: the plan is still right for this process
+        pass
+    return plan
+
+
+@cache
+def current() -> Plan:
+    """This process's plan (measured or cached once), with the SENTIMENT_INT8_KERNEL override applied."""
+    forced = os.environ.get("SENTIMENT_INT8_KERNEL") or None
+    if forced is not None and forced not in (*INT8_KERNELS, "none"):
+        raise ModelError(f"SENTIMENT_INT8_KERNEL must be one of {', '.join(INT8_KERNELS)}, none; got {forced!r}")
+    plan = load_or_measure()
+    return Plan(plan.cpu, plan.gops, plan.exact_int8, forced)
+
+
+def resolve_bf16(setting: bool | str) -> bool:
+    """A training config's ``bf16``: True / False as given, "auto" = native and measured faster here."""
+    if setting == "auto":
+        return current().bf16
+    if not isinstance(setting, bool):
+        raise ModelError(f"bf16 must be true, false or auto, not {setting!r}")
+    return setting
