@@ -114,7 +114,7 @@ def _fbgemm_sums(q: torch.Tensor, packed) -> torch.Tensor:
     return torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(q, 1.0, 128, packed)
 
 
-def _int_sums(q: torch.Tensor, weight, kernel: str) -> torch.Tensor:
+def int_sums(q: torch.Tensor, weight, kernel: str) -> torch.Tensor:
     if kernel == "int_mm":
         return torch._int_mm(q.to(torch.int8), weight)  # (n, out) int32
     return _fbgemm_sums(q, weight)
@@ -134,12 +134,12 @@ def int8_matmul(x: torch.Tensor, weight, weight_scale: torch.Tensor, bias: torch
     x = x.reshape(-1, shape[-1]).float()  # (N, in)
     if torch.compiler.is_compiling():  # inductor fuses quantize and rescale into one loop each, so blocks
         absmax, q = quantize_rows(x)     # would only add graph specialisations
-        y = _int_sums(q, weight, kernel) * (absmax / 127.0) * weight_scale  # (N, out)
+        y = int_sums(q, weight, kernel) * (absmax / 127.0) * weight_scale  # (N, out)
         return (y if bias is None else y + bias).view(*shape[:-1], out_features).to(dtype)
     out = torch.empty(x.shape[0], out_features, dtype=torch.float32, device=x.device)
     for start in range(0, x.shape[0], block_rows):
         absmax, q = quantize_rows(x[start:start + block_rows])
-        acc, yb = _int_sums(q, weight, kernel), out[start:start + block_rows]  # (n, out) exact sums
+        acc, yb = int_sums(q, weight, kernel), out[start:start + block_rows]  # (n, out) exact sums
         if weight_scale.ndim == 0:  # one scale per tensor (ternary codes): one fused pass
             row = absmax * (weight_scale / 127.0)  # (n, 1)
             torch.addcmul(bias, acc, row, out=yb) if bias is not None else torch.mul(acc, row, out=yb)
@@ -228,7 +228,7 @@ def exact_with_int8_weights(kernel: str) -> bool:
     codes[1::2] = -127
     q = torch.full((4, 512), 127.0)
     expected = q.double() @ codes.double().t()
-    return bool(torch.equal(_int_sums(q, pack(codes, kernel), kernel).double(), expected))
+    return bool(torch.equal(int_sums(q, pack(codes, kernel), kernel).double(), expected))
 
 
 def measure(rows: int = 512, k: int = 384, n: int = 1536) -> Plan:

@@ -2,13 +2,19 @@
 
     python -m jobs.bench [--models all] [--sample 1000] [--no-pipeline]
 
+First the CPU: its model name, torch's capability and the flags that decide the arithmetic (avx2, avx512f,
+avx512_vnni, avx512_bf16, amx), the measured peaks of fp32, bf16 and each int8 kernel, and the kernel plan
+that `jobs.score --precision auto` follows (core.kernels).
+
 For each model (each in a fresh process, so peak memory is its own): reviews/s of predict_proba on the
 sample after a warm-up, peak resident memory, accuracy on the sample, and for the neural models the share
-of this machine's measured fp32 matmul peak that the model's useful FLOPs reach. For the BERT family, the
-speed of the Hugging Face `pipeline("text-classification")` on the same checkpoint and reviews (batch size
-1 and 32, the better one) is measured too, and the ratio printed. Models that offer other precisions
-(`precisions` attribute: e.g. int8, bf16) are measured in each; models that can be compiled (a `compile`
-method: the BERT family) are measured both eager and compiled, with the one-off compile time beside them.
+of the peak of the arithmetic the path runs (fp32, bf16, or its int8 kernel) that the model's useful FLOPs
+reach. Models that offer several precisions (the BERT family: `precisions`) are measured in each, and the
+share of reviews on which each path predicts as the training-time arithmetic does; the row `auto` is the
+one scoring uses by default. Models that can be compiled are measured eager and compiled (unless
+--no-compile), with the one-off compile time. For the BERT family, the speed of the Hugging Face
+`pipeline("text-classification")` on the same checkpoint and reviews (batch size 1 and 32, the better one)
+is measured too, and the ratio printed.
 """
 
 from __future__ import annotations
@@ -40,26 +46,48 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time each path this many times and keep the fastest, the pipeline too (default 2): "
                         "this machine's speed drifts by +-10%% from minute to minute")
     p.add_argument("--no-pipeline", action="store_true", help="skip the Hugging Face pipeline reference")
+    p.add_argument("--no-compile", action="store_true", help="measure eager paths only (halves the time)")
+    p.add_argument("--all-paths", action="store_true",
+                   help="also measure bf16 where this CPU has no native bf16 (the kernel plan already measured it "
+                        "several times slower than fp32 there; 1,000 reviews then take minutes)")
     return p
 
 
-def matmul_peak_gflops(windows: int = 5, seconds: float = 1.0, n: int = 1024) -> float:
-    """Dense fp32 matmul throughput on this machine with torch's default threads: the FLOP ceiling. The best
+def peak_gops(kernel: str, windows: int = 5, seconds: float = 1.0, n: int = 1024) -> float:
+    """Dense n x n x n product throughput with torch's default threads, in GOP/s: the ceiling of one
+    arithmetic (fp32, bf16, or an int8 kernel of core.kernels, without the per-row quantization). The best
     of several windows, since a ceiling must not be lowered by a moment of contention (one 2 s window gave
     187 and 115 GFLOP/s in two runs)."""
     import torch
 
+    from core import kernels
+
     a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
+    if kernel in ("fp32", "bf16"):
+        a, b = (a, b) if kernel == "fp32" else (a.bfloat16(), b.bfloat16())
+        run = lambda: a @ b
+    else:
+        q, packed = torch.randint(-127, 128, (n, n)).float(), kernels.pack(torch.randint(-1, 2, (n, n),
+                                                                                          dtype=torch.int8), kernel)
+        run = lambda: kernels.int_sums(q, packed, kernel)
+    run()
     best = 0.0
     for _ in range(windows):
         runs, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            a @ b
+            run()
             runs += 1
         best = max(best, 2 * n**3 * runs / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def arithmetic_of(model) -> str:
+    """What the model's matmuls run in now: an int8 kernel's name, bf16 or fp32 (core.kernels's keys)."""
+    net = getattr(model, "net", None)
+    for module in net.modules() if net is not None else []:
+        if getattr(module, "kernel", "float") != "float":  # Int8Linear / TernaryLinear on an integer kernel
+            return module.kernel
+    return "bf16" if getattr(model, "precision", "fp32") == "bf16" else "fp32"
 
 
 def useful_flops(model, texts: list[str]) -> float | None:
@@ -84,8 +112,7 @@ def _measure(name: str, root: str, texts: list[str], y: list[int], precision: st
     """Runs in a child process: load, (compile,) warm up, time predict_proba (in ``precision``; None =
     default; best of ``repeat``), report."""
     model = load_model(name, Path(root))
-    if precision is not None:
-        model.set_precision(precision)
+    note = model.set_precision(precision) if precision is not None else ""
     start = time.perf_counter()
     if compiled:
         model.compile()
@@ -99,8 +126,8 @@ def _measure(name: str, root: str, texts: list[str], y: list[int], precision: st
     flops = useful_flops(model, texts)
     queue.put({"rows_per_s": len(texts) / seconds, "accuracy": float(np.mean((p >= 0.5) == np.array(y))),
                "predicted": (p >= 0.5).tolist(), "compile_s": compile_s,
-               "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               "gflops": flops / seconds / 1e9 if flops else None})
+               "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "note": note,
+               "arithmetic": arithmetic_of(model), "gflops": flops / seconds / 1e9 if flops else None})
 
 
 def _pipeline(directory: str, texts: list[str], max_len: int, repeat: int, queue) -> None:
@@ -129,15 +156,29 @@ def in_child(target, *args):
     return result
 
 
+def paths(cls, skip: tuple[str, ...] = ()) -> list[str | None]:
+    """The precisions to measure: the training-time one first (the reference), then the others but ``skip``,
+    then auto. None = a model with no choice."""
+    if not hasattr(cls, "set_precision"):
+        return [None]
+    first = cls.training_precision
+    return [first, *[p for p in cls.precisions if p != first and p not in skip], "auto"]
+
+
 def main(argv: list[str] | None = None) -> int:
+    from core import kernels
+
     args = build_parser().parse_args(argv)
     root = args.models_dir or models_dir()
     names = resolve_names(args.models, root)
     with store.connect(args.db or default_db(), read_only=True) as con:
         sample = store.load_split(con, "imdb", "test").head(args.sample)
     texts, y = sample["text"].tolist(), sample["y"].tolist()
-    peak = matmul_peak_gflops()
-    log(f"{len(texts)} imdb test reviews; fp32 matmul peak here: {peak:.0f} GFLOP/s")
+    plan = kernels.current()
+    peaks = {k: peak_gops(k, windows=5 if k == "fp32" else 2) for k in ("fp32", "bf16", *kernels.available_int8_kernels())}
+    cpu = f"CPU: {plan.cpu.describe()}"
+    peak_line = "measured peaks (GOP/s, n=1024 products): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items())
+    log(f"{cpu}\n{peak_line}\nkernel plan: {plan.why()}\n{len(texts)} imdb test reviews")
 
     rows, pipeline_speed = [], {}  # pipeline_speed: kind -> reviews/s of the HF pipeline
     for name in names:
@@ -147,29 +188,32 @@ def main(argv: list[str] | None = None) -> int:
             pipeline_speed["bert"] = in_child(_pipeline, str(root / name), texts, max_len, args.repeat)
             log(f"Hugging Face pipeline on {name}: {pipeline_speed['bert']:.1f} reviews/s")
         cls = model_class(kind)
-        first = None  # the model's default eager path; the other paths are compared with it review by review
-        for precision in [None, *getattr(cls, "precisions", [])]:
-            for compiled in (False, True) if hasattr(cls, "compile") else (False,):
+        reference = None  # the training-time arithmetic's predictions; every path is compared with them
+        skip = () if args.all_paths or plan.cpu.native_bf16 else ("bf16",)
+        for precision in paths(cls, skip):
+            for compiled in (False, True) if hasattr(cls, "compile") and not args.no_compile else (False,):
                 r = in_child(_measure, name, str(root), texts, y, precision, compiled, args.repeat)
-                label = (precision or getattr(cls, "default_precision", "")) + (" +compile" if compiled else "")
-                first = first or r["predicted"]
-                r["agreement"] = float(np.mean(np.array(r["predicted"]) == np.array(first)))
+                label = ((f"auto = {r['note'].split(' (')[0]}" if precision == "auto" else precision or "fp32")
+                         + (" +compile" if compiled else ""))
+                reference = reference or r["predicted"]
+                r["agreement"] = float(np.mean(np.array(r["predicted"]) == np.array(reference)))
                 rows.append({**r, "model": name, "kind": kind, "precision": label})
-                log(f"{name} [{label}]: {r['rows_per_s']:.1f} reviews/s, accuracy {r['accuracy']:.4f}, "
-                    f"same prediction as the default path on {r['agreement']:.2%}")
+                log(f"{name} [{label}]: {r['rows_per_s']:.1f} reviews/s on {r['arithmetic']}, accuracy "
+                    f"{r['accuracy']:.4f}, same prediction as the training arithmetic on {r['agreement']:.2%}")
 
-    print(f"\n{date.today()}, {platform.machine()} {mp.cpu_count()} cores, {len(texts)} imdb test reviews, "
-          f"fp32 matmul peak {peak:.0f} GFLOP/s\n")
-    print("| model | precision | reviews/s | x HF pipeline | share of fp32 peak | peak memory (MB) | accuracy "
-          "| same prediction as default | compile (s, once) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"\n{date.today()}, {platform.machine()} {mp.cpu_count()} cores, {len(texts)} imdb test reviews\n{cpu}\n"
+          f"{peak_line}\nkernel plan: {plan.why()}\n")
+    print("| model | precision | runs on | reviews/s | x HF pipeline | share of its arithmetic's peak | peak memory (MB) "
+          "| accuracy | same prediction as training arithmetic | compile (s, once) |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         # BitLinear BERT has no pipeline of its own: compared with the full-precision BERT's, same shape
         ref = pipeline_speed.get("bert") if r["kind"] in ("bert", "bitbert") else None
         ratio = f"{r['rows_per_s'] / ref:.2f}" if ref else ""
-        share = f"{r['gflops'] / peak:.0%}" if r["gflops"] else ""
+        share = f"{r['gflops'] / peaks[r['arithmetic']]:.0%}" if r["gflops"] else ""
         compile_s = f"{r['compile_s']:.0f}" if r["compile_s"] is not None else ""
-        print(f"| {r['model']} | {r['precision']} | {r['rows_per_s']:,.1f} | {ratio} | {share} | "
+        runs_on = r["arithmetic"] if r["gflops"] else ""
+        print(f"| {r['model']} | {r['precision']} | {runs_on} | {r['rows_per_s']:,.1f} | {ratio} | {share} | "
               f"{r['peak_mb']:,.0f} | {r['accuracy']:.4f} | {r['agreement']:.2%} | {compile_s} |")
     return 0
 

@@ -123,7 +123,7 @@ def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
 class BertClassifier:
     kind = KIND
     presets = PRESETS
-    default_precision = "fp32"  # what jobs.bench labels the default path
+    training_precision = "fp32"  # the arithmetic it was trained in: other paths are compared with it
 
     def __init__(self, net: nn.Module, tokenizer, cfg: BertConfig, device: str | None = None):
         self.cfg, self.tokenizer = cfg, tokenizer

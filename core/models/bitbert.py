@@ -167,6 +167,7 @@ class BitBertClassifier(BertClassifier):
     kind = KIND
     presets = PRESETS
     precisions = ("int8", "float")  # integer kernels; the training-time fp32 arithmetic
+    training_precision = "float"
     precision = "float"
 
     def set_precision(self, precision: str = "auto") -> str:

@@ -128,7 +128,6 @@ class LSTMNet(nn.Module):
 
 class LSTMClassifier:
     kind = KIND
-    default_precision = "fp32"  # what jobs.bench labels its path
 
     def __init__(self, cfg: LSTMConfig, vocab: list[str], net: LSTMNet | None = None, device: str | None = None):
         self.cfg, self.vocab = cfg, vocab
