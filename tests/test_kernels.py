@@ -24,7 +24,7 @@ VNNI = Plan(CpuInfo("AMD EPYC", "AVX512", ("avx2", "avx512f", "avx512_vnni", "av
             {"fp32": 188.0, "bf16": 376.0, "int_mm": 650.0, "fbgemm": 420.0}, {"int_mm": True, "fbgemm": True})
 AVX2 = Plan(CpuInfo("AMD EPYC", "AVX2", ("avx2",), 2, "2.13.0"),
             {"fp32": 160.0, "bf16": 18.0, "int_mm": 4.0, "fbgemm": 250.0}, {"int_mm": True, "fbgemm": False})
-NO_FAST_INT8 = replace(AVX2, gops={"fp32": 160.0, "bf16": 18.0, "int_mm": 4.0, "fbgemm": 165.0})
+NO_FAST_INT8 = replace(AVX2, gops={"fp32": 160.0, "bf16": 18.0, "int_mm": 4.0, "fbgemm": 150.0})
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -66,7 +66,7 @@ def test_choice_on_an_avx2_cpu():
 
 
 def test_no_default_path_slower_than_fp32():
-    assert NO_FAST_INT8.int8_kernel is None  # 3% faster is within noise: fp32 stays the default
+    assert NO_FAST_INT8.int8_kernel is None  # 6% slower than fp32: bitbert runs its float path
     assert NO_FAST_INT8.fastest_int8 == "fbgemm"  # but asked for int8, the best integer kernel runs
     slow_native = replace(VNNI, gops={**VNNI.gops, "bf16": 150.0})
     assert not slow_native.bf16  # native bf16 that measures slower is not used either
@@ -149,5 +149,5 @@ def test_avx512_disabled_in_a_subprocess(tmp_path):
     assert result["capability"] == "AVX2"
     assert all(result["exact"].values())
     kernel = result["kernel"]
-    assert kernel is None or result["gops"][kernel] >= kernels.MARGIN * result["gops"]["fp32"]
+    assert kernel is None or result["gops"][kernel] >= kernels.INT8_MARGIN * result["gops"]["fp32"]
     assert not result["bf16"] or result["gops"]["bf16"] >= kernels.MARGIN * result["gops"]["fp32"]
