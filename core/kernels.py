@@ -96,9 +96,13 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return absmax, (x * (127.0 / absmax)).round_()
 
 
+_FBGEMM_WEIGHTS: list = []  # fbgemm's prepacked weights, by handle (see pack)
+
+
 def pack(codes: torch.Tensor, kernel: str):
     """(out, in) int8 codes -> the weight as ``kernel`` reads it: (in, out) int8 for int_mm (its fastest
-    layout), fbgemm's prepacked weight for fbgemm."""
+    layout); for fbgemm an int handle to its prepacked weight. A handle, because a custom op (which the
+    compiler keeps in its graph) takes tensors and numbers only; packed weights live as long as the process."""
     if kernel == "int_mm":
         return codes.t().contiguous()
     if kernel == "fbgemm":
@@ -106,20 +110,28 @@ def pack(codes: torch.Tensor, kernel: str):
         with warnings.catch_warnings():  # quantized tensors are deprecated in torch 2.13, not removed
             warnings.simplefilter("ignore")
             weight = torch.quantize_per_tensor(codes.float(), 1.0, 0, torch.qint8)
-        return torch.ops.quantized.linear_prepack(weight, None)
+        _FBGEMM_WEIGHTS.append((torch.ops.quantized.linear_prepack(weight, None), codes.shape[0]))
+        return len(_FBGEMM_WEIGHTS) - 1
     raise ValueError(f"unknown int8 kernel {kernel!r}; known: {', '.join(INT8_KERNELS)}")
 
 
-@torch.compiler.disable  # an opaque fbgemm call: compiled graphs run around it
-def _fbgemm_sums(q: torch.Tensor, packed) -> torch.Tensor:
-    """Integer-valued float codes (n, in) -> their exact int32 sums with the packed weight, as float (n, out)."""
-    return torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(q, 1.0, 128, packed)
+@torch.library.custom_op("sentiment::fbgemm_sums", mutates_args=())
+def fbgemm_sums(q: torch.Tensor, handle: int) -> torch.Tensor:
+    """Integer-valued float codes (n, in) -> their exact int32 sums with weight ``handle``, as float (n, out).
+    fbgemm quantizes q with scale 1 and zero point 128 (exact: the codes + 128 are its uint8 input)."""
+    return torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(q, 1.0, 128,
+                                                                             _FBGEMM_WEIGHTS[handle][0])
+
+
+@fbgemm_sums.register_fake
+def _(q: torch.Tensor, handle: int) -> torch.Tensor:
+    return q.new_empty(q.shape[0], _FBGEMM_WEIGHTS[handle][1])
 
 
 def int_sums(q: torch.Tensor, weight, kernel: str) -> torch.Tensor:
     if kernel == "int_mm":
         return torch._int_mm(q.to(torch.int8), weight)  # (n, out) int32
-    return _fbgemm_sums(q, weight)
+    return fbgemm_sums(q, weight)
 
 
 @torch.no_grad()  # inference only: the integer kernels have no gradient
