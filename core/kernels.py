@@ -46,7 +46,7 @@ INT8_KERNELS = ("int_mm", "fbgemm")
 MARGIN = 1.1  # bf16 is chosen only where it measures at least this much faster than fp32
 INT8_MARGIN = 1.0  # an int8 kernel, where it measures at least as fast as fp32: it only runs by default in
 #                    BitLinear BERT, whose other path is fp32 plus a quantization pass, so slower still
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 # ---------------------------------------------------------------------------------------------- the CPU
@@ -221,10 +221,14 @@ class Plan:
 
 def _best_seconds(candidates: dict, rounds: int = 8, give_up: float = 5.0) -> dict[str, float]:
     """The fastest call of each candidate, timed in turns (one call of each per round) so that a moment of
-    contention or a drift of the clock hits them all alike. A candidate whose first call is over
-    ``give_up`` times the first's (fp32's) is timed no further: a 30x slower kernel needs no finer figure."""
+    contention or a drift of the clock hits them all alike. Every candidate is called once untimed first
+    (packing, thread start, a custom op's first dispatch: 0.1 s or more). A candidate whose first timed
+    call is over ``give_up`` times the first's (fp32's) is timed no further: a 30x slower kernel needs no
+    finer figure."""
+    for fn in candidates.values():
+        fn()
     best: dict[str, float] = {}
-    for name, fn in candidates.items():  # first round, also the warm-up (packing, thread start)
+    for name, fn in candidates.items():
         start = time.perf_counter()
         fn()
         best[name] = time.perf_counter() - start
