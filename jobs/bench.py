@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         for precision in paths(cls, skip):
             for compiled in (False, True) if hasattr(cls, "compile") and not args.no_compile else (False,):
                 r = in_child(_measure, name, str(root), texts, y, precision, compiled, args.repeat)
-                label = ((f"auto = {r['note'].split(' (')[0]}" if precision == "auto" else precision or "fp32")
+                label = ((f"auto = {r['note'].split(' (')[0]}" if precision == "auto" else precision or "")
                          + (" +compile" if compiled else ""))
                 reference = reference or r["predicted"]
                 r["agreement"] = float(np.mean(np.array(r["predicted"]) == np.array(reference)))
