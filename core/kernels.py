@@ -207,7 +207,7 @@ class Plan:
 
     def why(self) -> str:
         figures = ", ".join(f"{k} {self.speedup(k):.2f}x" for k in (*INT8_KERNELS, "bf16") if k in self.gops)
-        int8 = (f"integer kernel {self.int8_kernel}" if self.int8_kernel else "no integer kernel beats fp32")
+        int8 = (f"integer kernel {self.int8_kernel}" if self.int8_kernel else "no integer kernel as fast as fp32")
         forced = f" (forced by SENTIMENT_INT8_KERNEL={self.forced})" if self.forced else ""
         bf16 = "bf16 native and faster" if self.bf16 else (
             "bf16 off (measured slower)" if self.cpu.native_bf16 else "bf16 off (not native)")

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the arithmetic of the models that offer a choice (the BERT family). auto (default): "
                         "what measures fastest on this CPU without changing what the model predicts: bert fp32; "
-                        "bitbert int8 x ternary integer kernels where one beats fp32 here, else float. bert: "
-                        "fp32 | int8 (W8A8, the fastest integer kernel here) | bf16; bitbert: int8 | float (the "
+                        "bitbert int8 x ternary integer kernels where one is at least as fast as fp32 here, else "
+                        "float. bert: fp32 | int8 (W8A8, the fastest integer kernel here) | bf16; bitbert: int8 | float (the "
                         "training arithmetic). The choice and why are printed and recorded in the runs table; "
                         "jobs.bench measures speed and accuracy of each")
     p.add_argument("--compile", action="store_true",

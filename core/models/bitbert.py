@@ -7,7 +7,7 @@ and one fp32 scale. On the CPU predict_proba runs them in integer arithmetic: ea
 quantized to int8 (per-token absmax, as in training), multiplied by the ternary codes by the integer kernel
 that measures fastest on this CPU (core.kernels: ``torch._int_mm`` with AVX-512 VNNI, fbgemm's
 uint8 x int8 GEMM on AVX2; int32 sums, exact for ternary codes on both), then rescaled once. Where no
-integer kernel beats fp32, the training-time arithmetic runs instead (the codes as fp32 numbers:
+integer kernel is as fast as fp32, the training-time arithmetic runs instead (the codes as fp32 numbers:
 ``set_precision("float")``), which jobs.bench also uses to measure that both give the same predictions. The checkpoint packs the codes 2 bits each
 (4 per uint8) in safetensors and stores the word embeddings in fp16 or int8 (per-row scale); the in-memory
 model is rounded the same way when it is frozen, so a reloaded model gives identical predictions.
