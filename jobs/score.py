@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the arithmetic of the models that offer a choice (the BERT family). auto (default): "
                         "what measures fastest on this CPU without changing what the model predicts: bert fp32; "
                         "bitbert int8 x ternary integer kernels where one is at least as fast as fp32 here, else "
-                        "float. bert: fp32 | int8 (W8A8, the fastest integer kernel here) | bf16; bitbert: int8 | float (the "
-                        "training arithmetic). The choice and why are printed and recorded in the runs table; "
-                        "jobs.bench measures speed and accuracy of each")
+                        "float. bert: fp32 | int8 (W8A8, the fastest integer kernel here) | bf16; "
+                        "bitbert: int8 | float (the training arithmetic). The choice and why are printed and "
+                        "recorded in the runs table; jobs.bench measures speed and accuracy of each")
     p.add_argument("--compile", action="store_true",
                    help="compile the BERT-family models with TorchInductor (local engine): 20-35 s once, then "
                         "1.2-1.3x faster on CPU in fp32 and int8 (jobs.bench measures it); worth it from a few "

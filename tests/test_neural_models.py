@@ -4,6 +4,7 @@ huge inputs, and bitbert's weights really are ternary and really are packed 2 bi
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -153,8 +154,8 @@ def test_ternary_integer_kernel_matches_float_arithmetic(kernel):
 @pytest.mark.parametrize("kernel", kernels.available_int8_kernels())
 def test_bert_int8_inference_stays_close_to_fp32(kernel, monkeypatch):
     """W8A8 on each integer kernel, with the weight width that kernel sums exactly on this CPU."""
-    monkeypatch.setenv("SENTIMENT_INT8_KERNEL", kernel)
-    kernels.current.cache_clear()
+    forced = replace(kernels.load_or_measure(), forced=kernel)  # as SENTIMENT_INT8_KERNEL=kernel would
+    monkeypatch.setattr(kernels, "current", lambda: forced)
     model = BertClassifier.from_checkpoint(BertConfig(max_len=64))  # all 6 pretrained layers, untrained head
     texts = ["A wonderful, moving film with great acting.", "Dreadful and dull, I hated it.", "meh " * 40]
     with torch.inference_mode():
@@ -166,7 +167,6 @@ def test_bert_int8_inference_stays_close_to_fp32(kernel, monkeypatch):
     assert sum(isinstance(m, Int8Linear) for m in model.net.modules()) == 36  # 6 per layer x 6 layers
     assert {m.kernel for m in model.net.modules() if isinstance(m, Int8Linear)} == {kernel}
     assert F.cosine_similarity(fp32, int8).min() > 0.99
-    kernels.current.cache_clear()
 
 
 def test_bitlinear_weights_are_ternary():

@@ -293,8 +293,9 @@ class BertClassifier:
             progress=print) -> tuple[BertClassifier, list[dict], dict]:
         cfg = cls.make_config(preset, overrides)
         setup_torch(cfg.seed)
-        if cfg.bf16 == "auto":
-            cfg.bf16 = pick_device() == "cuda" or kernels.resolve_bf16("auto")
+        auto_bf16 = cfg.bf16 == "auto"
+        cfg.bf16 = True if auto_bf16 and pick_device() == "cuda" else kernels.resolve_bf16(cfg.bf16)
+        if auto_bf16:
             progress(f"{cls.kind}: bf16 autocast {'on' if cfg.bf16 else 'off'} (auto; {kernels.current().why()})")
         rng = np.random.default_rng(cfg.seed)
         train, val = subset(train, cfg.train_rows, cfg.seed), subset(val, cfg.val_rows, cfg.seed)

@@ -8,9 +8,10 @@ quantized to int8 (per-token absmax, as in training), multiplied by the ternary 
 that measures fastest on this CPU (core.kernels: ``torch._int_mm`` with AVX-512 VNNI, fbgemm's
 uint8 x int8 GEMM on AVX2; int32 sums, exact for ternary codes on both), then rescaled once. Where no
 integer kernel is as fast as fp32, the training-time arithmetic runs instead (the codes as fp32 numbers:
-``set_precision("float")``), which jobs.bench also uses to measure that both give the same predictions. The checkpoint packs the codes 2 bits each
-(4 per uint8) in safetensors and stores the word embeddings in fp16 or int8 (per-row scale); the in-memory
-model is rounded the same way when it is frozen, so a reloaded model gives identical predictions.
+``set_precision("float")``), which jobs.bench also uses to measure that both give the same predictions.
+The checkpoint packs the codes 2 bits each (4 per uint8) in safetensors and stores the word embeddings in
+fp16 or int8 (per-row scale); the in-memory model is rounded the same way when it is frozen, so a reloaded
+model gives identical predictions.
 Files: model.json, config.json (transformers config), bitbert.safetensors, tokenizer files. No pickle.
 """
 
@@ -171,12 +172,12 @@ class BitBertClassifier(BertClassifier):
     precision = "float"
 
     def set_precision(self, precision: str = "auto") -> str:
-        """auto (what load() picks): int8 where an integer kernel measures faster than fp32 on this CPU, else
+        """auto (what load() picks): int8 where an integer kernel measures at least as fast as fp32 here, else
         float. int8: the fastest integer kernel, fast or not. Returns what runs and why, in one line."""
         plan = kernels.current()
         if precision not in ("auto", *self.precisions):
             raise ValueError(f"unknown precision {precision!r} for bitbert; known: auto, int8, float")
-        kernel = plan.int8_kernel if precision == "auto" else plan.fastest_int8 if precision == "int8" else None
+        kernel = {"auto": plan.int8_kernel, "int8": plan.fastest_int8, "float": None}[precision]
         for module in self.net.modules():
             if isinstance(module, TernaryLinear):
                 module.kernel = kernel or "float"
