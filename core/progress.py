@@ -17,7 +17,8 @@ def _to_stderr(line: str) -> None:
 
 
 class Progress:
-    """Call update(n) as work finishes; ``fraction`` overrides the estimate when totals are in bytes.
+    """Call update(n) as work finishes (n may be fractional: part of a chunk); ``fraction`` overrides the
+    estimate when the total is unknown (a file read in chunks: the share of its bytes).
 
     Lines go to ``emit`` (default: stderr) at most once every ``every`` seconds, and when the total is reached.
     """
@@ -25,10 +26,10 @@ class Progress:
     def __init__(self, label: str, total: int | None = None, unit: str = "rows",
                  emit: Callable[[str], None] = _to_stderr, every: float = 1.0):
         self.label, self.total, self.unit, self.emit, self.every = label, total, unit, emit, every
-        self.done = 0
+        self.done = 0.0
         self.start = self._last = time.perf_counter()
 
-    def update(self, n: int, fraction: float | None = None, extra: str = "") -> None:
+    def update(self, n: float, fraction: float | None = None, extra: str = "") -> None:
         self.done += n
         now = time.perf_counter()
         if now - self._last >= self.every or (self.total is not None and self.done >= self.total):
@@ -45,5 +46,5 @@ class Progress:
         left = f", {_fmt_seconds(elapsed * (1 - fraction) / fraction)} left" if fraction else ""
         of = f"/{self.total:,}" if self.total else ""
         pct = f" ({fraction:.0%})" if fraction is not None else ""
-        return (f"[{self.label}] {self.done:,}{of} {self.unit}{pct}, {self.rate():,.0f} {self.unit}/s, "
+        return (f"[{self.label}] {round(self.done):,}{of} {self.unit}{pct}, {self.rate():,.0f} {self.unit}/s, "
                 f"{_fmt_seconds(elapsed)} elapsed{left}{extra}")

@@ -12,7 +12,8 @@ The work travels through the object store, never through files, so the same code
 instance or on a cluster (``address="ray://head:10001"`` or ``"auto"``); the workers then need this project
 installed and the models folder at the same path (shared storage).
 
-Only ``jobs.score`` imports this module, and only with ``--engine ray``.
+Only ``jobs.score`` imports this module, and only with ``--engine ray``. ``score`` is the engine: the same
+``core.ingest.Ingest`` chunk pipeline as the local engine, with the predicting done by the pool.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import pyarrow as pa
 import ray
 
 from core.errors import SentimentError
+from core.ingest import Ingest
+from core.progress import Progress
 
 RESULT_COLUMNS = ["review_id", "model", "p_positive", "seconds"]
 
@@ -119,3 +122,28 @@ class RayScorer:
         for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
             if len(batch):
                 yield batch
+
+
+def score(ingest: Ingest, names: list[str], models_dir: Path, *, address: str | None = None, actors: int = 2,
+          actor_cpus: float = 0.5, batch_rows: int = 500) -> None:
+    """This process reads the input, stores reviews + rejects and works out what each model still lacks
+    (``Ingest.work``, exactly as the local engine); the actor pool predicts; this process writes.
+
+    Two passes: the first queues the missing work in Ray's object store chunk by chunk, the second streams
+    the predictions back. An interruption in either leaves a state that a rerun completes.
+    """
+    progress = Progress(f"queue {ingest.corpus}")
+    with RayScorer(names, models_dir, address=address, actors=actors, actor_cpus=actor_cpus,
+                   batch_rows=batch_rows) as scorer:
+        for work in ingest.work():
+            frame = pd.DataFrame({"review_id": list(work.texts), "text": list(work.texts.values())})
+            for name in names:
+                frame[f"todo:{name}"] = frame["review_id"].isin(set(work.todo[name]))
+            scorer.add(frame[frame.filter(like="todo:").any(axis=1)])
+            progress.update(work.rows, work.fraction, f", {ingest.tally.rejected:,} rejected")
+        progress = Progress(f"score {ingest.corpus}", total=scorer.queued, unit="predictions")
+        for preds in ingest.tally.timings.timed("ray", scorer.results()):
+            for name, part in preds.groupby("model", sort=False):
+                ingest.write(name, part["review_id"].tolist(), part["p_positive"].to_numpy())
+                ingest.tally.timings.seconds[f"model:{name}"] += float(part["seconds"].sum())  # actor time
+            progress.update(len(preds))

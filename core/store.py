@@ -25,7 +25,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS corpora (
     corpus      VARCHAR PRIMARY KEY,
     source      VARCHAR,          -- file path, or 'builtin:imdb'
-    details     VARCHAR,          -- JSON: cleaning counts, column mapping
+    details     VARCHAR,          -- JSON: cleaning counts; input files: {"files": {fingerprint: {path, columns}}}
     created_at  TIMESTAMP DEFAULT current_timestamp
 );
 CREATE TABLE IF NOT EXISTS reviews (
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status      VARCHAR
 );
 -- where a scoring run's time went (added after the first release: ALTER keeps older files working)
+ALTER TABLE reviews ADD COLUMN IF NOT EXISTS source VARCHAR;   -- fingerprint of the input file (core.ingest)
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS read_seconds DOUBLE;   -- reading + cleaning the input
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_seconds DOUBLE;  -- predicting, all models (per model: model_speed)
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS db_seconds DOUBLE;     -- DuckDB: resume checks + writes
@@ -138,9 +139,14 @@ def view_path(db: Path) -> Path:
 def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open ``db`` (creating the schema when writable); wrap DuckDB errors into StoreError."""
     db = Path(db)
+    if db.is_dir():
+        raise StoreError(f"{db} is a directory, not a DuckDB file")
     try:
         if not read_only:
             db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create the folder {db.parent} for the database {db.name}: {e}") from e
+    try:
         con = duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as e:
         if "lock" in str(e).lower():
@@ -164,12 +170,36 @@ def publish(db: Path) -> Path:
     Call only after the writing connection is closed: then the main file holds every commit.
     """
     db, dest = Path(db), view_path(db)
+    _remove_dead_copies(dest)
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     with connect(db) as con:  # fold the write-ahead log into the file before copying
         con.execute("CHECKPOINT")
-    shutil.copyfile(db, tmp)
-    os.replace(tmp, dest)
+    try:
+        shutil.copyfile(db, tmp)
+        os.replace(tmp, dest)
+    except OSError as e:  # disk full, typically: never leave a half copy behind to fill the disk
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"every result is saved in {db}, but copying it to {dest} for the dashboard failed "
+                         f"({e}); free some space and run any job again to publish it") from e
     return dest
+
+
+def _remove_dead_copies(dest: Path) -> None:
+    """Delete half-written copies left by a publish whose process died (their name ends in its pid)."""
+    for tmp in dest.parent.glob(dest.name + ".tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def tune_for_bulk_writes(con: duckdb.DuckDBPyConnection, checkpoint_threshold: str = "128MB",
@@ -208,17 +238,38 @@ def upsert_corpus(con: duckdb.DuckDBPyConnection, corpus: str, source: str, deta
     )
 
 
+def corpus_files(con: duckdb.DuckDBPyConnection, corpus: str) -> dict[str, str]:
+    """fingerprint -> path of every input file stored under ``corpus``."""
+    row = con.execute("SELECT details FROM corpora WHERE corpus = ?", [corpus]).fetchone()
+    files = json.loads(row[0] or "{}").get("files", {}) if row else {}
+    return {fp: f["path"] for fp, f in files.items()}
+
+
+def record_corpus_file(con: duckdb.DuckDBPyConnection, corpus: str, path: str, fingerprint: str,
+                       columns: dict) -> None:
+    """Add an input file to the corpus's record (its latest file becomes the corpus's source)."""
+    row = con.execute("SELECT details FROM corpora WHERE corpus = ?", [corpus]).fetchone()
+    details = json.loads(row[0] or "{}") if row else {}
+    details.setdefault("files", {})[fingerprint] = {"path": path, "columns": columns}
+    upsert_corpus(con, corpus, path, details)
+
+
 def corpus_exists(con: duckdb.DuckDBPyConnection, corpus: str) -> bool:
     return con.execute("SELECT count(*) FROM corpora WHERE corpus = ?", [corpus]).fetchone()[0] > 0
 
 
 def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
-    """df columns: review_id, text, label, split, source_row. Existing (corpus, review_id) rows are kept."""
-    frame = df.assign(corpus=corpus)[["corpus", "review_id", "text", "label", "split", "source_row"]]
+    """df columns: review_id, text, label, split, source_row and optionally source (the input file's
+    fingerprint). Existing (corpus, review_id) rows are kept."""
+    if df.empty:
+        return
+    frame = df.assign(corpus=corpus, source=df.get("source", None))[
+        ["corpus", "review_id", "text", "label", "split", "source_row", "source"]]
     con.register("_new_reviews", frame)
     try:
         con.execute(
-            "INSERT INTO reviews SELECT corpus, review_id, text, label, split, source_row, length(text) "
+            "INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars, source) "
+            "SELECT corpus, review_id, text, label, split, source_row, length(text), source "
             "FROM _new_reviews ON CONFLICT DO NOTHING"
         )
     finally:
@@ -226,11 +277,11 @@ def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame
 
 
 def existing_reviews(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[str]) -> pd.DataFrame:
-    """review_id and source_row of the given ids that are already stored for ``corpus``."""
+    """review_id, source_row and source of the given ids that are already stored for ``corpus``."""
     con.register("_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)}))
     try:
         return con.execute(
-            "SELECT r.review_id, r.source_row FROM reviews r JOIN _ids USING (review_id) WHERE r.corpus = ?",
+            "SELECT r.review_id, r.source_row, r.source FROM reviews r JOIN _ids USING (review_id) WHERE r.corpus = ?",
             [corpus],
         ).df()
     finally:
@@ -352,6 +403,15 @@ def start_run(con: duckdb.DuckDBPyConnection, run_id: str, job: str, corpus: str
         "VALUES (?, ?, ?, ?, ?, current_timestamp, 'running')",
         [run_id, job, corpus, source, ",".join(models)],
     )
+
+
+def close_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
+    """Mark runs still 'running' as 'interrupted'; call only while holding the file read-write (then no
+    other job can be writing it, so their process is gone). Returns how many there were."""
+    n = con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
+    if n:
+        con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+    return n
 
 
 def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected: int, seconds: float,

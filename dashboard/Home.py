@@ -59,7 +59,7 @@ with st.sidebar:
     kept = [m for m in st.session_state.get("models", model_options) if m in model_options]
     st.session_state["models"] = kept
     chosen = st.multiselect("Models", model_options, key="models")
-    st.caption(f"Reading `{Path(src.path).name}`" + ("" if src.is_view else " (no published view yet)"))
+    st.caption(f"Reading `{Path(src.path).name}`")
 
 st.session_state["sel"] = data.Selection(src, corpus, split, tuple(chosen))
 

@@ -2,7 +2,7 @@
 
 The dashboard opens only the *published* copy of the database (``core.store.view_path``) read-only, so a
 running job (which holds the main file read-write) is never blocked and the pages show the last finished
-results. Only when no view file exists yet does it fall back to the main file, read-only.
+results. It never opens the main file, not even read-only: before a first publish it says so.
 
 Caching: every query function takes a ``Source`` (path + mtime) as its first argument and is wrapped in
 ``st.cache_data``; when a job publishes a new view file its mtime changes, so the key changes and the
@@ -34,11 +34,10 @@ TEXT_ROWS = 50  # reviews listed with their text at once (cell lists, disagreeme
 
 
 class Source(NamedTuple):
-    """Which database file the dashboard reads; the mtime makes it a cache key."""
+    """Which database file the dashboard reads (the published view); the mtime makes it a cache key."""
 
     path: str
     mtime_ns: int
-    is_view: bool
 
 
 class Selection(NamedTuple):
@@ -88,14 +87,17 @@ def db_path() -> Path:
 
 
 def source() -> Source:
-    """The file to read now: the published view, else the main file. Raises Unavailable."""
+    """The published view of the database. Raises Unavailable before a first job has published one: the main
+    file is never opened, not even read-only, because that would make a job starting now fail to lock it."""
     main = db_path()
     view = store.view_path(main)
-    for path, is_view in ((view, True), (main, False)):
-        try:
-            return Source(str(path), path.stat().st_mtime_ns, is_view)
-        except FileNotFoundError:
-            continue
+    try:
+        return Source(str(view), view.stat().st_mtime_ns)
+    except FileNotFoundError:
+        pass
+    if main.exists():
+        raise Unavailable(f"No published results in `{main.parent}` yet: a first job is still running (or was "
+                          "stopped before it finished). Results appear here when a job finishes.")
     raise Unavailable(f"No database at `{main}` yet.")
 
 
@@ -116,11 +118,6 @@ def _connection(src: Source) -> duckdb.DuckDBPyConnection:
             con.execute("USE db")
         except duckdb.Error as e:
             con.close()
-            if "lock" in str(e).lower():
-                raise Unavailable(
-                    f"`{src.path}` is being written by a job and no published view exists yet; "
-                    "results appear here when the job finishes."
-                ) from e
             raise Unavailable(f"Cannot open `{src.path}`: {e}") from e
         _connections[src.path] = (src.mtime_ns, con)  # the old one closes once its cursors are gone
         return con

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
 from core.errors import SentimentError
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # `kill` and `timeout` end a job the way Ctrl-C does: runs marked, files closed
+
+
 def run_main(main: Callable[[list[str] | None], int]) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main(None)
     except SentimentError as e:

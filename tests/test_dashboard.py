@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -11,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
+from core.paths import REPO_ROOT
 from dashboard import data
 from jobs import score
 
@@ -75,9 +78,25 @@ def test_empty_database_shows_what_to_run(tmp_path, monkeypatch):
     db = tmp_path / "empty.duckdb"
     with store.connect(db):
         pass
+    store.publish(db)
     at = open_app(db, monkeypatch)
     assert "make demo" in at.code[0].value
     assert "no predictions" in at.warning[0].value
+
+
+def test_before_a_first_publish_the_dashboard_leaves_the_main_file_to_the_job(scored_db, tmp_path, monkeypatch):
+    db = tmp_path / "first.duckdb"
+    with store.connect(db):  # a first job has created the file and not published yet
+        pass
+    at = open_app(db, monkeypatch)
+    assert "No published results" in at.warning[0].value
+    # the dashboard stays open; a job started now must get its write lock (the old fallback held the file)
+    r = subprocess.run([sys.executable, "-m", "jobs.score", str(scored_db.csv), "--db", str(db), "--corpus", "c",
+                        "--text-col", "review", "--models", "vader"], check=False, cwd=REPO_ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    at.run()
+    assert not at.warning or "No published results" not in at.warning[0].value
 
 
 # ---------------------------------------------------------------- every page
@@ -211,7 +230,7 @@ def test_unlabelled_corpus_pages_show_a_note(unlabelled_db, monkeypatch):
 
 def test_queries_bind_user_text(scored_db):
     view = store.view_path(scored_db.db)
-    src = data.Source(str(view), view.stat().st_mtime_ns, True)
+    src = data.Source(str(view), view.stat().st_mtime_ns)
     hostile = data.ReviewFilter("sample", "all", "vader", search=DROP)
     assert data.review_count(src, hostile) == 1
     everything = data.review_count(src, hostile._replace(search=""))
@@ -228,7 +247,7 @@ def test_dashboard_reads_the_view_and_never_blocks_a_job(scored_db, tmp_path, mo
     store.publish(db)
     monkeypatch.setenv("SENTIMENT_DB", str(db))
     src = data.source()
-    assert src.is_view and src.path == str(store.view_path(db))
+    assert src.path == str(store.view_path(db))
     before = data.corpora(src)
     with store.connect(db) as con:  # a job opens the main file read-write while the dashboard is open
         store.upsert_corpus(con, "later", "x.csv", {})
@@ -242,7 +261,7 @@ def test_dashboard_reads_the_view_and_never_blocks_a_job(scored_db, tmp_path, mo
 def test_binned_curves_match_the_evaluated_metrics(scored_db):
     """The ROC/PR curves come from the 1/1000-binned cube; their AUC must agree with jobs.evaluate's."""
     view = store.view_path(scored_db.db)
-    src = data.Source(str(view), view.stat().st_mtime_ns, True)
+    src = data.Source(str(view), view.stat().st_mtime_ns)
     models = ("tfidf-lr", "vader")
     points = data.roc_pr(src, "sample", "all", models, step=1)
     assert points.groupby("model")["fpr"].max().eq(1).all() and points.groupby("model")["tpr"].max().eq(1).all()
@@ -262,9 +281,6 @@ def test_binned_curves_match_the_evaluated_metrics(scored_db):
 
 def test_a_running_job_without_a_view_is_explained(tmp_path, monkeypatch):
     """Another process holds the main file read-write and nothing is published yet: a clear message."""
-    import subprocess
-    import sys
-
     db = tmp_path / "reviews.duckdb"
     hold = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); c.execute('CREATE TABLE t (x INT)'); "
             "print('open', flush=True); sys.stdin.read()")
@@ -273,7 +289,7 @@ def test_a_running_job_without_a_view_is_explained(tmp_path, monkeypatch):
     try:
         assert job.stdout.readline().strip() == "open"
         at = open_app(db, monkeypatch)
-        assert "being written by a job" in at.warning[0].value
+        assert "No published results" in at.warning[0].value
         assert "make demo" in at.code[0].value
     finally:
         job.stdin.close()
@@ -282,7 +298,7 @@ def test_a_running_job_without_a_view_is_explained(tmp_path, monkeypatch):
 
 def test_text_search_is_a_literal_case_insensitive_substring(scored_db):
     view = store.view_path(scored_db.db)
-    src = data.Source(str(view), view.stat().st_mtime_ns, True)
+    src = data.Source(str(view), view.stat().st_mtime_ns)
     with duckdb.connect(str(view), read_only=True) as con:
         texts = [r[0] for r in con.execute("SELECT text FROM reviews WHERE corpus = 'sample'").fetchall()]
     for term in ["WONDERFUL", "a.b", "(", "\\", "[x]", "%", "_", "'; drop table", "ONERROR=alert(1)", "10/10",
@@ -294,7 +310,7 @@ def test_text_search_is_a_literal_case_insensitive_substring(scored_db):
 @pytest.mark.parametrize("threshold", [0.0, 0.3, 0.5, 0.73, 0.999, 1.0])
 def test_confusion_at_a_threshold_is_exact(scored_db, threshold):
     view = store.view_path(scored_db.db)
-    src = data.Source(str(view), view.stat().st_mtime_ns, True)
+    src = data.Source(str(view), view.stat().st_mtime_ns)
     for how in (data.confusion, data.confusion_at):
         check_confusion(how(src, "sample", "all", ("tfidf-lr", "vader"), threshold).set_index("model"),
                         view, threshold)

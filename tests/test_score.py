@@ -20,6 +20,7 @@ import core.cleaning
 import core.metrics
 from core import store
 from core.errors import InputError
+from core.ingest import file_fingerprint
 from core.models import load_model
 from core.paths import REPO_ROOT
 from jobs import score
@@ -166,8 +167,10 @@ def test_star_ratings_and_parquet_and_position_ids(scored_db, tmp_path):
     db = tmp_path / "shop.duckdb"
     assert score.main([str(path), "--db", str(db), "--corpus", "shop", "--text-col", "body", "--label-col", "stars",
                        "--label-kind", "stars", "--models", "tfidf-lr", "--models-dir", str(scored_db.models_dir)]) == 0
+    fp = file_fingerprint(path)  # no id column: a review is known by its file's content and its row
     assert q(db, "SELECT review_id, label FROM reviews ORDER BY source_row") == [
-        ("0", "negative"), ("1", "negative"), ("2", "neutral"), ("3", "positive"), ("4", "positive")]
+        (f"{fp}:0", "negative"), (f"{fp}:1", "negative"), (f"{fp}:2", "neutral"), (f"{fp}:3", "positive"),
+        (f"{fp}:4", "positive")]
     assert q(db, "SELECT count(*) FROM predictions")[0][0] == 5  # neutral is scored too
     from jobs import evaluate
     assert evaluate.main(["--db", str(db), "--bootstrap", "20"]) == 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
+from core.ingest import StoredIds
 from jobs import make_corpus, score
-from jobs.score import StoredIds
 from tests.conftest import write_csv
 
 

@@ -1,0 +1,368 @@
+"""The ingest engine of a scoring run: which rows are new, which predictions are missing, what the run did.
+
+A run reads its input in chunks (``core.corpus.read_chunks`` for a file, or the reviews already stored for
+a corpus) and, chunk by chunk:
+  1. ``Ingest.work`` stores the chunk's new reviews and its rejects in one transaction and works out, per
+     model, which of its reviews still lack a prediction (the resume check);
+  2. an engine predicts those (``score_local`` below, or ``core.ray_engine.score`` on Ray) and hands every
+     batch to ``Ingest.write``, one transaction per batch.
+An interrupted run loses at most the batch in flight; the same command continues where it stopped.
+
+Identity of a row. A file is known by the digest of its bytes (its *fingerprint*). Without an id column a
+review's id is ``FINGERPRINT:ROW``, so the same file scored twice is harmless and a different file never
+collides with it. With an id column, an id already stored is this file's own row from an earlier run only
+when it was stored from the same row of a file with the same fingerprint; anything else is a duplicate,
+kept as a counted reject that says where the stored review came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core import store
+from core.corpus import REJECT_COLUMNS, Chunk, Columns, ensure_imdb, read_chunks
+from core.errors import InputError
+from core.progress import Progress
+
+FINGERPRINT_CHARS = 12  # hex digits of the file digest kept in ids: 48 bits, ample for a corpus's files
+
+
+# ------------------------------------------------------------------------------- what a run did
+
+
+class Timings:
+    """Seconds spent per phase: 'read' (reading + cleaning input), 'db' (DuckDB checks + writes), 'model:NAME'."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter = Counter()
+
+    @contextmanager
+    def phase(self, key: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[key] += time.perf_counter() - t0
+
+    def timed(self, key: str, items: Iterable) -> Iterator:
+        """Iterate ``items``, counting the time spent producing each item under ``key``."""
+        it = iter(items)
+        while True:
+            with self.phase(key):
+                item = next(it, _END)
+            if item is _END:
+                return
+            yield item
+
+    def model_total(self) -> float:
+        return sum(v for k, v in self.seconds.items() if k.startswith("model:"))
+
+    def summary(self, elapsed: float) -> str:
+        parts = [("read+clean", self.seconds["read"]), ("models", self.model_total()),
+                 ("DuckDB", self.seconds["db"])]
+        if "ray" in self.seconds:  # models ran in Ray actors, in parallel: show how long the writer waited
+            parts = [parts[0], ("waiting on Ray", self.seconds["ray"]), parts[2]]
+        other = max(elapsed - sum(v for _, v in parts), 0.0)
+        return ", ".join(f"{k} {v:,.1f} s ({v / max(elapsed, 1e-9):.0%})" for k, v in [*parts, ("other", other)])
+
+
+_END = object()
+
+
+@dataclass
+class Tally:
+    """What a run did, for the runs table and the final summary."""
+
+    rows_read: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    scored: Counter = field(default_factory=Counter)  # model -> predictions written
+    timings: Timings = field(default_factory=Timings)
+
+
+@contextmanager
+def recorded_run(con, corpus: str, source: str, models: list[str], tally: Tally, started: float,
+                 info: dict[str, Any] | None = None) -> Iterator[str]:
+    """A row in ``runs`` for the body's work: 'running', then 'finished', 'interrupted' or 'failed'.
+
+    Holding the database read-write means no other job is writing it (DuckDB allows one writer per file), so
+    any run still marked 'running' was killed: it is marked 'interrupted' first.
+    """
+    stale = store.close_stale_runs(con)
+    if stale:
+        print(f"{stale} earlier run(s) were still marked 'running' (killed); now marked 'interrupted'",
+              file=sys.stderr, flush=True)
+    run_id = uuid.uuid4().hex[:12]
+    store.start_run(con, run_id, "score", corpus, source, models)
+    status = "failed"
+    try:
+        yield run_id
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        seconds = tally.timings.seconds
+        store.finish_run(con, run_id, tally.rows_read, sum(tally.scored.values()), tally.rejected,
+                         time.perf_counter() - started, status,
+                         {"read_seconds": seconds["read"], "model_seconds": tally.timings.model_total(),
+                          "db_seconds": seconds["db"], **(info or {})})
+
+
+# ------------------------------------------------------------------------------- identity of rows
+
+
+def file_fingerprint(path: Path) -> str:
+    """The first FINGERPRINT_CHARS hex digits of the BLAKE2b digest of the file's bytes (~1 s per GB)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=8)).hexdigest()[:FINGERPRINT_CHARS]
+
+
+class StoredIds:
+    """Which review ids a corpus may already hold, so that a chunk of new ids skips the exact check.
+
+    The exact check (store.existing_reviews) joins the chunk against every stored review: its cost grows
+    with the table, which made a run's time grow faster than its rows. This keeps DuckDB's 64-bit hash of
+    every stored id (8 bytes per review: 8 MB per million) in sorted numpy blocks, merged like a binary
+    counter so there are O(log n) of them. "Not stored" is certain; "maybe" (a stored id, or a hash
+    collision) falls back to the exact query, so results are exactly those of the query.
+    """
+
+    def __init__(self, hashes: np.ndarray):
+        self.blocks: list[np.ndarray] = [np.sort(hashes)] if len(hashes) else []
+
+    def add(self, hashes: np.ndarray) -> None:
+        if not len(hashes):
+            return
+        self.blocks.append(np.sort(hashes))
+        while len(self.blocks) > 1 and len(self.blocks[-1]) >= len(self.blocks[-2]):
+            self.blocks[-2:] = [np.sort(np.concatenate(self.blocks[-2:]))]
+
+    def maybe_any(self, hashes: np.ndarray) -> bool:
+        for block in self.blocks:
+            pos = np.minimum(np.searchsorted(block, hashes), len(block) - 1)
+            if np.any(block[pos] == hashes):
+                return True
+        return False
+
+
+def split_new_rows(con, corpus: str, reviews: pd.DataFrame, stored: StoredIds, files: dict[str, str]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(reviews to store, reviews to score, duplicate rejects) for one chunk of a file.
+
+    ``reviews`` carries review_id, text, label, source_row and source (the file's fingerprint). A stored id is
+    this file's own row from an earlier, interrupted run when it came from the same row of the same file
+    (rows stored before files had fingerprints count by row alone); any other stored id is a duplicate.
+    ``files`` maps fingerprints to paths, to say where a duplicate was stored from. The ids returned for
+    storing are added to ``stored``.
+    """
+    hashes = store.id_hashes(con, reviews["review_id"].tolist())
+    if not stored.maybe_any(hashes):
+        stored.add(hashes)
+        return reviews, reviews, pd.DataFrame(columns=REJECT_COLUMNS)
+    known = store.existing_reviews(con, corpus, reviews["review_id"].tolist())
+    merged = reviews.merge(known, on="review_id", how="left", suffixes=("", "_stored"))  # keeps row order
+    is_new = merged["source_row_stored"].isna().to_numpy()
+    own = (~is_new & (merged["source_row_stored"] == merged["source_row"])
+           & (merged["source_stored"].isna() | (merged["source_stored"] == merged["source"]))).to_numpy()
+    dup = merged[~is_new & ~own]
+    where = [f"row {int(r)} of " + ("this file" if s == f else files.get(s, f"another file (fingerprint {s})")
+                                    if isinstance(s, str) else f"row {int(r)}")
+             for r, s, f in zip(dup["source_row_stored"], dup["source_stored"], dup["source"])]
+    dup_rejects = pd.DataFrame({
+        "location": "row " + dup["source_row"].astype(str),
+        "review_id": dup["review_id"],
+        "reason": [f"duplicate review_id: already stored from {w}" for w in where],
+        "excerpt": dup["text"].str.slice(0, 200),
+    }, columns=REJECT_COLUMNS)
+    stored.add(hashes[is_new])
+    return merged[is_new][reviews.columns], merged[is_new | own][reviews.columns], dup_rejects
+
+
+# ------------------------------------------------------------------------------- the chunk pipeline
+
+
+@dataclass
+class Work:
+    """One chunk's reviews to score and, per model, the ids that still lack a prediction."""
+
+    texts: dict[str, str]        # review_id -> text
+    todo: dict[str, list[str]]   # model -> review_ids to predict
+    rows: int                    # input rows the chunk covered (reviews + rejects)
+    fraction: float | None       # share of the input read after this chunk (None: unknown)
+
+    @property
+    def predictions(self) -> int:
+        return sum(len(ids) for ids in self.todo.values())
+
+
+class Ingest:
+    """Feeds a scoring run: ``work()`` yields what to predict, chunk by chunk; ``write()`` stores predictions.
+
+    ``path`` + ``columns``: read that file, storing its reviews and rejects under ``corpus``; no path: score
+    the reviews already stored for ``corpus`` (one ``split`` of it, or all).
+    """
+
+    def __init__(self, con, corpus: str, models: list[str], run_id: str, *, path: Path | None = None,
+                 columns: Columns | None = None, split: str | None = None, chunk_rows: int = 2_000,
+                 tally: Tally | None = None):
+        if chunk_rows < 1:
+            raise InputError(f"chunk rows must be at least 1, not {chunk_rows}")
+        if path is not None and columns is None:
+            raise InputError("an input file needs its column mapping (at least the text column)")
+        self.con, self.corpus, self.models, self.run_id = con, corpus, list(models), run_id
+        self.path, self.columns, self.split, self.chunk_rows = path, columns, split, chunk_rows
+        self.tally = tally or Tally()
+        self.fingerprint: str | None = None
+
+    # -- reading
+
+    def work(self) -> Iterator[Work]:
+        chunks = self._file_chunks() if self.path is not None else self._stored_chunks()
+        for chunk in self.tally.timings.timed("read", chunks):
+            yield self._ingest(chunk)
+
+    def _stored_chunks(self) -> Iterator[Chunk]:
+        if self.corpus == "imdb":
+            ensure_imdb(self.con)
+        if not store.corpus_exists(self.con, self.corpus):
+            raise InputError(f"corpus {self.corpus!r} is not stored in this database; give an INPUT file to score")
+        total = max(store.count_reviews(self.con, self.corpus, self.split), 1)
+        done = 0
+        for df in store.iter_review_chunks(self.con, self.corpus, self.split, self.chunk_rows):
+            done += len(df)
+            yield Chunk(df, pd.DataFrame(columns=REJECT_COLUMNS), done / total)
+
+    def _file_chunks(self) -> Iterator[Chunk]:
+        chunks = read_chunks(self.path, self.columns, self.chunk_rows)
+        first = next(chunks, None)  # the reader has now checked the file and its header
+        if first is None:
+            return
+        with self.tally.timings.phase("db"):
+            self.fingerprint = file_fingerprint(self.path)
+            self.files = store.corpus_files(self.con, self.corpus)
+            with store.transaction(self.con):  # recorded only once the file proved readable
+                store.record_corpus_file(self.con, self.corpus, str(self.path), self.fingerprint,
+                                         {"text_col": self.columns.text, "id_col": self.columns.id,
+                                          "label_col": self.columns.label, "label_kind": self.columns.label_kind})
+            self.files[self.fingerprint] = str(self.path)
+            self.stored = StoredIds(store.stored_id_hashes(self.con, self.corpus))
+        yield first
+        yield from chunks
+
+    def _identify(self, chunk: Chunk) -> Chunk:
+        """Give the chunk's rows their file identity: the fingerprint, and ids when the file has none."""
+        reviews = chunk.reviews.assign(source=self.fingerprint)
+        rejects = chunk.rejects.copy()
+        if self.columns.id is None:
+            reviews["review_id"] = self.fingerprint + ":" + reviews["source_row"].astype(str)
+            rejects["review_id"] = None
+        # one rejects table for every file of a corpus: the location names the file
+        rejects["location"] = rejects["location"] + f" of {self.path.name} ({self.fingerprint})"
+        return Chunk(reviews, rejects, chunk.fraction)
+
+    def _ingest(self, chunk: Chunk) -> Work:
+        """Store one chunk's new reviews and its rejects in one transaction; find what each model lacks."""
+        self.tally.rows_read += len(chunk.reviews) + len(chunk.rejects)
+        with self.tally.timings.phase("db"):
+            fresh = False
+            if self.path is not None:
+                chunk = self._identify(chunk)
+                new, to_score, dups = split_new_rows(self.con, self.corpus, chunk.reviews, self.stored, self.files)
+                rejects = pd.concat([chunk.rejects, dups], ignore_index=True) if len(dups) else chunk.rejects
+                with store.transaction(self.con):
+                    store.insert_reviews(self.con, self.corpus, new.assign(split=None))
+                    store.insert_rejects(self.con, self.corpus, rejects, self.run_id)
+                self.tally.rejected += len(rejects)
+                # predictions are written after their reviews: reviews new in this chunk have none yet
+                fresh = len(new) == len(to_score)
+            else:
+                to_score = chunk.reviews
+            ids = to_score["review_id"].tolist()
+            todo = {name: ids if fresh else self._missing(name, ids) for name in self.models}
+        return Work(dict(zip(to_score["review_id"], to_score["text"])), todo,
+                    len(chunk.reviews) + len(chunk.rejects), chunk.fraction)
+
+    def _missing(self, model: str, ids: list[str]) -> list[str]:
+        done = store.models_done(self.con, self.corpus, model, ids)
+        self.tally.skipped += len(done)
+        return [i for i in ids if i not in done] if done else ids
+
+    # -- writing
+
+    def write(self, model: str, ids: list[str], p: np.ndarray) -> None:
+        """Store one batch of predictions in one transaction. A probability that is NaN, infinite or outside
+        [0, 1] is not a prediction: it becomes a counted reject naming the model and the value."""
+        p = np.asarray(p, dtype=np.float64)
+        if len(p) != len(ids):
+            raise ValueError(f"model {model} returned {len(p)} probabilities for {len(ids)} reviews")
+        bad = ~(np.isfinite(p) & (p >= 0.0) & (p <= 1.0))
+        with self.tally.timings.phase("db"), store.transaction(self.con):
+            good_ids = [i for i, b in zip(ids, bad) if not b] if bad.any() else ids
+            store.insert_predictions(self.con, self.corpus, model, good_ids, p[~bad], self.run_id)
+            if bad.any():
+                bad_ids = [i for i, b in zip(ids, bad) if b]
+                store.insert_rejects(self.con, self.corpus, pd.DataFrame({
+                    "location": [f"review {i} model {model}" for i in bad_ids],
+                    "review_id": bad_ids,
+                    "reason": [f"invalid probability: model {model} returned {v!r}" for v in p[bad].tolist()],
+                    "excerpt": None}, columns=REJECT_COLUMNS), self.run_id)
+        self.tally.scored[model] += len(good_ids)
+        self.tally.rejected += int(bad.sum())
+
+
+# ------------------------------------------------------------------------------- the local engine
+
+
+class Pacer:
+    """Batch sizes that keep a model busy for about ``seconds`` per call, so progress moves every few
+    seconds even for a model that scores 30 reviews/s, while a fast model gets whole chunks."""
+
+    def __init__(self, seconds: float = 2.0, first: int = 32):
+        self.seconds, self.size = seconds, first
+
+    def batches(self, ids: list[str]) -> Iterator[list[str]]:
+        start = 0
+        while start < len(ids):
+            batch = ids[start:start + self.size]
+            t0 = time.perf_counter()
+            yield batch
+            rate = len(batch) / max(time.perf_counter() - t0, 1e-6)
+            self.size = int(min(max(rate * self.seconds, 8), 1 << 20))
+            start += len(batch)
+
+
+def score_local(ingest: Ingest, models: dict, progress: Progress | None = None) -> None:
+    """In this process: per chunk, store reviews + rejects, then predict each model's missing reviews in
+    batches of a few seconds, storing each batch's predictions as it comes."""
+    progress = progress or Progress(f"score {ingest.corpus}")
+    pacers = {name: Pacer() for name in models}
+    before = 0.0  # share of the input read before the chunk in hand
+    for work in ingest.work():
+        total, done = max(work.predictions, 1), 0
+        for name, model in models.items():
+            ids = work.todo[name]
+            for batch in pacers[name].batches(ids):
+                with ingest.tally.timings.phase(f"model:{name}"):
+                    p = model.predict_proba([work.texts[i] for i in batch])
+                ingest.write(name, batch, p)
+                done += len(batch)
+                # rows and the fraction advance with the chunk's predictions, so they move within a chunk
+                share = len(batch) / total
+                fraction = None if work.fraction is None else before + (work.fraction - before) * done / total
+                progress.update(work.rows * share, fraction, f", {ingest.tally.rejected:,} rejected")
+        if not work.predictions:
+            progress.update(work.rows, work.fraction, f", {ingest.tally.rejected:,} rejected")
+        before = work.fraction if work.fraction is not None else before
