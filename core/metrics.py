@@ -59,22 +59,56 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
     }
 
 
+def valid_probabilities(p: np.ndarray) -> np.ndarray:
+    """True where p is a probability: finite and within [0, 1].
+
+    DuckDB's DOUBLE column accepts NaN, +-inf and any value, and scikit-learn refuses them; the caller leaves
+    these predictions out and says how many.
+
+    >>> valid_probabilities(np.array([0.0, 0.5, 1.0, np.nan, np.inf, -np.inf, -0.5, 1.5]))
+    array([ True,  True,  True, False, False, False, False, False])
+    """
+    return np.isfinite(p) & (p >= 0) & (p <= 1)
+
+
+MIN_RESAMPLES = 10  # below this many usable resamples, the 2.5th and 97.5th percentiles mean nothing
+
+
 def bootstrap_ci(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
-    """95% percentile bootstrap intervals for accuracy and ROC-AUC.
+    """95% percentile bootstrap intervals for accuracy and ROC-AUC; None where there is no honest interval.
 
     Each resample is drawn as Poisson(1) weights per review (the usual large-n bootstrap), so no copy of the
-    data is made; scikit-learn computes each resample's metric with sample_weight.
+    data is made; scikit-learn computes each resample's metric with sample_weight. On a few reviews a
+    resample can weigh every review zero (chance e^-n) and so has no accuracy, or weigh one class zero and so
+    has no ROC-AUC: such resamples are skipped. Fewer than 2 reviews, n_boot 0 or fewer than MIN_RESAMPLES
+    usable resamples give None rather than an interval made of a handful of numbers.
+
+    >>> y, p = np.array([0, 1, 1, 0, 1]), np.array([0.2, 0.9, 0.4, 0.3, 0.8])
+    >>> ci = bootstrap_ci(y, p)
+    >>> 0 <= ci["accuracy_lo"] <= 0.8 <= ci["accuracy_hi"] <= 1, 0 <= ci["roc_auc_lo"] <= ci["roc_auc_hi"] <= 1
+    (True, True)
+    >>> bootstrap_ci(y[:1], p[:1])
+    {'accuracy_lo': None, 'accuracy_hi': None, 'roc_auc_lo': None, 'roc_auc_hi': None}
+    >>> bootstrap_ci(y, p, n_boot=0)["accuracy_lo"] is None
+    True
+    >>> bootstrap_ci(np.array([1, 1, 1]), np.array([0.9, 0.6, 0.3]))["roc_auc_lo"] is None  # one class
+    True
     """
     rng = np.random.default_rng(seed)
     pred = (p >= 0.5).astype(int)
     acc, auc = [], []
-    for _ in range(n_boot):
+    for _ in range(n_boot if len(y) >= 2 else 0):
         w = rng.poisson(1.0, len(y))
+        if w.sum() == 0:
+            continue
         acc.append(accuracy_score(y, pred, sample_weight=w))
         if _both_classes(y[w > 0]):
             auc.append(roc_auc_score(y, p, sample_weight=w))
+
     def lo_hi(values: list[float]) -> tuple[float | None, float | None]:
-        return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values else (None, None)
+        if len(values) < MIN_RESAMPLES:
+            return None, None
+        return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
     (acc_lo, acc_hi), (auc_lo, auc_hi) = lo_hi(acc), lo_hi(auc)
     return {"accuracy_lo": acc_lo, "accuracy_hi": acc_hi, "roc_auc_lo": auc_lo, "roc_auc_hi": auc_hi}

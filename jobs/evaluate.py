@@ -6,6 +6,10 @@ For each corpus with labels (the imdb validation and test splits; a user corpus 
 accuracy, precision, recall, F1, ROC-AUC, PR-AUC, Brier score, expected calibration error, the confusion
 matrix at threshold 0.5, bootstrap 95% intervals for accuracy and ROC-AUC, and ROC / precision-recall /
 reliability curve points. Reviews labelled 'neutral' (3 stars) are left out of these binary metrics.
+
+Predictions whose probability is NaN, infinite or outside [0, 1] are left out and counted in the log (n is
+what was evaluated). Undefined figures (ROC-AUC on one class; an interval on one review or --bootstrap 0)
+are stored as NULL and printed as n/a.
 """
 
 from __future__ import annotations
@@ -13,12 +17,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core import store
-from core.metrics import binary_metrics, bootstrap_ci, curve_points
+from core.errors import InputError
+from core.metrics import binary_metrics, bootstrap_ci, curve_points, valid_probabilities
 from core.paths import default_db
 from jobs.common import log, run_main
+
+INVALID = "invalid probabilities (nan, inf or outside [0, 1])"
+
+
+def resample_count(text: str) -> int:
+    """--bootstrap: a whole number, 0 meaning no intervals."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of resamples, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"cannot draw {value} resamples; use 0 for no intervals")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default data/reviews.duckdb)")
     p.add_argument("--corpus", help="evaluate only this corpus (default: every labelled corpus)")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the 95%% intervals")
+    p.add_argument("--bootstrap", type=resample_count, default=200,
+                   help="bootstrap resamples for the 95%% intervals (0: no intervals)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     db = args.db or default_db()
+    # store.connect creates a missing file (and folder); a mistyped path would then "evaluate" an empty new
+    # database and leave it behind, so look before opening anything.
+    if db.is_dir():
+        raise InputError(f"{db} is a directory, not a DuckDB database file")
+    if not db.exists():
+        raise InputError(f"{db}: no such database; run jobs.score first")
     with store.connect(db) as con:
         sets = store.evaluation_sets(con, args.corpus)
         if not sets:
@@ -41,17 +67,40 @@ def main(argv: list[str] | None = None) -> int:
         for corpus, split in sets:
             frame = store.labelled_predictions(con, corpus, split)
             for model, rows in frame.groupby("model", sort=True):
-                y, p = rows["y"].to_numpy(), rows["p_positive"].to_numpy()
-                row = {**binary_metrics(y, p), **bootstrap_ci(y, p, args.bootstrap)}
-                store.replace_metrics(con, corpus, split, model, row, curve_points(y, p))
-                auc = f"{row['roc_auc']:.4f}" if row["roc_auc"] is not None else "n/a"
-                log(f"{corpus}/{split} {model:>16}: n={row['n']:,} accuracy {row['accuracy']:.4f} "
-                    f"[{row['accuracy_lo']:.4f}, {row['accuracy_hi']:.4f}] ROC-AUC {auc} F1 {row['f1']:.4f} "
-                    f"ECE {row['ece']:.4f}")
+                evaluate_model(con, corpus, split, str(model), rows["y"].to_numpy(),
+                               rows["p_positive"].to_numpy(), args.bootstrap)
         for corpus, split in sets:
             print(markdown_leaderboard(store.leaderboard(con, corpus, split), f"{corpus} / {split}"))
     store.publish(db)
     return 0
+
+
+def evaluate_model(con, corpus: str, split: str, model: str, y: np.ndarray, p: np.ndarray, n_boot: int) -> None:
+    """Store one model's metrics and curves on one evaluation set, leaving out (and counting) bad probabilities."""
+    where = f"{corpus}/{split} {model:>16}"
+    ok = valid_probabilities(p)
+    if not ok.all():
+        bad = int((~ok).sum())
+        if not ok.any():
+            log(f"{where}: all {bad:,} predictions have {INVALID}; model skipped")
+            return
+        log(f"{where}: {bad:,} prediction{'s' if bad != 1 else ''} with {INVALID} left out")
+        y, p = y[ok], p[ok]
+    row = {**binary_metrics(y, p), **bootstrap_ci(y, p, n_boot)}
+    store.replace_metrics(con, corpus, split, model, row, curve_points(y, p))
+    log(f"{where}: n={row['n']:,} accuracy {fmt(row['accuracy'])} "
+        f"{interval(row['accuracy_lo'], row['accuracy_hi'])} ROC-AUC {fmt(row['roc_auc'])} F1 {fmt(row['f1'])} "
+        f"ECE {fmt(row['ece'])}")
+
+
+def fmt(value: float | None, spec: str = ".4f") -> str:
+    """A metric for people: "n/a" where it is undefined (one class, no bootstrap), NULL or NaN."""
+    return "n/a" if value is None or pd.isna(value) else format(value, spec)
+
+
+def interval(lo: float | None, hi: float | None) -> str:
+    """A 95% interval for people: "[lo, hi]", or "[n/a]" where there is none."""
+    return "[n/a]" if fmt(lo) == "n/a" or fmt(hi) == "n/a" else f"[{fmt(lo)}, {fmt(hi)}]"
 
 
 HEADER = ["model", "accuracy [95% CI]", "ROC-AUC", "F1", "parameters", "on disk (MB)", "trained on",
@@ -60,13 +109,13 @@ HEADER = ["model", "accuracy [95% CI]", "ROC-AUC", "F1", "parameters", "on disk 
 
 def markdown_leaderboard(board: pd.DataFrame, title: str) -> str:
     """The README's table: accuracy [95% CI], ROC-AUC, parameters, size, training time, scoring speed."""
-    def num(v, fmt: str) -> str:
-        return "" if pd.isna(v) else format(v, fmt)
+    def num(v, spec: str) -> str:  # a model's size or speed: blank where not recorded (vader has no training)
+        return "" if pd.isna(v) else format(v, spec)
 
     lines = [f"\n{title}\n", "| " + " | ".join(HEADER) + " |", "| --- |" + " ---: |" * (len(HEADER) - 1)]
     for r in board.itertuples():
-        cells = [r.model, f"{r.accuracy:.4f} [{num(r.accuracy_lo, '.4f')}, {num(r.accuracy_hi, '.4f')}]",
-                 num(r.roc_auc, ".4f"), num(r.f1, ".4f"), num(r.n_params, ",.0f"),
+        cells = [r.model, f"{fmt(r.accuracy)} {interval(r.accuracy_lo, r.accuracy_hi)}",
+                 fmt(r.roc_auc), fmt(r.f1), num(r.n_params, ",.0f"),
                  num(r.bytes_on_disk / 1e6, ",.1f"), num(r.train_rows, ",.0f"), num(r.train_seconds, ",.0f"),
                  num(r.rows_per_s, ",.0f")]
         lines.append("| " + " | ".join(cells) + " |")
