@@ -344,11 +344,11 @@ class Pacer:
             start += len(batch)
 
 
-def score_local(ingest: Ingest, models: dict, progress: Progress | None = None) -> None:
+def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, batch_seconds: float = 2.0) -> None:
     """In this process: per chunk, store reviews + rejects, then predict each model's missing reviews in
-    batches of a few seconds, storing each batch's predictions as it comes."""
+    batches of about ``batch_seconds``, storing each batch's predictions as it comes."""
     progress = progress or Progress(f"score {ingest.corpus}")
-    pacers = {name: Pacer() for name in models}
+    pacers = {name: Pacer(batch_seconds) for name in models}
     before = 0.0  # share of the input read before the chunk in hand
     for work in ingest.work():
         total, done = max(work.predictions, 1), 0

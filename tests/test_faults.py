@@ -1,0 +1,242 @@
+"""Fault injection: kills, interruptions, a full disk, files that collide, options that contradict.
+
+Every test here failed before core/ingest.py (issue 11). The reader's own cases (huge fields, broken
+quoting, null markers, Parquet types) are in test_readers.py, evaluate's in test_evaluate_faults.py.
+The long kill loop is marked slow: `make test-slow`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from core import store
+from core.corpus import Columns
+from core.errors import StoreError
+from core.ingest import Ingest, Pacer, score_local
+from core.models import load_model
+from core.paths import REPO_ROOT
+from core.progress import Progress
+from tests.conftest import write_csv
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def imdb_csv(ws, path: Path, n: int, offset: int = 0, ids: bool = True) -> Path:
+    """n real IMDB reviews (any split), with distinct ids s00000... unless ids=False."""
+    with store.connect(ws.db, read_only=True) as con:
+        rows = con.execute("SELECT text, label FROM reviews WHERE corpus = 'imdb' ORDER BY source_row "
+                           "LIMIT ? OFFSET ?", [n, offset]).fetchall()
+    if not ids:
+        return write_csv(path, ["review", "sentiment"], [list(r) for r in rows])
+    return write_csv(path, ["id", "review", "sentiment"], [[f"s{i + offset:05d}", *r] for i, r in enumerate(rows)])
+
+
+def job(ws, csv: Path, db: Path, corpus: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "jobs.score", str(csv), "--db", str(db), "--corpus", corpus, "--text-col",
+            "review", "--label-col", "sentiment", "--models", "tfidf-lr,vader", "--models-dir", str(ws.models_dir),
+            *extra]
+
+
+def q(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=False, cwd=REPO_ROOT, env=ENV, capture_output=True, text=True)
+
+
+# ---------------------------------------------------------------- identity of rows across files
+
+
+def test_a_second_file_without_ids_is_stored_whole_and_the_same_file_twice_is_harmless(scored_db, tmp_path):
+    a = imdb_csv(scored_db, tmp_path / "a.csv", 40, ids=False)
+    b = imdb_csv(scored_db, tmp_path / "b.csv", 30, offset=40, ids=False)
+    db = tmp_path / "ids.duckdb"
+    for path in (a, b, a, b):  # before: b stored 0 of its rows (row positions taken for a's ids), exit 0
+        assert run(job(scored_db, path, db, "c")).returncode == 0
+    assert q(db, "SELECT count(*), count(DISTINCT text) FROM reviews") == [(70, 70)]
+    assert dict(q(db, "SELECT model, count(*) FROM predictions GROUP BY 1")) == {"tfidf-lr": 70, "vader": 70}
+    assert q(db, "SELECT count(*) FROM rejects") == [(0,)]
+
+
+def test_another_files_ids_at_the_same_rows_are_duplicates_not_resumes(scored_db, tmp_path):
+    first = imdb_csv(scored_db, tmp_path / "first.csv", 20)
+    other = tmp_path / "other.csv"  # the same ids at the same row positions, other reviews
+    with store.connect(scored_db.db, read_only=True) as con:
+        texts = [r[0] for r in con.execute("SELECT text FROM reviews WHERE corpus = 'imdb' ORDER BY source_row "
+                                           "LIMIT 20 OFFSET 1000").fetchall()]
+    write_csv(other, ["id", "review", "sentiment"], [[f"s{i:05d}", t, "positive"] for i, t in enumerate(texts)])
+    db = tmp_path / "dup.duckdb"
+    assert run(job(scored_db, first, db, "c", "--id-col", "id")).returncode == 0
+    r = run(job(scored_db, other, db, "c", "--id-col", "id"))
+    assert r.returncode == 0, r.stderr
+    # before: taken for the first file's own rows from an earlier run, so silently skipped
+    reasons = [x[0] for x in q(db, "SELECT reason FROM rejects")]
+    assert len(reasons) == 20
+    assert all(x.startswith(f"duplicate review_id: already stored from row {i} of {first}")
+               for i, x in enumerate(sorted(reasons, key=lambda s: int(s.split("row ")[1].split()[0]))))
+    assert "rejects stored for this corpus: duplicate review_id=20" in r.stderr
+
+
+# ---------------------------------------------------------------- clear errors, exit 2
+
+
+@pytest.mark.parametrize("case", ["directory", "same-columns", "chunk-rows-0", "db-on-read-only-path",
+                                  "split-with-file", "db-is-directory"])
+def test_contradictions_and_impossible_paths_end_with_one_clear_line(scored_db, tmp_path, case):
+    csv = imdb_csv(scored_db, tmp_path / "r.csv", 5)
+    db = tmp_path / "e.duckdb"
+    cmd, message = {
+        "directory": (job(scored_db, tmp_path / "x.csv", db, "c"), "is a directory"),
+        "same-columns": (job(scored_db, csv, db, "c", "--id-col", "review"), "must differ"),
+        "chunk-rows-0": (job(scored_db, csv, db, "c", "--chunk-rows", "0"), "must be at least 1"),
+        "db-on-read-only-path": (job(scored_db, csv, Path("/proc/no-such-folder/x.duckdb"), "c"),
+                                 "cannot create the folder /proc/no-such-folder"),
+        "split-with-file": (job(scored_db, csv, db, "c", "--split", "test"), "--split selects stored reviews"),
+        "db-is-directory": (job(scored_db, csv, tmp_path, "c"), "is a directory, not a DuckDB file"),
+    }[case]
+    if case == "directory":
+        (tmp_path / "x.csv").mkdir()
+    r = run(cmd)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_ctrl_c_while_starting_is_one_line_not_a_traceback(scored_db, tmp_path):
+    csv = imdb_csv(scored_db, tmp_path / "r.csv", 5)
+    proc = subprocess.Popen(job(scored_db, csv, tmp_path / "i.duckdb", "c"), cwd=REPO_ROOT, env=ENV,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # still importing pandas/duckdb/scikit-learn
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode != 0
+    assert "Traceback" not in err and "interrupted" in err
+
+
+# ---------------------------------------------------------------- state that tells the truth
+
+
+def test_runs_end_interrupted_failed_or_finished_and_killed_runs_are_closed(scored_db, tmp_path):
+    csv = imdb_csv(scored_db, tmp_path / "r.csv", 3000)
+    db = tmp_path / "runs.duckdb"
+    for sig in (signal.SIGKILL, signal.SIGTERM):
+        proc = subprocess.Popen(job(scored_db, csv, db, "c", "--chunk-rows", "100"), cwd=REPO_ROOT, env=ENV,
+                                stderr=subprocess.PIPE, text=True)
+        while not proc.stderr.readline().startswith("[score c]"):  # scoring: a run row is 'running'
+            assert proc.poll() is None
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    # the SIGKILLed run could not record its end: the next job (SIGTERM's) found it 'running' and closed it
+    assert [s for (s,) in q(db, "SELECT status FROM runs ORDER BY started_at")] == ["interrupted", "interrupted"]
+
+    missing = run(job(scored_db, tmp_path / "missing.csv", db, "c"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    assert q(db, "SELECT status, input FROM runs ORDER BY started_at DESC LIMIT 1") == [
+        ("failed", str(tmp_path / "missing.csv"))]
+    # before: the failed run had overwritten the corpus's recorded source and column mapping
+    assert q(db, "SELECT source FROM corpora WHERE corpus = 'c'") == [(str(csv),)]
+
+    assert run(job(scored_db, csv, db, "c")).returncode == 0
+    assert q(db, "SELECT status FROM runs ORDER BY started_at DESC LIMIT 1") == [("finished",)]
+    assert dict(q(db, "SELECT model, count(*) FROM predictions GROUP BY 1")) == {"tfidf-lr": 3000, "vader": 3000}
+
+
+def test_progress_moves_within_a_chunk_and_never_claims_the_end_early(scored_db, tmp_path):
+    csv = imdb_csv(scored_db, tmp_path / "r.csv", 4000)
+    lines: list[str] = []
+    progress = Progress("score c", emit=lines.append, every=0.0)
+    models = {"vader": load_model("vader", scored_db.models_dir)}
+    with store.connect(tmp_path / "p.duckdb") as con:
+        ingest = Ingest(con, "c", list(models), "run", path=csv, columns=Columns("review", "id", "sentiment"),
+                        chunk_rows=4000)
+        score_local(ingest, models, progress, batch_seconds=0.05)
+    # one 4,000-row chunk: before, one line at its end; now a line per batch (of 2 s by default)
+    assert len(lines) >= 3, lines
+    percents = [int(line.split("(")[1].split("%")[0]) for line in lines]
+    assert percents == sorted(percents) and percents[0] < 50 and percents[-1] == 100
+
+
+def test_pacer_sizes_batches_to_the_models_speed():
+    pacer, sizes = Pacer(seconds=0.05, first=4), []
+    for batch in pacer.batches(list(range(2000))):
+        time.sleep(len(batch) * 0.0005)  # a model of 2,000 reviews/s: 0.05 s is 100 reviews
+        sizes.append(len(batch))
+    assert sizes[0] == 4 and sum(sizes) == 2000
+    assert 50 <= np.median(sizes[2:]) <= 150, sizes
+
+
+def test_invalid_probabilities_are_counted_rejects_not_predictions(tmp_path):
+    with store.connect(tmp_path / "nan.duckdb") as con:
+        ingest = Ingest(con, "c", ["m"], "run")
+        ingest.write("m", ["a", "b", "c", "d", "e"], np.array([0.2, np.nan, np.inf, 1.5, -0.1]))
+        assert con.execute("SELECT review_id, p_positive FROM predictions").fetchall() == [("a", 0.2)]
+        reasons = dict(con.execute("SELECT review_id, reason FROM rejects").fetchall())
+    assert sorted(reasons) == ["b", "c", "d", "e"] and "returned nan" in reasons["b"]
+    assert ingest.tally.scored["m"] == 1 and ingest.tally.rejected == 4
+
+
+# ---------------------------------------------------------------- a full disk while publishing
+
+
+def test_disk_full_while_publishing_keeps_the_results_and_leaves_no_temp_file(scored_db, tmp_path, monkeypatch):
+    db = tmp_path / "full.duckdb"
+    shutil.copyfile(scored_db.db, db)
+    dead = store.view_path(db).with_name(store.view_path(db).name + ".tmp999999999")  # from a killed publish
+    dead.write_bytes(b"half a copy")
+
+    def copy_until_full(src, dst, *args, **kwargs):  # what shutil does when the disk fills mid-copy
+        Path(dst).write_bytes(Path(src).read_bytes()[:4096])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", copy_until_full)
+    with pytest.raises(StoreError, match="every result is saved in .*No space left"):
+        store.publish(db)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.duckdb"]  # no temp copy, dead one removed
+    monkeypatch.undo()
+    assert store.publish(db).exists()  # and the next publish works
+
+
+# ---------------------------------------------------------------- kills at random points
+
+
+def kill_loop(ws, tmp_path: Path, kills: int, n: int, seed: int) -> None:
+    csv = imdb_csv(ws, tmp_path / "k.csv", n)
+    db = tmp_path / "k.duckdb"
+    cmd = job(ws, csv, db, "k", "--id-col", "id", "--chunk-rows", "500")
+    rng = random.Random(seed)
+    for _ in range(kills):
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ENV, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 8.0))  # anywhere: imports, opening, reading, predicting, committing
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = run(cmd)
+    assert done.returncode == 0, done.stderr
+    assert q(db, "SELECT count(*), count(DISTINCT review_id) FROM reviews") == [(n, n)]
+    assert dict(q(db, "SELECT model, count(*) FROM predictions GROUP BY 1")) == {"tfidf-lr": n, "vader": n}
+    assert q(db, "SELECT count(*) FROM (SELECT review_id, model FROM predictions GROUP BY 1, 2 "
+                 "HAVING count(*) > 1)") == [(0,)]
+    assert q(db, "SELECT count(*) FROM rejects") == [(0,)]
+    assert q(db, "SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
+
+
+def test_three_random_kills_lose_and_double_nothing(scored_db, tmp_path):
+    kill_loop(scored_db, tmp_path, kills=3, n=5000, seed=1)
+
+
+@pytest.mark.slow
+def test_twenty_random_kills_over_20000_reviews_lose_and_double_nothing(scored_db, tmp_path):
+    kill_loop(scored_db, tmp_path, kills=20, n=20_000, seed=2)
