@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -115,10 +116,14 @@ def recorded_run(con, corpus: str, source: str, models: list[str], tally: Tally,
         raise
     finally:
         seconds = tally.timings.seconds
-        store.finish_run(con, run_id, tally.rows_read, sum(tally.scored.values()), tally.rejected,
-                         time.perf_counter() - started, status,
-                         {"read_seconds": seconds["read"], "model_seconds": tally.timings.model_total(),
-                          "db_seconds": seconds["db"], **(info or {})})
+        try:
+            store.finish_run(con, run_id, tally.rows_read, sum(tally.scored.values()), tally.rejected,
+                             time.perf_counter() - started, status,
+                             {"read_seconds": seconds["read"], "model_seconds": tally.timings.model_total(),
+                              "db_seconds": seconds["db"], **(info or {})})
+        except duckdb.Error as e:  # a full disk, say: the error that stopped the run is the one to report
+            print(f"could not record the end of run {run_id} ({e}); the next job marks it interrupted",
+                  file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------- identity of rows
