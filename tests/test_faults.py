@@ -131,7 +131,7 @@ def test_ctrl_c_while_starting_is_one_line_not_a_traceback(scored_db, tmp_path):
 
 
 def test_runs_end_interrupted_failed_or_finished_and_killed_runs_are_closed(scored_db, tmp_path):
-    csv = imdb_csv(scored_db, tmp_path / "r.csv", 3000)
+    csv = imdb_csv(scored_db, tmp_path / "r.csv", 1500)
     db = tmp_path / "runs.duckdb"
     for sig in (signal.SIGKILL, signal.SIGTERM):
         proc = subprocess.Popen(job(scored_db, csv, db, "c", "--chunk-rows", "100"), cwd=REPO_ROOT, env=ENV,
@@ -152,19 +152,19 @@ def test_runs_end_interrupted_failed_or_finished_and_killed_runs_are_closed(scor
 
     assert run(job(scored_db, csv, db, "c")).returncode == 0
     assert q(db, "SELECT status FROM runs ORDER BY started_at DESC LIMIT 1") == [("finished",)]
-    assert dict(q(db, "SELECT model, count(*) FROM predictions GROUP BY 1")) == {"tfidf-lr": 3000, "vader": 3000}
+    assert dict(q(db, "SELECT model, count(*) FROM predictions GROUP BY 1")) == {"tfidf-lr": 1500, "vader": 1500}
 
 
 def test_progress_moves_within_a_chunk_and_never_claims_the_end_early(scored_db, tmp_path):
-    csv = imdb_csv(scored_db, tmp_path / "r.csv", 4000)
+    csv = imdb_csv(scored_db, tmp_path / "r.csv", 1000)
     lines: list[str] = []
     progress = Progress("score c", emit=lines.append, every=0.0)
     models = {"vader": load_model("vader", scored_db.models_dir)}
     with store.connect(tmp_path / "p.duckdb") as con:
         ingest = Ingest(con, "c", list(models), "run", path=csv, columns=Columns("review", "id", "sentiment"),
-                        chunk_rows=4000)
+                        chunk_rows=1000)
         score_local(ingest, models, progress, batch_seconds=0.05)
-    # one 4,000-row chunk: before, one line at its end; now a line per batch (of 2 s by default)
+    # one 1,000-row chunk: before, one line at its end; now a line per batch (of 2 s by default)
     assert len(lines) >= 3, lines
     percents = [int(line.split("(")[1].split("%")[0]) for line in lines]
     assert percents == sorted(percents) and percents[0] < 50 and percents[-1] == 100
@@ -234,7 +234,7 @@ def kill_loop(ws, tmp_path: Path, kills: int, n: int, seed: int) -> None:
 
 
 def test_three_random_kills_lose_and_double_nothing(scored_db, tmp_path):
-    kill_loop(scored_db, tmp_path, kills=3, n=5000, seed=1)
+    kill_loop(scored_db, tmp_path, kills=3, n=2000, seed=1)
 
 
 @pytest.mark.slow
