@@ -223,8 +223,12 @@ def kill_loop(ws, tmp_path: Path, kills: int, n: int, seed: int) -> None:
         time.sleep(rng.uniform(0.5, 8.0))  # anywhere: imports, opening, reading, predicting, committing
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    before = q(db, "SELECT count(*) FROM predictions") if db.exists() else [(0,)]
     done = run(cmd)
     assert done.returncode == 0, done.stderr
+    interrupted = q(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'")[0][0]
+    print(f"{kills} kills: {before[0][0]:,} of {2 * n:,} predictions stored before the last run; "
+          f"{interrupted} runs had started and were marked interrupted")  # figures for pytest -s
     assert q(db, "SELECT count(*), count(DISTINCT review_id) FROM reviews") == [(n, n)]
     assert dict(q(db, "SELECT model, count(*) FROM predictions GROUP BY 1")) == {"tfidf-lr": n, "vader": n}
     assert q(db, "SELECT count(*) FROM (SELECT review_id, model FROM predictions GROUP BY 1, 2 "
