@@ -172,7 +172,7 @@ def test_progress_moves_within_a_chunk_and_never_claims_the_end_early(scored_db,
 
 def test_pacer_sizes_batches_to_the_models_speed():
     pacer, sizes = Pacer(seconds=0.05, first=4), []
-    for batch in pacer.batches(list(range(2000))):
+    for batch in pacer.batches(list(range(2000)), [1] * 2000):
         time.sleep(len(batch) * 0.0005)  # a model of 2,000 reviews/s: 0.05 s is 100 reviews
         sizes.append(len(batch))
     assert sizes[0] == 4 and sum(sizes) == 2000
