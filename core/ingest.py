@@ -35,6 +35,7 @@ import pandas as pd
 from core import store
 from core.corpus import REJECT_COLUMNS, Chunk, Columns, ensure_imdb, read_chunks
 from core.errors import InputError
+from core.metrics import valid_probabilities
 from core.progress import Progress
 
 FINGERPRINT_CHARS = 12  # hex digits of the file digest kept in ids: 48 bits, ample for a corpus's files
@@ -183,17 +184,24 @@ def split_new_rows(con, corpus: str, reviews: pd.DataFrame, stored: StoredIds, f
     own = (~is_new & (merged["source_row_stored"] == merged["source_row"])
            & (merged["source_stored"].isna() | (merged["source_stored"] == merged["source"]))).to_numpy()
     dup = merged[~is_new & ~own]
-    where = [f"row {int(r)} of " + ("this file" if s == f else files.get(s, f"another file (fingerprint {s})")
-                                    if isinstance(s, str) else f"row {int(r)}")
-             for r, s, f in zip(dup["source_row_stored"], dup["source_stored"], dup["source"])]
     dup_rejects = pd.DataFrame({
         "location": "row " + dup["source_row"].astype(str),
         "review_id": dup["review_id"],
-        "reason": [f"duplicate review_id: already stored from {w}" for w in where],
+        "reason": [f"duplicate review_id: already stored from {_stored_from(int(r), s, f, files)}"
+                   for r, s, f in zip(dup["source_row_stored"], dup["source_stored"], dup["source"])],
         "excerpt": dup["text"].str.slice(0, 200),
     }, columns=REJECT_COLUMNS)
     stored.add(hashes[is_new])
     return merged[is_new][reviews.columns], merged[is_new | own][reviews.columns], dup_rejects
+
+
+def _stored_from(row: int, source: str | None, this: str, files: dict[str, str]) -> str:
+    """Where a stored review came from, for a duplicate's reason: 'row 3 of this file', '... of data/a.csv'."""
+    if not isinstance(source, str):  # stored before files had fingerprints
+        return f"row {row}"
+    if source == this:
+        return f"row {row} of this file"
+    return f"row {row} of " + files.get(source, f"another file (fingerprint {source})")
 
 
 # ------------------------------------------------------------------------------- the chunk pipeline
@@ -230,7 +238,10 @@ class Ingest:
         self.con, self.corpus, self.models, self.run_id = con, corpus, list(models), run_id
         self.path, self.columns, self.split, self.chunk_rows = path, columns, split, chunk_rows
         self.tally = tally or Tally()
+        # set when a file's first chunk has been read: its fingerprint, the corpus's files, the stored ids
         self.fingerprint: str | None = None
+        self.files: dict[str, str] = {}
+        self.stored = StoredIds(np.empty(0, dtype=np.uint64))
 
     # -- reading
 
@@ -270,12 +281,10 @@ class Ingest:
     def _identify(self, chunk: Chunk) -> Chunk:
         """Give the chunk's rows their file identity: the fingerprint, and ids when the file has none."""
         reviews = chunk.reviews.assign(source=self.fingerprint)
-        rejects = chunk.rejects.copy()
+        rejects = chunk.rejects
         if self.columns.id is None:
             reviews["review_id"] = self.fingerprint + ":" + reviews["source_row"].astype(str)
-            rejects["review_id"] = None
-        # one rejects table for every file of a corpus: the location names the file
-        rejects["location"] = rejects["location"] + f" of {self.path.name} ({self.fingerprint})"
+            rejects = rejects.assign(review_id=None)
         return Chunk(reviews, rejects, chunk.fraction)
 
     def _ingest(self, chunk: Chunk) -> Work:
@@ -287,6 +296,8 @@ class Ingest:
                 chunk = self._identify(chunk)
                 new, to_score, dups = split_new_rows(self.con, self.corpus, chunk.reviews, self.stored, self.files)
                 rejects = pd.concat([chunk.rejects, dups], ignore_index=True) if len(dups) else chunk.rejects
+                # one rejects table for every file of a corpus, keyed by location: the location names the file
+                rejects = rejects.assign(location=rejects["location"] + f" of {self.path.name} ({self.fingerprint})")
                 with store.transaction(self.con):
                     store.insert_reviews(self.con, self.corpus, new.assign(split=None))
                     store.insert_rejects(self.con, self.corpus, rejects, self.run_id)
@@ -313,7 +324,7 @@ class Ingest:
         p = np.asarray(p, dtype=np.float64)
         if len(p) != len(ids):
             raise ValueError(f"model {model} returned {len(p)} probabilities for {len(ids)} reviews")
-        bad = ~(np.isfinite(p) & (p >= 0.0) & (p <= 1.0))
+        bad = ~valid_probabilities(p)
         with self.tally.timings.phase("db"), store.transaction(self.con):
             good_ids = [i for i, b in zip(ids, bad) if not b] if bad.any() else ids
             store.insert_predictions(self.con, self.corpus, model, good_ids, p[~bad], self.run_id)

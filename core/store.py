@@ -194,11 +194,11 @@ def _remove_dead_copies(dest: Path) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists (PermissionError: it does, not ours)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process
-        return True
+    except PermissionError:
+        pass
     return True
 
 
@@ -408,10 +408,7 @@ def start_run(con: duckdb.DuckDBPyConnection, run_id: str, job: str, corpus: str
 def close_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
     """Mark runs still 'running' as 'interrupted'; call only while holding the file read-write (then no
     other job can be writing it, so their process is gone). Returns how many there were."""
-    n = con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
-    if n:
-        con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
-    return n
+    return con.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'").fetchone()[0]
 
 
 def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected: int, seconds: float,

@@ -24,20 +24,9 @@ from core import store
 from core.errors import InputError
 from core.metrics import binary_metrics, bootstrap_ci, curve_points, valid_probabilities
 from core.paths import default_db
-from jobs.common import log, run_main
+from jobs.common import at_least, log, run_main
 
 INVALID = "invalid probabilities (nan, inf or outside [0, 1])"
-
-
-def resample_count(text: str) -> int:
-    """--bootstrap: a whole number, 0 meaning no intervals."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of resamples, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"cannot draw {value} resamples; use 0 for no intervals")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default data/reviews.duckdb)")
     p.add_argument("--corpus", help="evaluate only this corpus (default: every labelled corpus)")
-    p.add_argument("--bootstrap", type=resample_count, default=200,
+    p.add_argument("--bootstrap", type=at_least(0), default=200,
                    help="bootstrap resamples for the 95%% intervals (0: no intervals)")
     return p
 

@@ -27,16 +27,9 @@ from core.errors import InputError
 from core.ingest import Ingest, Tally, recorded_run, score_local
 from core.models import load_model, resolve_names
 from core.paths import default_db, models_dir
-from jobs.common import log, run_main
+from jobs.common import at_least, log, run_main
 
 PRECISIONS = ["auto", "fp32", "int8", "bf16", "float"]  # every precision a model kind declares, and auto
-
-
-def positive_int(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compile the BERT-family models with TorchInductor (local engine): 20-35 s once, then "
                         "1.2-1.3x faster on CPU in fp32 and int8 (jobs.bench measures it); worth it from a few "
                         "thousand reviews")
-    p.add_argument("--chunk-rows", type=positive_int, default=2_000,
+    p.add_argument("--chunk-rows", type=at_least(1), default=2_000,
                    help="rows read and stored per transaction (default 2000)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: score in this process (default); ray: score on Ray Data with an actor pool, "

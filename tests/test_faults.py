@@ -89,6 +89,13 @@ def test_another_files_ids_at_the_same_rows_are_duplicates_not_resumes(scored_db
     assert all(x.startswith(f"duplicate review_id: already stored from row {i} of {first}")
                for i, x in enumerate(sorted(reasons, key=lambda s: int(s.split("row ")[1].split()[0]))))
     assert "rejects stored for this corpus: duplicate review_id=20" in r.stderr
+    # a third such file: its duplicates sit at the same rows as the second's and are kept too (the location
+    # names the file; before, they collided with the second file's rejects and were dropped)
+    third = tmp_path / "third.csv"
+    write_csv(third, ["id", "review", "sentiment"], [[f"s{i:05d}", t, "negative"] for i, t in enumerate(texts)])
+    assert run(job(scored_db, third, db, "c", "--id-col", "id")).returncode == 0
+    assert q(db, "SELECT count(*) FROM rejects WHERE location LIKE '% of third.csv (%'") == [(20,)]
+    assert q(db, "SELECT count(*) FROM rejects") == [(40,)]
 
 
 # ---------------------------------------------------------------- clear errors, exit 2
