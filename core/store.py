@@ -90,6 +90,10 @@ CREATE TABLE IF NOT EXISTS models (
     trained_at    TIMESTAMP,
     train_rows    BIGINT
 );
+-- where a model comes from (added with training on user corpora; older files: every trained model was imdb's)
+ALTER TABLE models ADD COLUMN IF NOT EXISTS trained_on VARCHAR;   -- corpus whose train split it learnt from
+ALTER TABLE models ADD COLUMN IF NOT EXISTS train_classes VARCHAR; -- JSON: train reviews per label, e.g. {"negative": 800, "positive": 800}
+UPDATE models SET trained_on = 'imdb' WHERE trained_on IS NULL AND kind <> 'vader';
 CREATE TABLE IF NOT EXISTS training_log (
     model       VARCHAR,
     epoch       INTEGER,
@@ -427,15 +431,18 @@ def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected
 
 def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict]) -> None:
     """info keys: model, kind, preset, hyperparams (dict), n_params, bytes_on_disk, train_seconds, device,
-    train_rows. history: one dict per epoch with epoch, train_loss, val_loss, train_acc, val_acc, seconds."""
+    train_rows, trained_on (a corpus; None for vader), train_classes (label -> train reviews). history: one dict per epoch with epoch, train_loss, val_loss, train_acc, val_acc, seconds."""
     with transaction(con):
         con.execute("DELETE FROM models WHERE model = ?", [info["model"]])
         con.execute("DELETE FROM training_log WHERE model = ?", [info["model"]])
         con.execute(
-            "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, ?)",
+            "INSERT INTO models (model, kind, preset, hyperparams, n_params, bytes_on_disk, train_seconds, device, "
+            "trained_at, train_rows, trained_on, train_classes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, ?, ?, ?)",
             [info["model"], info["kind"], info.get("preset"), json.dumps(info.get("hyperparams", {})),
              info.get("n_params"), info.get("bytes_on_disk"), info.get("train_seconds"), info.get("device"),
-             info.get("train_rows")],
+             info.get("train_rows"), info.get("trained_on"),
+             json.dumps(info["train_classes"]) if info.get("train_classes") else None],
         )
         for h in history:
             con.execute(
