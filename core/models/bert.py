@@ -15,10 +15,8 @@ CPU); ``bf16="auto"`` does so only where it measures faster (core.kernels). Mast
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from core.models.text_batching import (
     subset,
 )
 from core.progress import Progress
+from core.training import LoopSettings, backward_step, train_epochs
 
 KIND = "bert"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk only; a hub download would fail here
@@ -58,6 +57,7 @@ class BertConfig:
     max_len: int = 128                # tokens per review including [CLS] and [SEP]
     head_frac: float = 0.25           # share of the budget taken from the start of the review
     epochs: int = 1
+    patience: int = 1                 # epochs without a lower validation loss before stopping (core.training)
     batch_size: int = 16
     eval_batch_size: int = 64         # validation during training
     predict_batch_size: int = 16      # predict_proba: 16 reviews x 256 tokens keep a layer's activations in
@@ -312,53 +312,30 @@ class BertClassifier:
             model._freeze_lower()
             progress(f"{cls.kind}: embeddings + {cfg.freeze_layers} lower layers frozen; caching their outputs")
             cache_train, cache_val = model.lower_states(x_train, progress), model.lower_states(x_val, progress)
-        trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-        no_decay = [p for n, p in trainable if p.ndim < 2]  # biases and LayerNorm weights
-        decay = [p for n, p in trainable if p.ndim >= 2]
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        no_decay = [p for p in trainable if p.ndim < 2]  # biases and LayerNorm weights
+        decay = [p for p in trainable if p.ndim >= 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
         total = cfg.epochs * math.ceil(len(x_train) / cfg.batch_size)
         warm = max(1, int(cfg.warmup * total))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_decay(s, total, warm))
-        ticker = Progress(cls.kind, cfg.epochs * len(x_train), "examples", emit=progress, every=5.0)
-        history: list[dict] = []
-        best_loss, best_state = float("inf"), None
-        start = time.perf_counter()
-        for epoch in range(1, cfg.epochs + 1):
-            net.train()
-            loss_sum, correct, seen = 0.0, 0, 0
-            for idx in length_batches([len(s) for s in x_train], cfg.batch_size, shuffle=True, rng=rng):
-                with model._autocast():
-                    logits = model._batch_logits(idx, x_train, cache_train)  # (B, 2)
-                target = torch.as_tensor(y_train[idx], dtype=torch.long, device=model.device)
-                loss = F.cross_entropy(logits.float(), target)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_([p for _, p in trainable], cfg.clip)
-                opt.step()
-                sched.step()
-                loss_sum += loss.item() * len(idx)
-                correct += int((logits.detach().argmax(-1) == target).sum())
-                seen += len(idx)
-                ticker.update(len(idx), extra=f", epoch {epoch}, loss {loss_sum / seen:.4f}")
-            val_loss, val_acc = model._evaluate(x_val, y_val, cache_val)
-            history.append({"epoch": epoch, "train_loss": loss_sum / seen, "val_loss": val_loss,
-                            "train_acc": correct / seen, "val_acc": val_acc,
-                            "seconds": time.perf_counter() - start})
-            progress(f"{cls.kind}: epoch {epoch} train loss {loss_sum / seen:.4f} acc {correct / seen:.4f}, "
-                     f"validation loss {val_loss:.4f} acc {val_acc:.4f}")
-            if val_loss < best_loss:
-                best_loss = val_loss
-                best_state = copy.deepcopy(net.state_dict()) if epoch < cfg.epochs else None
-            elif best_state is not None:
-                progress(f"{cls.kind}: validation loss rose; keeping epoch {epoch - 1}")
-                break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
-        del cache_train, cache_val
+
+        def step(idx: np.ndarray) -> tuple[float, int]:
+            with model._autocast():
+                logits = model._batch_logits(idx, x_train, cache_train)  # (B, 2)
+            target = torch.as_tensor(y_train[idx], dtype=torch.long, device=model.device)
+            loss = F.cross_entropy(logits.float(), target)
+            backward_step(loss, opt, trainable, cfg.clip, sched)
+            return loss.item() * len(idx), int((logits.detach().argmax(-1) == target).sum())
+
+        lengths = [len(s) for s in x_train]
+        history, best_epoch = train_epochs(
+            LoopSettings(cls.kind, cfg.epochs, cfg.patience), net, len(x_train),
+            batches=lambda: length_batches(lengths, cfg.batch_size, shuffle=True, rng=rng), step=step,
+            evaluate=lambda: model._evaluate(x_val, y_val, cache_val), progress=progress)
+        cache_train = cache_val = None  # the closures hold them: free the cache before finish_training
         extra = model.finish_training(x_val, y_val, progress)
-        best_epoch = min(history, key=lambda h: h["val_loss"])["epoch"]
         return model, history, {**asdict(cfg), "train_rows": len(train), "best_epoch": best_epoch, **extra}
 
     # ------------------------------------------------------------------ persistence

@@ -6,10 +6,8 @@ Saved without pickle: ``weights.safetensors`` (state dict), ``vocab.json`` (word
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,7 +30,7 @@ from core.models.text_batching import (
     setup_torch,
     subset,
 )
-from core.progress import Progress
+from core.training import LoopSettings, backward_step, train_epochs
 
 KIND = "lstm"
 PAD, UNK = 0, 1
@@ -183,41 +181,21 @@ class LSTMClassifier:
 
         x_train, y_train = [model.encode(t) for t in train["text"]], train["y"].to_numpy()
         x_val, y_val = [model.encode(t) for t in val["text"]], val["y"].to_numpy()
-        opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        ticker = Progress("lstm", cfg.epochs * len(x_train), "examples", emit=progress, every=5.0)
-        history: list[dict] = []
-        best_loss, best_state, bad = float("inf"), None, 0
-        start = time.perf_counter()
-        for epoch in range(1, cfg.epochs + 1):
-            model.net.train()
-            loss_sum, correct, seen = 0.0, 0, 0
-            for idx in length_batches([len(s) for s in x_train], cfg.batch_size, shuffle=True, rng=rng):
-                logits = model._logits([x_train[i] for i in idx])
-                target = torch.as_tensor(y_train[idx], dtype=torch.float32, device=model.device)
-                loss = F.binary_cross_entropy_with_logits(logits, target)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.net.parameters(), cfg.clip)
-                opt.step()
-                loss_sum += loss.item() * len(idx)
-                correct += int(((logits.detach() > 0).float() == target).sum())
-                seen += len(idx)
-                ticker.update(len(idx), extra=f", epoch {epoch}, loss {loss_sum / seen:.4f}")
-            val_loss, val_acc = model._evaluate(x_val, y_val)
-            history.append({"epoch": epoch, "train_loss": loss_sum / seen, "val_loss": val_loss,
-                            "train_acc": correct / seen, "val_acc": val_acc,
-                            "seconds": time.perf_counter() - start})
-            progress(f"lstm: epoch {epoch} train loss {loss_sum / seen:.4f} acc {correct / seen:.4f}, "
-                     f"validation loss {val_loss:.4f} acc {val_acc:.4f}")
-            if val_loss < best_loss:
-                best_loss, best_state, bad = val_loss, copy.deepcopy(model.net.state_dict()), 0
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    progress(f"lstm: early stop after epoch {epoch}")
-                    break
-        model.net.load_state_dict(best_state)
-        best_epoch = min(history, key=lambda h: h["val_loss"])["epoch"]
+        params = list(model.net.parameters())
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+        def step(idx: np.ndarray) -> tuple[float, int]:
+            logits = model._logits([x_train[i] for i in idx])  # (B,)
+            target = torch.as_tensor(y_train[idx], dtype=torch.float32, device=model.device)
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+            backward_step(loss, opt, params, cfg.clip)
+            return loss.item() * len(idx), int(((logits.detach() > 0).float() == target).sum())
+
+        lengths = [len(s) for s in x_train]
+        history, best_epoch = train_epochs(
+            LoopSettings(KIND, cfg.epochs, cfg.patience), model.net, len(x_train),
+            batches=lambda: length_batches(lengths, cfg.batch_size, shuffle=True, rng=rng), step=step,
+            evaluate=lambda: model._evaluate(x_val, y_val), progress=progress)
         return model, history, {**asdict(cfg), "train_rows": len(train), "best_epoch": best_epoch,
                                 "vocab_len": len(vocab)}
 
