@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import nn
 
 from core.progress import Progress
@@ -27,16 +28,17 @@ from core.progress import Progress
 class LoopSettings:
     label: str              # the model kind: prefixes every progress line
     epochs: int
-    patience: int = 1       # epochs without a lower validation loss before stopping; 1 = stop at the first rise
+    patience: int = 1       # epochs without a lower validation loss before stopping (1: at the first rise)
     every: float = 5.0      # seconds between progress lines within an epoch
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.patience < 1:
-            raise ValueError(f"{self.label}: epochs and patience must be at least 1, got epochs={self.epochs}, "
-                             f"patience={self.patience}")
+            raise ValueError(f"{self.label}: epochs and patience must be at least 1, "
+                             f"got epochs={self.epochs}, patience={self.patience}")
 
 
-def backward_step(loss, opt, params: list[nn.Parameter], clip: float, sched=None) -> None:
+def backward_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter], clip: float,
+                  sched: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
     """zero_grad, backward, clip the gradient norm to ``clip``, optimizer (and scheduler) step."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -68,19 +70,19 @@ def train_epochs(settings: LoopSettings, net: nn.Module, n_train: int,
             loss_sum, correct, seen = loss_sum + batch_loss, correct + batch_correct, seen + len(idx)
             ticker.update(len(idx), extra=f", epoch {epoch}, loss {loss_sum / seen:.4f}")
         val_loss, val_acc = evaluate()
-        seen = max(seen, 1)
         history.append({"epoch": epoch, "train_loss": loss_sum / seen, "val_loss": val_loss,
-                        "train_acc": correct / seen, "val_acc": val_acc, "seconds": time.perf_counter() - start})
+                        "train_acc": correct / seen, "val_acc": val_acc,
+                        "seconds": time.perf_counter() - start})
         progress(f"{label}: epoch {epoch} train loss {loss_sum / seen:.4f} acc {correct / seen:.4f}, "
                  f"validation loss {val_loss:.4f} acc {val_acc:.4f}")
         if val_loss < best_loss:
             # the old copy goes first: two BERT copies at once would double the peak memory
             best_loss, best_epoch, best_state = val_loss, epoch, None
-            if epoch < epochs:  # after the last epoch the live weights are the best: no later epoch needs a copy
+            if epoch < epochs:  # after the last epoch no later one can need the copy: the live weights are it
                 best_state = copy.deepcopy(net.state_dict())
         elif epoch - best_epoch >= settings.patience:
-            progress(f"{label}: early stop after epoch {epoch}: no lower validation loss in {settings.patience} "
-                     f"epoch(s); keeping epoch {best_epoch}")
+            progress(f"{label}: early stop after epoch {epoch}: no lower validation loss in "
+                     f"{settings.patience} epoch(s); keeping epoch {best_epoch}")
             break
     if best_epoch == 0:  # no finite validation loss at all: keep what the last epoch left
         best_epoch = history[-1]["epoch"]
