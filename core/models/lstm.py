@@ -1,7 +1,26 @@
-"""LSTM sentiment classifier: own word vocabulary, learned or GloVe-initialised embeddings, (bi)LSTM over
-packed sequences, max+mean pooling over time, one logit.
+"""LSTM sentiment classifier: own word vocabulary, learned or GloVe-initialised embeddings, a (bi)LSTM or GRU
+over packed sequences, max+mean pooling over time, one logit.
 
-Saved without pickle: ``weights.safetensors`` (state dict), ``vocab.json`` (words in id order), ``model.json``.
+Presets (``--preset``; every ``*-quick`` one is quick with one thing changed, on quick's data budget: 4,000
+train reviews cut to 160 tokens, 2 epochs, so they compare in minutes each). Parameters are counted with
+quick's vocabulary for every row, 15,002 embedding rows (vocab_size 15,000 + PAD + UNK; 750,100 weights at
+50-d), so the rows compare; the last column is the count at the preset's own vocab_size.
+
+| preset          | cell | directions | layers | hidden | embeddings | parameters | without embeddings | own vocab  |
+|-----------------|------|------------|--------|--------|------------|------------|--------------------|------------|
+| quick           | lstm | bi         | 1      | 64     | GloVe      |    809,749 |             59,649 |    809,749 |
+| uni-quick       | lstm | uni        | 1      | 64     | GloVe      |    779,925 |             29,825 |    779,925 |
+| gru-quick       | gru  | bi         | 1      | 64     | GloVe      |    794,901 |             44,801 |    794,901 |
+| two-layer-quick | lstm | bi         | 2      | 64     | GloVe      |    909,077 |            158,977 |    909,077 |
+| deep-quick      | lstm | bi         | 3      | 64     | GloVe      |  1,008,405 |            258,305 |  1,008,405 |
+| random-quick    | lstm | bi         | 1      | 64     | random     |    809,749 |             59,649 |    809,749 |
+| glove           | lstm | bi         | 1      | 128    | GloVe      |    934,933 |            184,833 |  1,684,933 |
+| full            | lstm | bi         | 2      | 256    | GloVe      |  2,958,869 |          2,208,769 |  3,608,869 |
+| large           | lstm | bi         | 2      | 600    | GloVe      | 12,531,701 |         11,781,601 | 14,781,701 |
+
+A trained model's vocabulary can be smaller (only words seen ``min_freq`` times), so its n_params too.
+Saved without pickle: ``weights.safetensors`` (state dict), ``vocab.json`` (words in id order), ``model.json``;
+a model.json from before ``cell`` existed loads as an LSTM.
 """
 
 from __future__ import annotations
@@ -9,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +56,9 @@ PAD, UNK = 0, 1
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[!?]")  # words, "don't" kept whole, ! and ? carry sentiment
 
 
+CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
 def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
@@ -47,6 +69,7 @@ class LSTMConfig:
     min_freq: int = 2
     embed_dim: int = 50
     glove: bool = True                # initialise embeddings from GloVe 6B 50d (needs embed_dim 50)
+    cell: str = "lstm"                # lstm | gru (3 gate blocks to the LSTM's 4: 3/4 of its weights)
     hidden: int = 128
     layers: int = 1
     bidirectional: bool = True
@@ -62,11 +85,23 @@ class LSTMConfig:
     val_rows: int | None = None
     seed: int = 13
 
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown lstm cell {self.cell!r}; allowed: {', '.join(CELLS)}")
+
+
+# ~3 minutes on 2 cores: a small GloVe bi-LSTM on 4,000 reviews cut to 160 tokens
+_QUICK = LSTMConfig(vocab_size=15_000, hidden=64, max_len=160, epochs=2, train_rows=4_000, val_rows=1_000,
+                    lr=3e-3)
 
 PRESETS: dict[str, LSTMConfig] = {
-    # ~3 minutes on 2 cores: a small GloVe bi-LSTM on 4,000 reviews cut to 160 tokens
-    "quick": LSTMConfig(vocab_size=15_000, hidden=64, max_len=160, epochs=2, train_rows=4_000,
-                        val_rows=1_000, lr=3e-3),
+    "quick": _QUICK,
+    # the variants users compare, each with quick's data budget so the runs are comparable (minutes each)
+    "uni-quick": replace(_QUICK, bidirectional=False),
+    "gru-quick": replace(_QUICK, cell="gru"),
+    "two-layer-quick": replace(_QUICK, layers=2),
+    "deep-quick": replace(_QUICK, layers=3),
+    "random-quick": replace(_QUICK, glove=False),  # embeddings learnt from scratch: what GloVe is worth
     # the CPU-affordable strong model: 1-layer GloVe bi-LSTM, whole train split, 256 tokens
     # (2 cores do ~6-8k tokens/s fwd+bwd, so ~15 min per epoch)
     "glove": LSTMConfig(vocab_size=30_000, hidden=128, max_len=256, epochs=2, lr=3e-3),
@@ -106,8 +141,10 @@ class LSTMNet(nn.Module):
     def __init__(self, cfg: LSTMConfig, vocab_len: int):
         super().__init__()
         self.embed = nn.Embedding(vocab_len, cfg.embed_dim, padding_idx=PAD)
-        self.lstm = nn.LSTM(cfg.embed_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
-                            bidirectional=cfg.bidirectional, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        # named lstm whatever the cell: the state-dict keys of saved models stay lstm.weight_ih_l0, ...
+        self.lstm = CELLS[cfg.cell](cfg.embed_dim, cfg.hidden, num_layers=cfg.layers, batch_first=True,
+                                    bidirectional=cfg.bidirectional,
+                                    dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.drop = nn.Dropout(cfg.dropout)
         out = cfg.hidden * (2 if cfg.bidirectional else 1)
         self.head = nn.Linear(2 * out, 1)  # max-pool and mean-pool over time, concatenated
@@ -116,7 +153,7 @@ class LSTMNet(nn.Module):
         x = self.drop(self.embed(ids))  # (B, T, E)
         # packing: the LSTM never steps over padding, and the last state of each review is its own
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        h, _ = self.lstm(packed)
+        h, _ = self.lstm(packed)  # the final state (LSTM: h, c; GRU: h) is unused: pooling reads every step
         h, _ = pad_packed_sequence(h, batch_first=True)  # (B, T, D*H), zeros past each length
         mask = (torch.arange(h.size(1), device=h.device)[None, :] < lengths.to(h.device)[:, None])[..., None]
         max_pool = h.masked_fill(~mask, float("-inf")).amax(dim=1)  # (B, D*H)
@@ -124,8 +161,15 @@ class LSTMNet(nn.Module):
         return self.head(self.drop(torch.cat([max_pool, mean_pool], dim=-1))).squeeze(-1)  # (B,)
 
 
+def make_config(preset: str, overrides: dict | None = None) -> LSTMConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown lstm preset {preset!r}; known: {', '.join(PRESETS)}")
+    return LSTMConfig(**{**asdict(PRESETS[preset]), **(overrides or {})})
+
+
 class LSTMClassifier:
     kind = KIND
+    presets = PRESETS
 
     def __init__(self, cfg: LSTMConfig, vocab: list[str], net: LSTMNet | None = None, device: str | None = None):
         self.cfg, self.vocab = cfg, vocab
@@ -167,7 +211,7 @@ class LSTMClassifier:
     @classmethod
     def fit(cls, train: pd.DataFrame, val: pd.DataFrame, preset: str = "quick", overrides: dict | None = None,
             progress=print) -> tuple[LSTMClassifier, list[dict], dict]:
-        cfg = LSTMConfig(**{**asdict(PRESETS[preset]), **(overrides or {})})
+        cfg = make_config(preset, overrides)
         setup_torch(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         train, val = subset(train, cfg.train_rows, cfg.seed), subset(val, cfg.val_rows, cfg.seed)
