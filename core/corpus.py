@@ -29,6 +29,7 @@ from sklearn.model_selection import train_test_split
 from core.cleaning import clean_text, normalise_label
 from core.errors import InputError
 from core.paths import downloads_dir
+from core.splits import normalise_split
 
 # ------------------------------------------------------------------------------------------ IMDB
 
@@ -115,11 +116,12 @@ class Columns:
     id: str | None = None
     label: str | None = None
     label_kind: str = "text"  # 'text' (positive/negative, pos/neg, 1/0) or 'stars' (1-5)
+    split: str | None = None  # a column of train/validation/test (core.splits spellings); empty = none
 
 
 @dataclass
 class Chunk:
-    reviews: pd.DataFrame  # review_id, text, label, source_row (rows that can be scored)
+    reviews: pd.DataFrame  # review_id, text, label, split, source_row (rows that can be scored)
     rejects: pd.DataFrame  # location, review_id, reason, excerpt
     fraction: float        # share of the input read so far (for time-left estimates)
 
@@ -127,9 +129,9 @@ class Chunk:
 REJECT_COLUMNS = ["location", "review_id", "reason", "excerpt"]
 
 
-# One data row's cells in the mapped columns: (id, text, label), None for a role that is not mapped. From CSV
-# they are str (bytes in a row with bytes that are not UTF-8); from Parquet str, bytes, numbers or None.
-_Cells = tuple[str | bytes | float | None, str | bytes | None, str | bytes | float | None]
+# One data row's cells in the mapped columns: (id, text, label, split), None for a role that is not mapped.
+# From CSV they are str (bytes in a row with bytes that are not UTF-8); from Parquet str, bytes, numbers or None.
+_Cells = tuple[str | bytes | float | None, str | bytes | None, str | bytes | float | None, str | bytes | None]
 
 
 class _Broken(NamedTuple):
@@ -149,7 +151,8 @@ class _Rejected(Exception):
 
 
 def _roles(cols: Columns) -> list[tuple[str, str]]:
-    return [(role, name) for role, name in (("text", cols.text), ("id", cols.id), ("label", cols.label)) if name]
+    return [(role, name) for role, name in (("text", cols.text), ("id", cols.id), ("label", cols.label),
+                                            ("split", cols.split)) if name]
 
 
 def _check_roles_differ(path: Path, cols: Columns) -> None:
@@ -279,8 +282,7 @@ def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken, flo
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
         header = _read_header(path, reader)
         _check_columns(path, header, cols)
-        at_id, at_text, at_label = (None if name is None else header.index(name)
-                                    for name in (cols.id, cols.text, cols.label))
+        at = [None if name is None else header.index(name) for name in (cols.id, cols.text, cols.label, cols.split)]
         while True:
             lines.start_record()
             try:
@@ -301,8 +303,7 @@ def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken, flo
                 excerpt = _printable(delimiter.join(fields)[:200])
                 yield _Broken(f"line {lines.first}", reason, excerpt), lines.offset / size
                 continue
-            cells = (None if at_id is None else fields[at_id], fields[at_text],
-                     None if at_label is None else fields[at_label])
+            cells = tuple(None if i is None else fields[i] for i in at)
             if lines.not_utf8:  # as bytes, so that decoding them names the bad byte
                 cells = tuple(None if c is None else c.encode("utf-8", "surrogateescape") for c in cells)
             yield cells, lines.offset / size
@@ -317,6 +318,7 @@ _PARQUET_TYPES = {  # role -> (what it may hold, its type tests); scalars only, 
     "id": ("strings or integers", (*_STRING, pa.types.is_integer)),
     # floats too: pandas stores an integer column with a missing value (a star rating) as float64
     "label": ("strings or numbers", (*_STRING, pa.types.is_integer, pa.types.is_floating)),
+    "split": ("strings", _STRING),
 }
 
 
@@ -342,7 +344,7 @@ def _parquet_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken,
             raise InputError(f"{path}: not a readable Parquet file: {e}") from e
         _check_columns(path, pf.schema_arrow.names, cols)
         _check_parquet_types(path, pf.schema_arrow, cols)
-        names = [cols.id, cols.text, cols.label]
+        names = [cols.id, cols.text, cols.label, cols.split]
         total, row = max(pf.metadata.num_rows, 1), 0
         for group in range(pf.num_row_groups):
             end = row + pf.metadata.row_group(group).num_rows
@@ -371,9 +373,11 @@ def _as_text(value: str | bytes | float | None) -> str | None:
     return str(value)
 
 
-def _review(row: int, cells: _Cells, cols: Columns, seen_ids: set[str]) -> tuple[str, str, str | None, int]:
-    """(review_id, text, label, source_row) of one data row; raises _Rejected saying why it cannot be scored."""
-    raw_id, raw_text, raw_label = cells
+def _review(row: int, cells: _Cells, cols: Columns, seen_ids: set[str]) -> tuple[str, str, str | None, str | None,
+                                                                               int]:
+    """(review_id, text, label, split, source_row) of one data row; raises _Rejected saying why it cannot be
+    scored (a split value that is not train/validation/test too: a typo must not move a test review)."""
+    raw_id, raw_text, raw_label, raw_split = cells
     review_id = None
     try:
         if cols.id:
@@ -391,13 +395,15 @@ def _review(row: int, cells: _Cells, cols: Columns, seen_ids: set[str]) -> tuple
             if value is None or not value.strip():
                 raise ValueError(f"empty label in column {cols.label!r}")
             label = normalise_label(value, cols.label_kind)
+        split = _as_text(raw_split)
+        split = normalise_split(split) if split and split.strip() else None
     except UnicodeDecodeError as e:
         raise _Rejected(review_id, f"not valid UTF-8: {e}") from None
     except ValueError as e:
         raise _Rejected(review_id, str(e)) from None
     review_id = review_id or str(row)
     seen_ids.add(review_id)
-    return review_id, text, label, row
+    return review_id, text, label, split, row
 
 
 def _cell_excerpt(value: str | bytes | None) -> str | None:
@@ -408,7 +414,8 @@ def _cell_excerpt(value: str | bytes | None) -> str | None:
 
 def _chunk(reviews: list[tuple], rejects: list[tuple], fraction: float) -> Chunk:
     return Chunk(
-        pd.DataFrame(reviews, columns=["review_id", "text", "label", "source_row"]).astype({"source_row": "int64"}),
+        pd.DataFrame(reviews, columns=["review_id", "text", "label", "split", "source_row"]).astype(
+            {"source_row": "int64"}),
         pd.DataFrame(rejects, columns=REJECT_COLUMNS),
         fraction,
     )

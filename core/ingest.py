@@ -37,6 +37,7 @@ from core.corpus import REJECT_COLUMNS, Chunk, Columns, ensure_imdb, read_chunks
 from core.errors import InputError
 from core.metrics import valid_probabilities
 from core.progress import Progress
+from core.splits import split_of_new
 
 FINGERPRINT_CHARS = 12  # hex digits of the file digest kept in ids: 48 bits, ample for a corpus's files
 
@@ -242,6 +243,7 @@ class Ingest:
         self.fingerprint: str | None = None
         self.files: dict[str, str] = {}
         self.stored = StoredIds(np.empty(0, dtype=np.uint64))
+        self.split_recipe: dict | None = None  # how the corpus's splits are made (core.splits), once known
 
     # -- reading
 
@@ -272,7 +274,12 @@ class Ingest:
             with store.transaction(self.con):  # recorded only once the file proved readable
                 store.record_corpus_file(self.con, self.corpus, str(self.path), self.fingerprint,
                                          {"text_col": self.columns.text, "id_col": self.columns.id,
-                                          "label_col": self.columns.label, "label_kind": self.columns.label_kind})
+                                          "label_col": self.columns.label, "label_kind": self.columns.label_kind,
+                                          "split_col": self.columns.split})
+                self.split_recipe = store.corpus_details(self.con, self.corpus).get("split")
+                if self.split_recipe is None and self.columns.split:
+                    self.split_recipe = {"column": self.columns.split}
+                    store.set_split_recipe(self.con, self.corpus, self.split_recipe)
             self.files[self.fingerprint] = str(self.path)
             self.stored = StoredIds(store.stored_id_hashes(self.con, self.corpus))
         yield first
@@ -299,7 +306,7 @@ class Ingest:
                 # one rejects table for every file of a corpus, keyed by location: the location names the file
                 rejects = rejects.assign(location=rejects["location"] + f" of {self.path.name} ({self.fingerprint})")
                 with store.transaction(self.con):
-                    store.insert_reviews(self.con, self.corpus, new.assign(split=None))
+                    store.insert_reviews(self.con, self.corpus, new.assign(split=split_of_new(new, self.split_recipe)))
                     store.insert_rejects(self.con, self.corpus, rejects, self.run_id)
                 self.tally.rejected += len(rejects)
                 # predictions are written after their reviews: reviews new in this chunk have none yet

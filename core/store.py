@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS reviews (
     review_id   VARCHAR NOT NULL,
     text        VARCHAR NOT NULL,
     label       VARCHAR,          -- 'positive' | 'negative' | 'neutral' | NULL (unlabelled)
-    split       VARCHAR,          -- 'train' | 'validation' | 'test' for imdb, NULL for user corpora
+    split       VARCHAR,          -- 'train' | 'validation' | 'test'; NULL: unlabelled, or never split (core.splits)
     source_row  BIGINT,           -- position of the row in its input file (resume + duplicate checks)
     n_chars     INTEGER,
     PRIMARY KEY (corpus, review_id)
@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS models (
 );
 -- where a model comes from (added with training on user corpora; older files: every trained model was imdb's)
 ALTER TABLE models ADD COLUMN IF NOT EXISTS trained_on VARCHAR;   -- corpus whose train split it learnt from
-ALTER TABLE models ADD COLUMN IF NOT EXISTS train_classes VARCHAR; -- JSON: train reviews per label, e.g. {"negative": 800, "positive": 800}
+ALTER TABLE models ADD COLUMN IF NOT EXISTS train_classes VARCHAR; -- JSON: train reviews offered per label, e.g.
+--   {"negative": 800, "positive": 800} (a preset may take a random train_rows of them)
 UPDATE models SET trained_on = 'imdb' WHERE trained_on IS NULL AND kind <> 'vader';
 CREATE TABLE IF NOT EXISTS training_log (
     model       VARCHAR,
@@ -244,18 +245,52 @@ def upsert_corpus(con: duckdb.DuckDBPyConnection, corpus: str, source: str, deta
 
 def corpus_files(con: duckdb.DuckDBPyConnection, corpus: str) -> dict[str, str]:
     """fingerprint -> path of every input file stored under ``corpus``."""
-    row = con.execute("SELECT details FROM corpora WHERE corpus = ?", [corpus]).fetchone()
-    files = json.loads(row[0] or "{}").get("files", {}) if row else {}
-    return {fp: f["path"] for fp, f in files.items()}
+    return {fp: f["path"] for fp, f in corpus_details(con, corpus).get("files", {}).items()}
 
 
 def record_corpus_file(con: duckdb.DuckDBPyConnection, corpus: str, path: str, fingerprint: str,
                        columns: dict) -> None:
     """Add an input file to the corpus's record (its latest file becomes the corpus's source)."""
-    row = con.execute("SELECT details FROM corpora WHERE corpus = ?", [corpus]).fetchone()
-    details = json.loads(row[0] or "{}") if row else {}
+    details = corpus_details(con, corpus)
     details.setdefault("files", {})[fingerprint] = {"path": path, "columns": columns}
     upsert_corpus(con, corpus, path, details)
+
+
+def corpus_details(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
+    """The corpus's details (cleaning counts, input files, split recipe); {} for an unknown corpus."""
+    row = con.execute("SELECT details FROM corpora WHERE corpus = ?", [corpus]).fetchone()
+    return json.loads(row[0] or "{}") if row else {}
+
+
+def set_split_recipe(con: duckdb.DuckDBPyConnection, corpus: str, recipe: dict) -> None:
+    """Record how the corpus's splits were made (core.splits): drawn with a seed, or a column of the file."""
+    details = corpus_details(con, corpus)
+    details["split"] = recipe
+    con.execute("UPDATE corpora SET details = ? WHERE corpus = ?", [json.dumps(details), corpus])
+
+
+def unsplit_labelled(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFrame:
+    """review_id and label of the labelled reviews that have no split yet."""
+    return con.execute(
+        "SELECT review_id, label FROM reviews WHERE corpus = ? AND split IS NULL AND label IS NOT NULL",
+        [corpus]).df()
+
+
+def set_splits(con: duckdb.DuckDBPyConnection, corpus: str, splits: pd.DataFrame) -> None:
+    """splits columns: review_id, split. Only reviews without a split get one: a split is never redrawn."""
+    con.register("_splits", splits[["review_id", "split"]])
+    try:
+        con.execute(
+            "UPDATE reviews SET split = s.split FROM _splits s "
+            "WHERE reviews.corpus = ? AND reviews.review_id = s.review_id AND reviews.split IS NULL", [corpus])
+    finally:
+        con.unregister("_splits")
+
+
+def split_counts(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFrame:
+    """Reviews per split and label (split NULL: not in any split; label NULL: unlabelled)."""
+    return con.execute(
+        "SELECT split, label, count(*) AS n FROM reviews WHERE corpus = ? GROUP BY ALL ORDER BY ALL", [corpus]).df()
 
 
 def corpus_exists(con: duckdb.DuckDBPyConnection, corpus: str) -> bool:
@@ -431,7 +466,8 @@ def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected
 
 def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict]) -> None:
     """info keys: model, kind, preset, hyperparams (dict), n_params, bytes_on_disk, train_seconds, device,
-    train_rows, trained_on (a corpus; None for vader), train_classes (label -> train reviews). history: one dict per epoch with epoch, train_loss, val_loss, train_acc, val_acc, seconds."""
+    train_rows, trained_on (a corpus; None for vader), train_classes (label -> train reviews offered).
+    history: one dict per epoch with epoch, train_loss, val_loss, train_acc, val_acc, seconds."""
     with transaction(con):
         con.execute("DELETE FROM models WHERE model = ?", [info["model"]])
         con.execute("DELETE FROM training_log WHERE model = ?", [info["model"]])
@@ -510,8 +546,28 @@ def leaderboard(con: duckdb.DuckDBPyConnection, corpus: str, split: str) -> pd.D
         "WITH speed AS (SELECT model, arg_max(rows_per_s, measured_at) AS rows_per_s FROM model_speed "
         "GROUP BY model) "
         "SELECT m.model, m.n, m.accuracy, m.accuracy_lo, m.accuracy_hi, m.roc_auc, m.f1, m.ece, k.n_params, "
-        "k.bytes_on_disk, k.train_seconds, k.train_rows, s.rows_per_s FROM metrics m "
+        "k.bytes_on_disk, k.train_seconds, k.trained_on, k.train_rows, s.rows_per_s FROM metrics m "
         "LEFT JOIN models k USING (model) LEFT JOIN speed s USING (model) "
         "WHERE m.corpus = ? AND m.split = ? ORDER BY m.accuracy DESC",
         [corpus, split],
     ).df()
+
+
+def labelled_corpora(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None]]:
+    """(corpus, split to evaluate on) for every corpus with binary labels: 'test' where it has a test
+    split, None (all its reviews) where it has no split at all."""
+    rows = con.execute(
+        "SELECT corpus, bool_or(split = 'test') FROM reviews WHERE label IN ('positive', 'negative') "
+        "GROUP BY corpus ORDER BY corpus").fetchall()
+    return [(corpus, "test" if has_test else None) for corpus, has_test in rows]
+
+
+def cross_corpus(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every model on every corpus it was evaluated on, next to where it learnt: one row per (model, corpus)
+    with the 'test' split's metrics where the corpus has one, else 'all' (never validation)."""
+    return con.execute(
+        "SELECT m.model, k.trained_on, k.train_rows, m.corpus AS evaluated_on, m.split, m.n, m.accuracy, "
+        "m.accuracy_lo, m.accuracy_hi, m.roc_auc, m.roc_auc_lo, m.roc_auc_hi FROM metrics m "
+        "LEFT JOIN models k USING (model) WHERE m.split IN ('test', 'all') "
+        "QUALIFY row_number() OVER (PARTITION BY m.model, m.corpus ORDER BY m.split = 'test' DESC) = 1 "
+        "ORDER BY k.trained_on NULLS LAST, m.model, m.corpus").df()

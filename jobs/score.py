@@ -45,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-kind", choices=["text", "stars"], default="text",
                    help="text: positive/negative/neutral, pos/neg, 1/0 in any case; "
                         "stars: 1-2 negative, 3 neutral (scored, left out of binary metrics), 4-5 positive")
+    p.add_argument("--split-col",
+                   help="column holding each review's split: train, validation (val, dev) or test; default: none, "
+                        "and jobs.train draws a stratified 80/10/10 split of the labelled reviews once")
     p.add_argument("--split", help="with no INPUT: score only this split of the stored corpus (e.g. test)")
-    p.add_argument("--models", default="all", help="comma-separated model names, or 'all' (default)")
+    p.add_argument("--models", default="all",
+                   help="comma-separated model names, 'all' (default), or 'none' to import the file without "
+                        "scoring it (train on it first, score later)")
     p.add_argument("--models-dir", type=Path, default=None, help="trained models folder (default data/models)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the arithmetic of the models that offer a choice (the BERT family). auto (default): "
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     names = resolve_names(args.models, root)
     models, run_names, arithmetic = {}, list(names), {}  # run_names: as the run records them, e.g. bert-cpu[int8]
     if args.engine == "local":  # the ray engine loads the models in its actors, not here
-        log(f"loading models: {', '.join(names)}")
+        log(f"loading models: {', '.join(names)}" if names else "importing only (--models none): no model runs")
         models = {n: load_model(n, root) for n in names}
         arithmetic = choose_arithmetic(models, args.precision)
         run_names = [f"{n}[{args.precision}]" if args.precision in getattr(m, "precisions", ()) else n
@@ -146,14 +151,16 @@ def main(argv: list[str] | None = None) -> int:
 def check_input(args: argparse.Namespace) -> Columns | None:
     """The column mapping of an INPUT file (None without one); refuses contradictory options."""
     if args.input is None:
-        if args.text_col or args.id_col or args.label_col:
-            raise InputError("--text-col, --id-col and --label-col describe an INPUT file; none was given")
+        if args.text_col or args.id_col or args.label_col or args.split_col:
+            raise InputError("--text-col, --id-col, --label-col and --split-col describe an INPUT file; none was given")
         return None
     if args.split:
         raise InputError("--split selects stored reviews; it cannot be combined with an INPUT file")
     if not args.text_col:
         raise InputError("--text-col is required when an INPUT file is given")
-    return Columns(args.text_col, args.id_col, args.label_col, args.label_kind)
+    if args.split_col and not args.label_col:
+        raise InputError("--split-col needs --label-col: a split is for learning from labels and measuring on them")
+    return Columns(args.text_col, args.id_col, args.label_col, args.label_kind, args.split_col)
 
 
 def report(names: list[str], tally: Tally, elapsed: float, peak_mb: float, summary: pd.DataFrame,

@@ -2,6 +2,13 @@
 
     python -m jobs.train --model tfidf-lr --name tfidf-lr
     python -m jobs.train --model lstm --name lstm-small --preset quick --set hidden=64
+    python -m jobs.train --model tfidf-lr --name shop-tfidf-lr --corpus shop --balance
+
+Any labelled corpus can be learnt from: imdb (built in), or one imported from a file with jobs.score
+(`--models none` imports without scoring). The first training on a corpus without a split draws one: a
+seeded, stratified 80/10/10 train/validation/test split of its labelled reviews, stored with them, so
+every later model and evaluation uses the same test reviews (core.splits). A file may bring its own split
+column instead (jobs.score --split-col). Neutral reviews (3 stars) are left out of binary training.
 """
 
 from __future__ import annotations
@@ -12,12 +19,15 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from core import store
 from core.corpus import ensure_imdb
 from core.errors import InputError
-from core.models import KINDS, dir_bytes, model_class
+from core.models import KINDS, add_to_manifest, dir_bytes, model_class
 from core.paths import default_db, models_dir
-from jobs.common import log, run_main
+from core.splits import balance, ensure_splits, sample
+from jobs.common import at_least, log, run_main
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -38,15 +48,43 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, choices=sorted(KINDS), help="model kind")
     p.add_argument("--name", help="name of the trained model (folder under data/models/); default: KIND-PRESET")
-    p.add_argument("--corpus", default="imdb", help="corpus whose train/validation splits to use (default imdb)")
+    p.add_argument("--corpus", default="imdb",
+                   help="labelled corpus whose train/validation splits to use (default imdb); a corpus imported "
+                        "from a file gets its split drawn and stored at its first training")
     p.add_argument("--preset", default="quick", help="quick (minutes on 2 CPU cores) or full; kinds may add more")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one hyperparameter of the preset (repeatable; values parsed as JSON)")
-    p.add_argument("--max-train-rows", type=int, default=None,
-                   help="train on a seeded random sample of at most this many train reviews")
+    p.add_argument("--balance", action="store_true",
+                   help="undersample the train split to equal positive and negative reviews (seeded)")
+    p.add_argument("--max-train-rows", type=at_least(1), default=None,
+                   help="train on a seeded, stratified sample of at most this many train reviews (after --balance)")
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default data/reviews.duckdb)")
     p.add_argument("--models-dir", type=Path, default=None, help="where trained models go (default data/models)")
     return p
+
+
+def read_splits(db: Path, corpus: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The corpus's binary-labelled train and validation reviews, drawing its split first if it has none;
+    InputError naming what is missing when nothing can be learnt from it."""
+    with store.connect(db) as con:  # read the splits, then let go of the file while training
+        if corpus == "imdb":
+            ensure_imdb(con)
+        elif not store.corpus_exists(con, corpus):
+            raise InputError(f"no corpus {corpus!r} in {db}; import a labelled file first: python -m jobs.score "
+                             f"FILE --corpus {corpus} --text-col TEXT --label-col LABEL --models none")
+        drawn = ensure_splits(con, corpus)
+        if drawn:
+            log(f"{corpus}: split drawn and stored (stratified by label, seed 0): "
+                + ", ".join(f"{s} {drawn.get(s, 0):,}" for s in ("train", "validation", "test")))
+        train, val = store.load_split(con, corpus, "train"), store.load_split(con, corpus, "validation")
+        counts = store.split_counts(con, corpus)
+    for split, frame in (("train", train), ("validation", val)):
+        if frame["y"].nunique() < 2:
+            found = ", ".join(f"{r.split or 'no split'}/{r.label or 'unlabelled'} {r.n:,}"
+                              for r in counts.itertuples()) or "no reviews"
+            raise InputError(f"corpus {corpus!r} has no positive and negative reviews in its {split} split to "
+                             f"learn from (it holds: {found}); import it with --label-col")
+    return train, val
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,16 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_overrides(args.overrides)
     cls = model_class(args.model)
 
-    with store.connect(db) as con:  # read the splits, then let go of the file while training
-        if args.corpus == "imdb":
-            ensure_imdb(con)
-        train, val = store.load_split(con, args.corpus, "train"), store.load_split(con, args.corpus, "validation")
-    if train.empty or val.empty:
-        raise InputError(f"corpus {args.corpus!r} has no labelled train/validation split in {db}")
-    if args.max_train_rows and len(train) > args.max_train_rows:
-        train = train.sample(n=args.max_train_rows, random_state=0).reset_index(drop=True)
-    log(f"training {args.model} {name!r} (preset {args.preset}) on {len(train):,} train / {len(val):,} "
-        f"validation reviews of {args.corpus}")
+    train, val = read_splits(db, args.corpus)
+    if args.balance:
+        train = balance(train)
+    if args.max_train_rows:
+        train = sample(train, args.max_train_rows)
+    classes = {label: int((train["y"] == y).sum()) for y, label in ((0, "negative"), (1, "positive"))}
+    log(f"training {args.model} {name!r} (preset {args.preset}) on {len(train):,} train reviews of {args.corpus} "
+        f"({classes['positive']:,} positive, {classes['negative']:,} negative), {len(val):,} validation")
 
     start = time.perf_counter()
     model, history, hyperparams = cls.fit(train, val, args.preset, overrides, log)
@@ -75,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     tmp = root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save(tmp)
+
+    learns = args.model != "vader"  # the lexicon learns nothing: validation only measures it
+    provenance = {"trained_on": args.corpus if learns else None,
+                  "train_rows": hyperparams.get("train_rows", len(train)) if learns else None,
+                  "train_classes": classes if learns else None, "balanced": args.balance}
+    add_to_manifest(tmp, **provenance)
+    info = {"model": name, "kind": args.model, "preset": args.preset, "hyperparams": hyperparams,
+            "n_params": model.n_params(), "bytes_on_disk": dir_bytes(tmp), "train_seconds": seconds,
+            "device": getattr(model, "device", "cpu"), **provenance}
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
-
-    info = {"model": name, "kind": args.model, "preset": args.preset, "hyperparams": hyperparams,
-            "n_params": model.n_params(), "bytes_on_disk": dir_bytes(target), "train_seconds": seconds,
-            "device": getattr(model, "device", "cpu"), "train_rows": hyperparams.get("train_rows", len(train))}
     with store.connect(db) as con:
         store.record_model(con, {**info, "device": str(info["device"])}, history)
     store.publish(db)

@@ -169,10 +169,10 @@ def test_leaderboard_prints_n_a_for_missing_intervals_and_roc_auc():
         "accuracy_lo": [0.5, None, math.nan], "accuracy_hi": [1.0, None, math.nan],
         "roc_auc": [0.8, None, math.nan], "f1": [0.7, 1.0, math.nan], "ece": [0.1, 0.3, 0.2],
         "n_params": [10, None, None], "bytes_on_disk": [2e6, None, None], "train_seconds": [3.0, None, None],
-        "train_rows": [100, None, None], "rows_per_s": [500.0, None, None]})
+        "trained_on": ["imdb", None, None], "train_rows": [100, None, None], "rows_per_s": [500.0, None, None]})
     table = evaluate.markdown_leaderboard(board, "c / all").splitlines()
     row = {line.split(" | ")[0].removeprefix("| "): line for line in table if line.startswith("| ")}
-    assert "0.7500 [0.5000, 1.0000] | 0.8000 |" in row["a"]
+    assert "0.7500 [0.5000, 1.0000] | 0.8000 |" in row["a"] and "| imdb | 100 |" in row["a"]
     assert "1.0000 [n/a] | n/a |" in row["b"]
     assert "0.5000 [n/a] | n/a | n/a |" in row["c"]
 

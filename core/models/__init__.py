@@ -45,6 +45,12 @@ def write_manifest(directory: Path, kind: str, **extra: Any) -> None:
     (directory / "model.json").write_text(json.dumps({"kind": kind, **extra}, indent=2))
 
 
+def add_to_manifest(directory: Path, **extra: Any) -> None:
+    """Add keys to a saved model's model.json (jobs.train: the corpus it learnt from, its train size)."""
+    path = Path(directory) / "model.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **extra}, indent=2))
+
+
 def read_manifest(directory: Path) -> dict:
     path = directory / "model.json"
     if not path.exists():
@@ -60,8 +66,10 @@ def available_models(root: Path | None = None) -> list[str]:
 
 
 def resolve_names(spec: str, root: Path | None = None) -> list[str]:
-    """'all' or a comma list -> model names, checking that each exists."""
+    """'all', 'none' (import without scoring) or a comma list -> model names, checking that each exists."""
     known = available_models(root)
+    if spec.strip() == "none":
+        return []
     if spec.strip() == "all":
         return known
     names = [n.strip() for n in spec.split(",") if n.strip()]
