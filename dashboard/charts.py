@@ -11,20 +11,29 @@ MODELS = alt.Scale(scheme="tableau10")  # distinct hues: one per model
 HEIGHT = 260
 
 
-def _models_legend(title: str = "model") -> alt.Legend:
-    return alt.Legend(title=title, orient="bottom", columns=3, labelLimit=320)
+def _models_legend(title: str = "model", columns: int = 3) -> alt.Legend:
+    return alt.Legend(title=title, orient="bottom", columns=columns, labelLimit=320)
+
+
+def _two_lines(**axis) -> alt.Axis:
+    """An axis whose labels (values with one newline) are drawn on two lines."""
+    return alt.Axis(labelExpr="split(datum.label, '\\n')", labelLimit=360, **axis)
 
 
 def accuracy_ci(df: pd.DataFrame) -> alt.Chart:
-    """Accuracy with its 95% CI per model (df: model, accuracy, accuracy_lo, accuracy_hi)."""
-    base = alt.Chart(df.dropna(subset=["accuracy"])).encode(y=alt.Y("model:N", title=None))
+    """Accuracy with its 95% CI per model, each labelled with where it learnt (df: model, provenance,
+    accuracy, accuracy_lo, accuracy_hi)."""
+    df = df.dropna(subset=["accuracy"])
+    df = df.assign(row=df["model"] + "\n" + df["provenance"])
+    base = alt.Chart(df).encode(y=alt.Y("row:N", title=None, sort=df["row"].tolist(), axis=_two_lines()))
     bars = base.mark_rule(strokeWidth=3, color="#999").encode(
         x=alt.X("accuracy_lo:Q", title="accuracy (95% CI)", scale=alt.Scale(zero=False)), x2="accuracy_hi:Q")
     dots = base.mark_point(filled=True, size=90).encode(
-        x="accuracy:Q", tooltip=["model", alt.Tooltip("accuracy:Q", format=".3f"),
+        x="accuracy:Q", tooltip=["model", alt.Tooltip("provenance:N", title="where it learnt"),
+                                 alt.Tooltip("accuracy:Q", format=".3f"),
                                  alt.Tooltip("accuracy_lo:Q", format=".3f"),
                                  alt.Tooltip("accuracy_hi:Q", format=".3f")])
-    return (bars + dots).properties(height=alt.Step(30))
+    return (bars + dots).properties(height=alt.Step(40))
 
 
 def shares(df: pd.DataFrame, by: str) -> alt.Chart:
@@ -181,14 +190,18 @@ def scores(df: pd.DataFrame) -> alt.Chart:
 
 
 def training(df: pd.DataFrame, metric: str) -> alt.Chart:
-    """Per-epoch curves, train vs validation (df: model, epoch, train_<metric>, val_<metric>)."""
-    long = df.melt(id_vars=["model", "epoch"], value_vars=[f"train_{metric}", f"val_{metric}"],
+    """Per-epoch curves, train vs validation (df: model, epoch, train_<metric>, val_<metric>; with a
+    provenance column, each model's legend entry says where it learnt)."""
+    ids = ["model", "epoch", *(["provenance"] if "provenance" in df else [])]
+    long = df.melt(id_vars=ids, value_vars=[f"train_{metric}", f"val_{metric}"],
                    var_name="set", value_name=metric).dropna(subset=[metric])
     long["set"] = long["set"].str.replace(f"_{metric}", "", regex=False)
+    long["curve"] = long["model"] + (" (" + long["provenance"] + ")" if "provenance" in long else "")
     return alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("epoch:O", title="epoch"),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N", scale=MODELS, legend=_models_legend()),
+        color=alt.Color("curve:N", scale=MODELS, legend=_models_legend(columns=1)),
         strokeDash=alt.StrokeDash("set:N", legend=alt.Legend(orient="bottom", title=None, symbolType="stroke")),
-        tooltip=["model", "epoch", "set", alt.Tooltip(f"{metric}:Q", format=".4f")],
+        tooltip=["model", *(["provenance"] if "provenance" in long else []), "epoch", "set",
+                 alt.Tooltip(f"{metric}:Q", format=".4f")],
     ).properties(height=300, title={"acc": "accuracy"}.get(metric, metric))

@@ -13,6 +13,7 @@ only SQL fragments chosen at run time come from fixed dictionaries in this modul
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -241,21 +242,75 @@ def rejects(src: Source, corpus: str) -> pd.DataFrame:
                       "WHERE corpus = $corpus GROUP BY 1 ORDER BY rows DESC", {"corpus": corpus})
 
 
+# ---------------------------------------------------------------- where each model comes from
+
+LEXICON = "— (lexicon)"        # trained_on of a model that learns nothing (vader)
+UNRECORDED = "not recorded"    # trained_on of a model missing from the models table
+
+# models.trained_on / train_classes came later (core.store adds them when a job next opens the file). In a
+# view published before that, every trained model learnt from imdb and the lexicon from nothing: the same
+# rule core.store applies to such a file.
+_MODELS_TABLE = {
+    True: "models",
+    False: ("(SELECT *, CASE WHEN kind <> 'vader' THEN 'imdb' END AS trained_on, "
+            "NULL::VARCHAR AS train_classes FROM models)"),
+}
+
+# Provenance columns of a model ``k`` (a row of the models table, LEFT JOINed), as every page shows them:
+# trained_on (the corpus, LEXICON or UNRECORDED), train_rows (NULL where it learnt from nothing) and
+# provenance ("trained on shop, 3,000 reviews"), a label for chart axes and legends.
+_PROVENANCE = f"""
+    CASE WHEN k.model IS NULL THEN '{UNRECORDED}' WHEN k.trained_on IS NULL THEN '{LEXICON}'
+         ELSE k.trained_on END AS trained_on,
+    CASE WHEN k.trained_on IS NOT NULL THEN k.train_rows END AS train_rows,
+    CASE WHEN k.model IS NULL THEN 'provenance not recorded' WHEN k.trained_on IS NULL THEN 'lexicon, learns nothing'
+         ELSE 'trained on ' || k.trained_on || coalesce(', ' || format('{{:,}}', k.train_rows) || ' reviews', '')
+         END AS provenance"""
+
+
+@st.cache_data(**CACHE)
+def _models_table(src: Source) -> str:
+    """The models table, or (in a view published before models.trained_on existed) a query that adds it."""
+    columns = query(src, "SELECT column_name FROM information_schema.columns "
+                         "WHERE table_catalog = current_database() AND table_name = 'models'")["column_name"]
+    return _MODELS_TABLE["trained_on" in set(columns)]
+
+
+@st.cache_data(**CACHE)
+def model_facts(src: Source) -> pd.DataFrame:
+    """model, trained_on, train_rows, provenance: one row per model in the models table."""
+    return query(src, f"SELECT k.model, {_PROVENANCE} FROM {_models_table(src)} k ORDER BY k.model")
+
+
+def with_provenance(src: Source, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one row per model, a ``model`` column) with trained_on and train_rows right after ``model``
+    and provenance last; a model missing from the models table reads UNRECORDED."""
+    facts = model_facts(src)
+    out = frame.merge(facts, on="model", how="left")
+    out["trained_on"] = out["trained_on"].fillna(UNRECORDED)
+    out["provenance"] = out["provenance"].fillna("provenance not recorded")
+    first = list(frame.columns[:list(frame.columns).index("model") + 1])
+    rest = [c for c in frame.columns if c not in first]
+    return out[[*first, "trained_on", "train_rows", *rest, "provenance"]]
+
+
 @st.cache_data(**CACHE)
 def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
-    """Per model: metrics of this evaluation set (if evaluated), size on disk, latest scoring speed."""
-    return query(src, """
+    """Per model: where it was trained, metrics of this evaluation set (if evaluated), size on disk, latest
+    scoring speed."""
+    return query(src, f"""
         WITH chosen AS (SELECT unnest($models) AS model),
              speed AS (SELECT model, arg_max(rows_per_s, measured_at) AS rows_per_s
                        FROM model_speed GROUP BY model)
-        SELECT c.model, m.n, m.accuracy, m.accuracy_lo, m.accuracy_hi, m.roc_auc, m.roc_auc_lo, m.roc_auc_hi,
+        SELECT c.model, {_PROVENANCE}, m.n, m.accuracy, m.accuracy_lo, m.accuracy_hi,
+               m.roc_auc, m.roc_auc_lo, m.roc_auc_hi,
                printf('%.3f - %.3f', m.accuracy_lo, m.accuracy_hi) AS accuracy_ci,
                printf('%.3f - %.3f', m.roc_auc_lo, m.roc_auc_hi) AS roc_auc_ci,
                m.f1, m.precision, m.recall, m.ece, m.brier,
                k.kind, k.n_params, k.bytes_on_disk, k.train_seconds, s.rows_per_s
         FROM chosen c
         LEFT JOIN metrics m ON m.model = c.model AND m.corpus = $corpus AND m.split = $split
-        LEFT JOIN models k ON k.model = c.model
+        LEFT JOIN {_models_table(src)} k ON k.model = c.model
         LEFT JOIN speed s ON s.model = c.model
         ORDER BY m.accuracy DESC NULLS LAST, c.model""", _scope(corpus, split, models))
 
@@ -631,8 +686,23 @@ def training_log(src: Source) -> pd.DataFrame:
 
 @st.cache_data(**CACHE)
 def trained_models(src: Source) -> pd.DataFrame:
-    return query(src, "SELECT model, kind, preset, n_params, bytes_on_disk, train_seconds, train_rows, "
-                      "device, trained_at FROM models ORDER BY model")
+    """One row per recorded model: where it learnt (trained_on, train_rows, train_classes as
+    'negative 800 · positive 800'), what it is, its cost."""
+    table = query(src, f"""
+        SELECT k.model, {_PROVENANCE}, k.train_classes, k.kind, k.preset, k.n_params, k.bytes_on_disk,
+               k.train_seconds, k.device, k.trained_at
+        FROM {_models_table(src)} k ORDER BY k.model""")
+    return table.assign(train_classes=table["train_classes"].map(_classes))
+
+
+def _classes(raw: str | None) -> str | None:
+    try:
+        counts = json.loads(raw) if raw else None
+    except (TypeError, ValueError):
+        return raw
+    if not isinstance(counts, dict):
+        return raw
+    return " · ".join(f"{label} {n:,}" if isinstance(n, int) else f"{label} {n}" for label, n in sorted(counts.items()))
 
 
 def clear_caches() -> None:

@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
 from core.paths import REPO_ROOT
 from dashboard import data
-from jobs import score
+from jobs import evaluate, score, train
+from tests.conftest import write_csv
 
 HOME = "../dashboard/Home.py"  # AppTest resolves it against this file
 PAGES = {
@@ -325,3 +328,102 @@ def check_confusion(got, view, threshold):
         expected = {"tn": pairs.count(("negative", False)), "fp": pairs.count(("negative", True)),
                     "fn": pairs.count(("positive", False)), "tp": pairs.count(("positive", True))}
         assert {k: int(got.loc[model, k]) for k in expected} == expected
+
+
+# ---------------------------------------------------------------- where models learnt, across corpora
+
+STALE = 0.111  # accuracy of a stale 'all' evaluation of shop, from before it had a split: never shown
+
+
+@pytest.fixture(scope="module")
+def cross_db(scored_db, tmp_path_factory) -> Path:
+    """A copy of the fixture database where two trained models learnt from different corpora and both were
+    evaluated on two corpora, by the real jobs: corpus 'shop' (400 labelled reviews with their own
+    train/validation/test column) is scored by tfidf-lr (trained on imdb); 'shop-lr' is trained on shop's
+    train split and scored on shop and on 'sample'. vader (recorded as the make pipeline does, "trained")
+    is never scored on shop: an empty cell."""
+    root = tmp_path_factory.mktemp("cross")
+    db, models = root / "reviews.duckdb", root / "models"
+    shutil.copyfile(scored_db.db, db)
+    shutil.copytree(scored_db.models_dir, models)
+    with store.connect(db, read_only=True) as con:
+        rows = con.execute("SELECT text, label FROM reviews WHERE corpus = 'imdb' AND split = 'train' "
+                           "ORDER BY source_row LIMIT 400").fetchall()
+    splits = ["train"] * 300 + ["validation"] * 50 + ["test"] * 50
+    csv = write_csv(root / "shop.csv", ["id", "review", "sentiment", "split"],
+                    [[f"p{i:03d}", text, label, split] for i, ((text, label), split) in enumerate(zip(rows, splits))])
+    common = ["--db", str(db), "--models-dir", str(models)]
+    assert score.main([str(csv), "--corpus", "shop", "--text-col", "review", "--id-col", "id", "--label-col",
+                       "sentiment", "--split-col", "split", "--models", "tfidf-lr", *common]) == 0
+    assert train.main(["--model", "tfidf-lr", "--name", "shop-lr", "--corpus", "shop", *common]) == 0
+    assert train.main(["--model", "vader", "--name", "vader", "--corpus", "shop", *common]) == 0  # recorded
+    with store.connect(db) as con:
+        if con.execute("SELECT trained_on FROM models WHERE model = 'shop-lr'").fetchone()[0] != "shop":
+            record_provenance(con, "shop-lr", "shop")  # a jobs.train that does not record it yet
+    assert score.main(["--corpus", "shop", "--split", "test", "--models", "shop-lr", *common]) == 0
+    assert score.main(["--corpus", "sample", "--models", "shop-lr", *common]) == 0
+    assert evaluate.main(["--db", str(db), "--bootstrap", "20"]) == 0
+    with store.connect(db) as con:  # what an evaluation from before shop had a split left behind
+        stale = dict.fromkeys(["precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "ece", "roc_auc_lo",
+                               "roc_auc_hi"], 0.5)
+        store.replace_metrics(con, "shop", "all", "tfidf-lr", {
+            **stale, "n": 40, "accuracy": STALE, "accuracy_lo": 0.05, "accuracy_hi": 0.2,
+            "tn": 1, "fp": 19, "fn": 20, "tp": 0}, pd.DataFrame(columns=["curve", "x", "y", "threshold"]))
+    store.publish(db)
+    return db
+
+
+def record_provenance(con, model: str, corpus: str) -> None:
+    """Record through core.store that ``model`` learnt from ``corpus``'s train split."""
+    cols = ["model", "kind", "preset", "hyperparams", "n_params", "bytes_on_disk", "train_seconds", "device",
+            "train_rows"]
+    info = dict(zip(cols, con.execute(f"SELECT {', '.join(cols)} FROM models WHERE model = ?", [model]).fetchone()))
+    keys = ["epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds"]
+    history = [dict(zip(keys, r)) for r in con.execute(
+        f"SELECT {', '.join(keys)} FROM training_log WHERE model = ? ORDER BY epoch", [model]).fetchall()]
+    classes = dict(con.execute("SELECT label, count(*) FROM reviews WHERE corpus = ? AND split = 'train' "
+                               "GROUP BY label", [corpus]).fetchall())
+    store.record_model(con, {**info, "hyperparams": json.loads(info["hyperparams"]), "trained_on": corpus,
+                             "train_classes": classes}, history)
+
+
+def read_view(db: Path, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(store.view_path(db)), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+def test_every_list_of_models_says_where_each_learnt(cross_db, monkeypatch):
+    models = read_view(cross_db, "SELECT model, trained_on, train_rows FROM models").set_index("model")
+    assert models.loc["shop-lr", "trained_on"] == "shop" and models.loc["tfidf-lr", "trained_on"] == "imdb"
+
+    def check(table: pd.DataFrame, names: set[str]) -> None:
+        table = table.set_index("model")
+        assert names <= set(table.index)
+        for m in names:
+            if pd.isna(models.loc[m, "trained_on"]):  # vader: a lexicon learns from nothing
+                assert table.loc[m, "trained_on"] == data.LEXICON and pd.isna(table.loc[m, "train_rows"])
+            else:
+                assert table.loc[m, "trained_on"] == models.loc[m, "trained_on"]
+                assert table.loc[m, "train_rows"] == models.loc[m, "train_rows"]
+
+    at = open_app(cross_db, monkeypatch, "overview")
+    assert at.sidebar.selectbox(key="corpus").value == "sample"
+    check(frames(at)[1], {"tfidf-lr", "shop-lr", "vader"})  # the leaderboard
+    at.switch_page("views/training.py").run()
+    assert not at.exception
+    check(frames(at)[0], {"tfidf-lr", "shop-lr", "vader"})
+    assert frames(at)[0].set_index("model").loc["shop-lr", "train_classes"].startswith("negative ")
+
+
+def test_a_view_from_before_trained_on_reads_as_imdb(cross_db, tmp_path, monkeypatch):
+    """A view published before models.trained_on existed: trained models learnt from imdb, vader nothing."""
+    db = tmp_path / "reviews.duckdb"
+    shutil.copyfile(store.view_path(cross_db), store.view_path(db))
+    with duckdb.connect(str(store.view_path(db))) as con:
+        con.execute("ALTER TABLE models DROP COLUMN trained_on")
+        con.execute("ALTER TABLE models DROP COLUMN train_classes")
+    at = open_app(db, monkeypatch, "overview")
+    board = frames(at)[1].set_index("model")
+    assert board.loc["tfidf-lr", "trained_on"] == "imdb" and board.loc["vader", "trained_on"] == data.LEXICON
+    at.switch_page("views/training.py").run()
+    assert not at.exception and frames(at)[0].set_index("model").loc["tfidf-lr", "trained_on"] == "imdb"

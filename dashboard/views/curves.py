@@ -11,8 +11,10 @@ if data.labelled_count(sel.src, sel.corpus, sel.split) == 0:
 threshold = st.slider("Threshold: predict positive when P(positive) >= threshold", 0.0, 1.0, 0.5, 0.01,
                       key="threshold")
 at = data.confusion_at(sel.src, sel.corpus, sel.split, sel.models, threshold)
-st.dataframe(at, hide_index=True, column_config={
-    c: st.column_config.NumberColumn(format="%.3f") for c in ("accuracy", "precision", "recall", "f1")})
+st.dataframe(data.with_provenance(sel.src, at).drop(columns="provenance"), hide_index=True, column_config={
+    "trained_on": st.column_config.TextColumn("trained on"),
+    "train_rows": st.column_config.NumberColumn("train reviews", format="localized"),
+    **{c: st.column_config.NumberColumn(format="%.3f") for c in ("accuracy", "precision", "recall", "f1")}})
 
 points = data.roc_pr(sel.src, sel.corpus, sel.split, sel.models)
 aucs = data.aucs(sel.src, sel.corpus, sel.split, sel.models)

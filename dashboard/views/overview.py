@@ -27,8 +27,10 @@ if board["accuracy"].isna().all():
     else:
         st.info("No metrics for this evaluation set yet: run `python -m jobs.evaluate`.")
 st.dataframe(board, hide_index=True, column_order=[
-    "model", "accuracy", "accuracy_ci", "roc_auc", "roc_auc_ci", "f1", "ece",
+    "model", "trained_on", "train_rows", "accuracy", "accuracy_ci", "roc_auc", "roc_auc_ci", "f1", "ece",
     "bytes_on_disk", "rows_per_s", "n_params", "n", "kind"], column_config={
+    "trained_on": st.column_config.TextColumn("trained on", help="the corpus whose train split the model learnt from"),
+    "train_rows": st.column_config.NumberColumn("train reviews", format="localized"),
     "accuracy": st.column_config.ProgressColumn("accuracy", format="%.3f", min_value=0.0, max_value=1.0),
     "accuracy_ci": st.column_config.TextColumn("accuracy 95% CI"),
     "roc_auc": st.column_config.NumberColumn("ROC-AUC", format="%.3f"),

@@ -12,14 +12,19 @@ if log.empty:
     st.stop()
 names = sorted(log["model"].unique())  # every trained model, scored or not
 shown = st.multiselect("Models", names, default=names, key="train_models")
-log = log[log["model"].isin(shown)]
+log = data.with_provenance(sel.src, log[log["model"].isin(shown)])
 left, right = st.columns(2)
 if log[["train_loss", "val_loss"]].notna().any().any():
     left.altair_chart(charts.training(log, "loss"), width="stretch")
 else:
     left.info("These models log no loss (e.g. tfidf-lr logs one row per regularisation setting).")
 right.altair_chart(charts.training(log, "acc"), width="stretch")
-st.dataframe(trained, hide_index=True, column_config={
+st.dataframe(trained, hide_index=True, column_order=[
+    "model", "trained_on", "train_rows", "train_classes", "kind", "preset", "n_params", "bytes_on_disk",
+    "train_seconds", "device", "trained_at"], column_config={
+    "trained_on": st.column_config.TextColumn("trained on", help="the corpus whose train split the model learnt from"),
+    "train_rows": st.column_config.NumberColumn("train reviews", format="localized"),
+    "train_classes": st.column_config.TextColumn("train reviews per label"),
     "bytes_on_disk": st.column_config.NumberColumn("on disk", format="bytes"),
     "n_params": st.column_config.NumberColumn("parameters", format="compact"),
     "train_seconds": st.column_config.NumberColumn("train s", format="%.1f"),

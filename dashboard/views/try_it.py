@@ -3,7 +3,7 @@ import streamlit as st
 
 from core.errors import SentimentError
 from core.models import available_models, load_model  # this page only: the registry imports lazily
-from dashboard import charts
+from dashboard import charts, data
 
 
 @st.cache_resource(show_spinner="Loading model...")
@@ -25,10 +25,13 @@ for name in names:
         rows.append({"model": name, "p_positive": float(model(name).predict_proba([text])[0])})
     except (SentimentError, OSError, ValueError, RuntimeError) as e:  # a broken model folder must not hide the others
         failed.append(f"{name}: {e}")
-scores = pd.DataFrame(rows, columns=["model", "p_positive"])
+scores = data.with_provenance(st.session_state["sel"].src, pd.DataFrame(rows, columns=["model", "p_positive"]))
 if not scores.empty:
     st.altair_chart(charts.scores(scores), width="stretch")
-    st.dataframe(scores, hide_index=True, column_config={
-        "p_positive": st.column_config.NumberColumn("P(positive)", format="%.3f")})
+    st.dataframe(scores, hide_index=True, column_order=["model", "trained_on", "train_rows", "p_positive"],
+                 column_config={
+                     "trained_on": st.column_config.TextColumn("trained on"),
+                     "train_rows": st.column_config.NumberColumn("train reviews", format="localized"),
+                     "p_positive": st.column_config.NumberColumn("P(positive)", format="%.3f")})
 for message in failed:
     st.warning(f"Could not score with {message}")
