@@ -36,6 +36,49 @@ def accuracy_ci(df: pd.DataFrame) -> alt.Chart:
     return (bars + dots).properties(height=alt.Step(40))
 
 
+def cross_corpus(cells: pd.DataFrame, metric: str, title: str) -> alt.LayerChart:
+    """Trained-on x evaluated-on heatmap of ``metric`` ('accuracy' | 'roc_auc', named ``title``): one row
+    per model (its name, where it learnt and from how many reviews), one column per evaluated corpus (and
+    the split read), the value printed in each cell. A bold outline marks the diagonal, the model on the
+    corpus it was trained on; the other cells show how far it carries out of its domain. Grey cells: never
+    evaluated there. (cells: data.cross_corpus)"""
+    value, lo, hi = cells[metric], cells[f"{metric}_lo"], cells[f"{metric}_hi"]
+    evaluated = cells["n"].notna()
+    df = cells.assign(
+        row=cells["model"] + "\n" + cells["provenance"],
+        column=cells["corpus"] + "\n" + cells["split"].map({"test": "test split", "all": "all reviews"}),
+        value=value,
+        text=[f"{v:.3f}" if pd.notna(v) else ("n/a" if e else "") for v, e in zip(value, evaluated)],
+        interval=[f"{a:.3f} - {b:.3f}" if pd.notna(a) and pd.notna(b) else "n/a" for a, b in zip(lo, hi)],
+        status=["trained on this corpus" if d else "evaluated" if e else
+                "not evaluated: score this split with the model, then run jobs.evaluate"
+                for d, e in zip(cells["diagonal"], evaluated)],
+    )
+    rows, columns = df["row"].drop_duplicates().tolist(), df["column"].drop_duplicates().tolist()
+    base = alt.Chart(df).encode(
+        x=alt.X("column:N", title="evaluated on", sort=columns,
+                axis=_two_lines(orient="top", labelAngle=0, labelFontSize=12)),
+        y=alt.Y("row:N", title=None, sort=rows, axis=_two_lines(labelFontSize=12)),
+        tooltip=["model", alt.Tooltip("provenance:N", title="where it learnt"),
+                 alt.Tooltip("corpus:N", title="evaluated on"), "split:N",
+                 alt.Tooltip("n:Q", title="reviews (n)", format=","),
+                 alt.Tooltip("value:Q", title=title, format=".3f"),
+                 alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("status:N", title="cell")],
+    )
+    heat = base.transform_filter("isValid(datum.value)").mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.Color("value:Q", title=title, legend=alt.Legend(orient="right", format=".2f"),
+                        scale=alt.Scale(scheme="blues", domain=[0.5, 1], clamp=True)))
+    blank = base.transform_filter("!isValid(datum.value)").mark_rect(
+        fill="#f2f2f2", stroke="white", strokeWidth=2)
+    diagonal = base.transform_filter("datum.diagonal").mark_rect(fill=None, stroke="#e67e22", strokeWidth=4)
+    text = base.mark_text(fontSize=15).encode(
+        text="text:N", color=alt.condition("datum.value > 0.8", alt.value("white"), alt.value("black")))
+    own = base.transform_filter("datum.diagonal").mark_text(fontSize=11, dy=17, text="trained here").encode(
+        color=alt.condition("datum.value > 0.8", alt.value("white"), alt.value("black")))
+    unseen = base.transform_filter("!isValid(datum.n)").mark_text(fontSize=11, color="#777", text="not evaluated")
+    return (heat + blank + diagonal + text + own + unseen).properties(width=alt.Step(130), height=alt.Step(52))
+
+
 def shares(df: pd.DataFrame, by: str) -> alt.Chart:
     """Stacked share of predicted sentiment per model (df: model, group, predicted, n, share)."""
     chart = alt.Chart(df).mark_bar().encode(

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shlex
 import threading
 from pathlib import Path
 from typing import NamedTuple
@@ -313,6 +314,60 @@ def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...]) -
         LEFT JOIN {_models_table(src)} k ON k.model = c.model
         LEFT JOIN speed s ON s.model = c.model
         ORDER BY m.accuracy DESC NULLS LAST, c.model""", _scope(corpus, split, models))
+
+
+# ---------------------------------------------------------------- trained on x evaluated on
+
+MATRIX_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC-AUC"}
+
+
+@st.cache_data(**CACHE)
+def cross_corpus(src: Source) -> pd.DataFrame:
+    """The trained-on x evaluated-on matrix, one row per cell: every model (of the models table or the
+    metrics) x every corpus evaluated on a test split or as a whole.
+
+    Each corpus is read on one split for every model, so a column compares like with like: its 'test' split
+    when the metrics hold one, else 'all' (a corpus without a split). Never 'train'; 'validation' neither
+    (the models trained on that corpus were selected on it). Metric columns are NULL where the model was
+    not evaluated on that split. Columns: model, trained_on, train_rows, provenance, corpus, split, n,
+    accuracy(_lo, _hi), roc_auc(_lo, _hi), diagonal (the corpus the model was trained on)."""
+    return query(src, f"""
+        WITH k AS (SELECT * FROM {_models_table(src)}),
+             sets AS (SELECT corpus, CASE WHEN bool_or(split = 'test') THEN 'test' ELSE 'all' END AS split
+                      FROM metrics WHERE split IN ('test', 'all') GROUP BY corpus),
+             names AS (SELECT model FROM k UNION SELECT model FROM metrics)
+        SELECT n.model, {_PROVENANCE}, s.corpus, s.split, m.n, m.accuracy, m.accuracy_lo, m.accuracy_hi,
+               m.roc_auc, m.roc_auc_lo, m.roc_auc_hi, coalesce(k.trained_on = s.corpus, false) AS diagonal
+        FROM names n CROSS JOIN sets s
+        LEFT JOIN metrics m ON m.model = n.model AND m.corpus = s.corpus AND m.split = s.split
+        LEFT JOIN k ON k.model = n.model
+        ORDER BY k.trained_on NULLS LAST, n.model, s.corpus""")
+
+
+def matrix_table(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """``cross_corpus`` as a table: one row per model (model, trained_on, train_rows), one column of
+    ``metric`` per evaluated corpus, named 'corpus (split)'."""
+    column = cells["corpus"] + " (" + cells["split"] + ")"
+    wide = cells.assign(column=column).pivot(index="model", columns="column", values=metric)
+    rows = cells.drop_duplicates("model")[["model", "trained_on", "train_rows"]]
+    return rows.merge(wide[column.drop_duplicates().tolist()], left_on="model", right_index=True, how="left")
+
+
+def fill_commands(cells: pd.DataFrame) -> str:
+    """The commands that fill the empty cells of ``cross_corpus``: per corpus, score the split the matrix
+    reads with the models missing there (the stored reviews; what is scored already is skipped), then
+    evaluate; or jobs.evaluate --fill, which does both for every trained model. Names are shell-quoted:
+    they are shown to be copied."""
+    missing = cells[cells["n"].isna()]
+    lines = []
+    for corpus, group in missing.groupby("corpus", sort=False):
+        split = " --split test" if group["split"].iloc[0] == "test" else ""
+        models = shlex.quote(",".join(group["model"]))
+        lines.append(f"python -m jobs.score --corpus {shlex.quote(corpus)}{split} --models {models}")
+    if not lines:
+        return ""
+    return "\n".join(["# score what each corpus lacks, then evaluate:", *lines, "python -m jobs.evaluate",
+                      "# or both at once, with every trained model:", "python -m jobs.evaluate --fill"])
 
 
 # ---------------------------------------------------------------- the cube: one pass, many charts

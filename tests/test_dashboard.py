@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import shutil
 import subprocess
 import sys
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -357,9 +358,6 @@ def cross_db(scored_db, tmp_path_factory) -> Path:
                        "sentiment", "--split-col", "split", "--models", "tfidf-lr", *common]) == 0
     assert train.main(["--model", "tfidf-lr", "--name", "shop-lr", "--corpus", "shop", *common]) == 0
     assert train.main(["--model", "vader", "--name", "vader", "--corpus", "shop", *common]) == 0  # recorded
-    with store.connect(db) as con:
-        if con.execute("SELECT trained_on FROM models WHERE model = 'shop-lr'").fetchone()[0] != "shop":
-            record_provenance(con, "shop-lr", "shop")  # a jobs.train that does not record it yet
     assert score.main(["--corpus", "shop", "--split", "test", "--models", "shop-lr", *common]) == 0
     assert score.main(["--corpus", "sample", "--models", "shop-lr", *common]) == 0
     assert evaluate.main(["--db", str(db), "--bootstrap", "20"]) == 0
@@ -373,23 +371,75 @@ def cross_db(scored_db, tmp_path_factory) -> Path:
     return db
 
 
-def record_provenance(con, model: str, corpus: str) -> None:
-    """Record through core.store that ``model`` learnt from ``corpus``'s train split."""
-    cols = ["model", "kind", "preset", "hyperparams", "n_params", "bytes_on_disk", "train_seconds", "device",
-            "train_rows"]
-    info = dict(zip(cols, con.execute(f"SELECT {', '.join(cols)} FROM models WHERE model = ?", [model]).fetchone()))
-    keys = ["epoch", "train_loss", "val_loss", "train_acc", "val_acc", "seconds"]
-    history = [dict(zip(keys, r)) for r in con.execute(
-        f"SELECT {', '.join(keys)} FROM training_log WHERE model = ? ORDER BY epoch", [model]).fetchall()]
-    classes = dict(con.execute("SELECT label, count(*) FROM reviews WHERE corpus = ? AND split = 'train' "
-                               "GROUP BY label", [corpus]).fetchall())
-    store.record_model(con, {**info, "hyperparams": json.loads(info["hyperparams"]), "trained_on": corpus,
-                             "train_classes": classes}, history)
-
-
 def read_view(db: Path, sql: str) -> pd.DataFrame:
     with duckdb.connect(str(store.view_path(db)), read_only=True) as con:
         return con.execute(sql).df()
+
+
+def expected_matrix(db: Path, metric: str) -> dict:
+    """(model, corpus) -> (split, n, value, lo, hi) straight from the metrics table: per corpus its test
+    split when it has one, else 'all'; None where that model has no metrics on that split."""
+    metrics = read_view(db, "SELECT * FROM metrics")
+    models = set(metrics["model"]) | set(read_view(db, "SELECT model FROM models")["model"])
+    out = {}
+    for corpus, rows in metrics.groupby("corpus"):
+        split = "test" if (rows["split"] == "test").any() else "all" if (rows["split"] == "all").any() else None
+        if split is None:
+            continue
+        for model in models:
+            hit = rows[(rows["split"] == split) & (rows["model"] == model)]
+            out[model, corpus] = None if hit.empty else (
+                split, int(hit["n"].iloc[0]), *(hit[c].iloc[0] for c in (metric, f"{metric}_lo", f"{metric}_hi")))
+    return out
+
+
+def matrix_chart(at: AppTest) -> pd.DataFrame:
+    """The data behind the Overview's trained-on x evaluated-on heatmap, as the browser receives it."""
+    charts = [c for c in at.get("vega_lite_chart") if '"evaluated on"' in c.proto.spec]
+    assert len(charts) == 1
+    frames = [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in charts[0].proto.datasets]
+    return next(f for f in frames if {"model", "corpus", "value"} <= set(f.columns))
+
+
+def same(a, b) -> bool:
+    return (a is None or (isinstance(a, float) and math.isnan(a))) == (b is None or pd.isna(b)) and (
+        a is None or pd.isna(b) or abs(a - b) < 1e-12)
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "roc_auc"])
+def test_overview_cross_corpus_matrix_equals_the_metrics(cross_db, monkeypatch, metric):
+    at = open_app(cross_db, monkeypatch, "overview")
+    if metric != "accuracy":
+        at.segmented_control(key="xc_metric").set_value(metric).run()
+        assert not at.exception
+    expected = expected_matrix(cross_db, metric)
+    provenance = read_view(cross_db, "SELECT model, trained_on FROM models").set_index("model")["trained_on"]
+    evaluated = {m: {c for (m2, c), v in expected.items() if m2 == m and v} for m in provenance.index}
+    learnt = {provenance[m] for m in evaluated if len(evaluated[m]) >= 2 and pd.notna(provenance[m])}
+    assert len(learnt) >= 2  # the fixture: two models that learnt apart, each evaluated on two corpora
+
+    cells = matrix_chart(at).set_index(["model", "corpus"])
+    assert set(cells.index) == set(expected)
+    for (model, corpus), want in expected.items():
+        got = cells.loc[(model, corpus)]
+        if want is None:  # never evaluated there: an empty cell
+            assert pd.isna(got["n"]) and pd.isna(got["value"]) and got["text"] == "", (model, corpus)
+            continue
+        split, n, value, lo, hi = want
+        assert pd.notna(got["n"]) and (got["split"], int(got["n"])) == (split, n), (model, corpus)
+        assert same(value, got["value"]) and got["text"] == (f"{value:.3f}" if pd.notna(value) else "n/a")
+        assert got["interval"] == (f"{lo:.3f} - {hi:.3f}" if pd.notna(lo) else "n/a")
+        assert bool(got["diagonal"]) == (provenance.get(model) == corpus), (model, corpus)
+    assert cells.loc[("tfidf-lr", "shop"), "split"] == "test" and cells["value"].ne(STALE).all()
+    assert cells.loc[("shop-lr", "shop"), "diagonal"] and cells["diagonal"].sum() == 1  # imdb: no column
+    assert pd.isna(cells.loc[("vader", "shop"), "n"])
+
+    table = frames(at)[-1].set_index("model")  # the same matrix as a table, one column per corpus (split)
+    for (model, corpus), want in expected.items():
+        column = f"{corpus} ({cells.loc[(model, corpus), 'split']})"
+        assert same(want[2] if want else None, table.loc[model, column]), (model, column)
+    hint = "\n".join(c.value for c in at.code)
+    assert "python -m jobs.score --corpus shop --split test --models vader\npython -m jobs.evaluate\n" in hint
 
 
 def test_every_list_of_models_says_where_each_learnt(cross_db, monkeypatch):
@@ -409,6 +459,9 @@ def test_every_list_of_models_says_where_each_learnt(cross_db, monkeypatch):
     at = open_app(cross_db, monkeypatch, "overview")
     assert at.sidebar.selectbox(key="corpus").value == "sample"
     check(frames(at)[1], {"tfidf-lr", "shop-lr", "vader"})  # the leaderboard
+    rows = set(matrix_chart(at)["row"])
+    assert f"shop-lr\ntrained on shop, {models.loc['shop-lr', 'train_rows']:,} reviews" in rows
+    assert f"tfidf-lr\ntrained on imdb, {models.loc['tfidf-lr', 'train_rows']:,} reviews" in rows
     at.switch_page("views/training.py").run()
     assert not at.exception
     check(frames(at)[0], {"tfidf-lr", "shop-lr", "vader"})

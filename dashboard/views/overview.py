@@ -44,3 +44,29 @@ st.dataframe(board, hide_index=True, column_order=[
 })
 if board["accuracy"].notna().any():
     st.altair_chart(charts.accuracy_ci(board), width="stretch")
+
+st.subheader("Trained on x evaluated on")
+cells = data.cross_corpus(sel.src)
+if cells.empty:
+    st.info("No model has been evaluated on a labelled corpus yet: run `python -m jobs.evaluate`.")
+    st.stop()
+metric = st.segmented_control("Metric", list(data.MATRIX_METRICS), default="accuracy", key="xc_metric",
+                              format_func=data.MATRIX_METRICS.get) or "accuracy"
+st.caption("One row per model, named with the corpus it learnt from and how many "
+           "reviews; one column per labelled corpus, read on its test split, or all its reviews where it has no "
+           "split (never train or validation). Outlined cells: the model on the corpus it was trained on. The "
+           "other cells show how far a model carries out of its domain. Hover a cell for n and the 95% interval.")
+st.altair_chart(charts.cross_corpus(cells, metric, data.MATRIX_METRICS[metric]))
+fill = data.fill_commands(cells)
+if fill:
+    empty = int(cells["n"].isna().sum())
+    st.markdown(f"**{empty:,} empty cell{'s' if empty > 1 else ''}:** never evaluated there. To fill them, "
+                "score each corpus's test split (the whole corpus where it has no split) with those models, "
+                "then run `jobs.evaluate`:")
+    st.code(fill, language="bash")
+with st.expander("The matrix as a table"):
+    table = data.matrix_table(cells, metric)
+    st.dataframe(table, hide_index=True, column_config={
+        "trained_on": st.column_config.TextColumn("trained on"),
+        "train_rows": st.column_config.NumberColumn("train reviews", format="localized"),
+        **{c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns[3:]}})
