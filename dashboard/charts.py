@@ -17,7 +17,7 @@ def _models_legend(title: str = "model", columns: int = 3) -> alt.Legend:
 
 def _two_lines(**axis) -> alt.Axis:
     """An axis whose labels (values with one newline) are drawn on two lines."""
-    return alt.Axis(labelExpr="split(datum.label, '\\n')", labelLimit=360, **axis)
+    return alt.Axis(**{"labelExpr": "split(datum.label, '\\n')", "labelLimit": 360, **axis})
 
 
 def accuracy_ci(df: pd.DataFrame) -> alt.Chart:
@@ -34,6 +34,12 @@ def accuracy_ci(df: pd.DataFrame) -> alt.Chart:
                                  alt.Tooltip("accuracy_lo:Q", format=".3f"),
                                  alt.Tooltip("accuracy_hi:Q", format=".3f")])
     return (bars + dots).properties(height=alt.Step(40))
+
+
+# Matrix column labels (the chart fills the page's width): level and cut short to about a column's width
+# for a few corpora, slanted beyond; the tooltip has the whole name.
+_LEVEL = {"labelAngle": 0, "labelLimit": 96}
+_SLANTED = {"labelAngle": -35, "labelAlign": "left", "labelLimit": 180}
 
 
 def cross_corpus(cells: pd.DataFrame, metric: str, title: str) -> alt.LayerChart:
@@ -57,8 +63,9 @@ def cross_corpus(cells: pd.DataFrame, metric: str, title: str) -> alt.LayerChart
     rows, columns = df["row"].drop_duplicates().tolist(), df["column"].drop_duplicates().tolist()
     base = alt.Chart(df).encode(
         x=alt.X("column:N", title="evaluated on", sort=columns,
-                axis=_two_lines(orient="top", labelAngle=0, labelFontSize=12)),
-        y=alt.Y("row:N", title=None, sort=rows, axis=_two_lines(labelFontSize=12)),
+                axis=_two_lines(orient="top", labelFontSize=12, labelOverlap=False,
+                                **(_LEVEL if len(columns) <= 6 else _SLANTED))),
+        y=alt.Y("row:N", title=None, sort=rows, axis=_two_lines(labelFontSize=12, labelLimit=300)),
         tooltip=["model", alt.Tooltip("provenance:N", title="where it learnt"),
                  alt.Tooltip("corpus:N", title="evaluated on"), "split:N",
                  alt.Tooltip("n:Q", title="reviews (n)", format=","),
@@ -66,7 +73,7 @@ def cross_corpus(cells: pd.DataFrame, metric: str, title: str) -> alt.LayerChart
                  alt.Tooltip("interval:N", title="95% interval"), alt.Tooltip("status:N", title="cell")],
     )
     heat = base.transform_filter("isValid(datum.value)").mark_rect(stroke="white", strokeWidth=2).encode(
-        color=alt.Color("value:Q", title=title, legend=alt.Legend(orient="right", format=".2f"),
+        color=alt.Color("value:Q", title=title, legend=None,  # each cell prints its value
                         scale=alt.Scale(scheme="blues", domain=[0.5, 1], clamp=True)))
     blank = base.transform_filter("!isValid(datum.value)").mark_rect(
         fill="#f2f2f2", stroke="white", strokeWidth=2)
@@ -75,8 +82,9 @@ def cross_corpus(cells: pd.DataFrame, metric: str, title: str) -> alt.LayerChart
         text="text:N", color=alt.condition("datum.value > 0.8", alt.value("white"), alt.value("black")))
     own = base.transform_filter("datum.diagonal").mark_text(fontSize=11, dy=17, text="trained here").encode(
         color=alt.condition("datum.value > 0.8", alt.value("white"), alt.value("black")))
-    unseen = base.transform_filter("!isValid(datum.n)").mark_text(fontSize=11, color="#777", text="not evaluated")
-    return (heat + blank + diagonal + text + own + unseen).properties(width=alt.Step(130), height=alt.Step(52))
+    unseen = base.transform_filter("!isValid(datum.n)").mark_text(
+        fontSize=11, color="#777", text="not evaluated" if len(columns) <= 6 else "—")  # narrow cells: a dash
+    return (heat + blank + diagonal + text + own + unseen).properties(height=alt.Step(52))
 
 
 def shares(df: pd.DataFrame, by: str) -> alt.Chart:

@@ -54,16 +54,17 @@ metric = st.segmented_control("Metric", list(data.MATRIX_METRICS), default="accu
                               format_func=data.MATRIX_METRICS.get) or "accuracy"
 st.caption("One row per model, named with the corpus it learnt from and how many "
            "reviews; one column per labelled corpus, read on its test split, or all its reviews where it has no "
-           "split (never train or validation). Outlined cells: the model on the corpus it was trained on. The "
-           "other cells show how far a model carries out of its domain. Hover a cell for n and the 95% interval.")
-st.altair_chart(charts.cross_corpus(cells, metric, data.MATRIX_METRICS[metric]))
+           "split (never train or validation). Darker is better; 0.5 is chance. Outlined cells: the model on "
+           "the corpus it was trained on; the other cells show how far a model carries out of its domain. Hover "
+           "a cell for n and the 95% interval.")
+st.altair_chart(charts.cross_corpus(cells, metric, data.MATRIX_METRICS[metric]), width="stretch")
 fill = data.fill_commands(cells)
 if fill:
     empty = int(cells["n"].isna().sum())
     st.markdown(f"**{empty:,} empty cell{'s' if empty > 1 else ''}:** never evaluated there. To fill them, "
                 "score each corpus's test split (the whole corpus where it has no split) with those models, "
                 "then run `jobs.evaluate`:")
-    st.code(fill, language="bash")
+    st.code(fill, language="bash", wrap_lines=True)
 with st.expander("The matrix as a table"):
     table = data.matrix_table(cells, metric)
     st.dataframe(table, hide_index=True, column_config={
