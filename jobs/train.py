@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"{args.model}-{args.preset}"
     overrides = parse_overrides(args.overrides)
     cls = model_class(args.model)
+    presets = getattr(cls, "presets", None) or getattr(sys.modules[cls.__module__], "PRESETS", {})
+    if presets and args.preset not in presets:
+        raise InputError(f"{args.model} has no preset {args.preset!r}; its presets: {', '.join(presets)}")
 
     train, val = read_splits(db, args.corpus)
     if args.balance:

@@ -152,6 +152,9 @@ def store_fp(db: Path) -> str:
 
 def test_training_on_a_corpus_that_cannot_teach_says_why(ws, star_rows, tmp_path):
     db = ws.db
+    with pytest.raises(InputError, match=r"lstm has no preset 'nope'; its presets: quick, uni-quick, gru-quick"):
+        train.main(["--model", "lstm", "--preset", "nope", "--db", str(db), "--models-dir", str(ws.models_dir)])
+    assert not db.exists()  # refused before anything was opened
     with pytest.raises(InputError, match=r"no corpus 'nowhere'.*--models none"):
         train.main(["--model", "tfidf-lr", "--corpus", "nowhere", "--db", str(db),
                     "--models-dir", str(ws.models_dir)])
