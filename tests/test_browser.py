@@ -87,6 +87,22 @@ def no_error(tab, where: str) -> None:
     assert tab.locator(ERROR).count() == 0, f"{where}: {tab.locator(ERROR).first.inner_text()}"
 
 
+def whole_page_shot(tab, path: Path) -> None:
+    """A screenshot of the whole page: Streamlit scrolls inside its own container, so a full_page shot stops
+    at the window; the window grows to the content first, then returns to its size."""
+    size = tab.viewport_size
+    height = size["height"]
+    for _ in range(6):  # charts below the fold draw (and grow the page) once they are in view
+        tall = tab.evaluate("Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
+        if tall <= height:
+            break
+        height = tall + 50
+        tab.set_viewport_size({"width": size["width"], "height": height})
+        tab.wait_for_timeout(800)
+    tab.screenshot(path=str(path), full_page=True)
+    tab.set_viewport_size(size)
+
+
 def test_every_page_in_a_browser(server, page, tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -99,6 +115,16 @@ def test_every_page_in_a_browser(server, page, tmp_path):
         settle(page)
         page.get_by_role("heading", name=title).first.wait_for()
         no_error(page, title)
+        if title == "Overview":  # the trained-on x evaluated-on matrix draws, for either metric
+            page.get_by_role("heading", name="Trained on x evaluated on").wait_for()
+            assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2  # accuracy CIs + the matrix
+            roc_auc = page.get_by_role("radiogroup", name="Metric").get_by_role("radio", name="ROC-AUC")
+            roc_auc.click()
+            settle(page)
+            no_error(page, "matrix metric")
+            assert roc_auc.get_attribute("aria-checked") == "true"
+            assert page.locator("[role=columnheader]", has_text="trained on").count() >= 1  # leaderboard
+            assert page.locator('img[src="x"]').count() == 0
         if title == "ROC and precision-recall":
             before = page.locator('[data-testid="stSlider"]').first.inner_text()
             thumb = page.locator('[data-testid="stSlider"] input[type=range]').first
@@ -119,7 +145,7 @@ def test_every_page_in_a_browser(server, page, tmp_path):
             shown = page.locator('[data-testid="stText"]').all_inner_texts()
             assert "<img src=x onerror=alert(1)>" in shown  # literally, as text
             assert page.locator('img[src="x"]').count() == 0  # never as HTML
-        page.screenshot(path=str(shots / f"{i + 1}-{title.split()[0].lower()}.png"), full_page=True)
+        whole_page_shot(page, shots / f"{i + 1}-{title.split()[0].lower()}.png")
     keep = ROOT / "data" / "screenshots"
     keep.mkdir(parents=True, exist_ok=True)
     for shot in shots.iterdir():
