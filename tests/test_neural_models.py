@@ -71,7 +71,12 @@ def assert_round_trip(model, cls, directory: Path) -> np.ndarray:
     p = model.predict_proba(PROBE)
     assert p.shape == (len(PROBE),) and p.dtype == np.float64 and np.all((p >= 0) & (p <= 1))
     model.save(directory)
-    again = cls.load(directory).predict_proba(PROBE)
+    loaded = cls.load(directory)
+    if hasattr(loaded, "set_precision"):
+        # load() picks the arithmetic by a timing of this CPU, which a busy machine can tip either way: compare
+        # like with like (the arithmetic is tested on its own, above and in test_kernels)
+        loaded.set_precision(model.precision)
+    again = loaded.predict_proba(PROBE)
     assert np.array_equal(p, again)
     assert model.n_params() > 0 and model.device in ("cpu", "cuda")
     return p
