@@ -18,7 +18,15 @@ The integer kernels compute y = x @ W.T for int8 W, each row (token) of x quanti
 Measured on the AVX2-only machine (AMD EPYC, 2 threads, a 2048 x 384 by 384 x 1536 product, GEMM alone):
 fp32 157-182, int_mm 3-5, fbgemm 276-301, bf16 17-21 GOP/s. onnxruntime's MatMulInteger (uint8 x int8) was measured as
 well: 366-375 GOP/s alone, but called layer by layer from torch it was slower than fbgemm (its thread pool
-and torch's share the same 2 cores), so it is not a candidate.
+and torch's share the same 2 cores), so it is not a candidate. On an Intel Xeon with AVX-512 VNNI, bf16 and
+AMX (2 threads, the feed-forward pair that ``measure`` times): fp32 297-321, int_mm 390-414 (1.3x), fbgemm
+340-433 (1.2-1.4x), bf16 1,440-1,570 GOP/s (4.9x, AMX); there int_mm and fbgemm trade places from one
+measurement to the next, and either is a fine default. bf16 on avx512_bf16 without AMX (oneDNN limited to
+AVX512_CORE_BF16) measured 0.6x fp32: a bf16 flag is not enough, the measurement decides.
+
+To make a bigger CPU behave as an AVX2-only one, each library needs its own switch (tests/test_kernels.py:
+AVX2_ONLY): ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, FBGEMM_ENABLE_INSTRUCTIONS=AVX2 and
+MKL_ENABLE_INSTRUCTIONS=AVX2.
 
 ``SENTIMENT_INT8_KERNEL=int_mm|fbgemm|none`` overrides the choice (tests use it to run every path anywhere).
 """

@@ -224,12 +224,16 @@ class BertClassifier:
     def set_precision(self, precision: str = "auto") -> str:
         """Inference only, on the CPU, once after loading; returns what runs and why, in one line.
 
-        auto: fp32, the arithmetic the model was trained in (int8 and bf16 change a few predictions, so they
-        are opt-in). int8: every encoder nn.Linear becomes an Int8Linear summed by the fastest integer kernel
-        this CPU has (core.kernels). bf16: the whole network cast to bfloat16."""
+        auto: bf16 where this CPU has native bf16 AND it measured at least 1.1x fp32 (core.kernels: with AMX
+        about 4x; bert-quick then gave the fp32 prediction on 99.92% of the imdb test split, accuracy 0.8524
+        against 0.8522), else fp32, the training arithmetic. int8 (opt-in: it is slower than bf16 where bf16
+        is fast, and changes a few predictions): every encoder nn.Linear becomes an Int8Linear summed by the
+        fastest integer kernel this CPU has. bf16: the whole network cast to bfloat16."""
         plan = kernels.current()
         if precision == "auto":
-            precision, note = "fp32", "fp32 (auto: the training arithmetic; int8 and bf16 are opt-in)"
+            if plan.bf16:
+                return f"{self.set_precision('bf16')} (auto)"
+            precision, note = "fp32", "fp32 (auto: the training arithmetic; bf16 is not fast on this CPU)"
         elif precision == "int8":
             kernel = plan.fastest_int8
             bits = plan.weight_bits(kernel)
