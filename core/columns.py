@@ -171,3 +171,29 @@ def parse_kinds(spec: list[str]) -> dict[str, str]:
             raise ValueError(f"--col-type {item!r}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
         out[column] = kind
     return out
+
+
+def long_form(review_ids: pd.Series, name: str, raw: pd.Series, kind: str, fmt: str | None = None
+              ) -> tuple[pd.DataFrame, int]:
+    """One kept column of some reviews as rows of the ``review_fields`` table, and its unparsed count.
+
+    Parsed values go to num_value (numeric; boolean as 1/0), time_value (datetime) or text_value
+    (categorical, text); a cell that did not parse keeps its raw text in text_value with no typed value,
+    so nothing the file held is lost. Empty cells get no row.
+
+    >>> rows, unparsed = long_form(pd.Series(["a", "b", "c"]), "votes", pd.Series(["3", "lots", ""]), "numeric")
+    >>> rows["review_id"].tolist(), rows["num_value"].tolist(), rows["text_value"].fillna("-").tolist(), unparsed
+    (['a', 'b'], [3.0, nan], ['-', 'lots'], 1)
+    """
+    parsed, unparsed = parse(raw, kind, fmt)
+    text = raw.astype("string").str.strip()
+    present = (text.notna() & (text != "")).to_numpy()
+    typed = kind in ("boolean", "numeric", "datetime")
+    ok = parsed.notna().to_numpy() if typed else present
+    frame = pd.DataFrame({
+        "review_id": review_ids.to_numpy(), "field": name, "kind": kind,
+        "text_value": (text.where(~ok if typed else ok).astype(object)).to_numpy(),
+        "num_value": (parsed.astype("float64") if kind in ("boolean", "numeric") else np.nan),
+        "time_value": (parsed if kind == "datetime" else pd.NaT),
+    }, index=raw.index)
+    return frame[present].reset_index(drop=True), unparsed

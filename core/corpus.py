@@ -15,7 +15,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -117,11 +117,16 @@ class Columns:
     label: str | None = None
     label_kind: str = "text"  # 'text' (positive/negative, pos/neg, 1/0) or 'stars' (1-5)
     split: str | None = None  # a column of train/validation/test (core.splits spellings); empty = none
+    keep: tuple[str, ...] | None = None  # other columns stored beside each review: None = all, () = none
+    kinds: dict[str, str] = field(default_factory=dict)  # a kept column's kind when not inferred (core.columns)
+
+
+FIELD = "field:"  # a kept column NAME is the column FIELD + NAME of a chunk's reviews (never a clash with text)
 
 
 @dataclass
 class Chunk:
-    reviews: pd.DataFrame  # review_id, text, label, split, source_row (rows that can be scored)
+    reviews: pd.DataFrame  # review_id, text, label, split, source_row, field:NAME... (rows that can be scored)
     rejects: pd.DataFrame  # location, review_id, reason, excerpt
     fraction: float        # share of the input read so far (for time-left estimates)
 
@@ -129,9 +134,10 @@ class Chunk:
 REJECT_COLUMNS = ["location", "review_id", "reason", "excerpt"]
 
 
-# One data row's cells in the mapped columns: (id, text, label, split), None for a role that is not mapped.
+# One data row's cells: (id, text, label, split, (kept cells...)), None for a role that is not mapped.
 # From CSV they are str (bytes in a row with bytes that are not UTF-8); from Parquet str, bytes, numbers or None.
-_Cells = tuple[str | bytes | float | None, str | bytes | None, str | bytes | float | None, str | bytes | None]
+_Cells = tuple[str | bytes | float | None, str | bytes | None, str | bytes | float | None, str | bytes | None,
+               tuple]
 
 
 class _Broken(NamedTuple):
@@ -169,6 +175,23 @@ def _check_columns(path: Path, found: list[str], cols: Columns) -> None:
             raise InputError(f"{path}: no {role} column {name!r}; the file has columns {found}")
         if found.count(name) > 1:
             raise InputError(f"{path}: column {name!r} appears {found.count(name)} times; rename all but one")
+
+
+def _kept_columns(path: Path, found: list[str], cols: Columns, scalar=lambda name: True) -> list[str]:
+    """The columns stored beside each review: those named in ``cols.keep``, or every column of the file that
+    has no role (once in the header, and a scalar column in Parquet)."""
+    roles = {name for _, name in _roles(cols)}
+    if cols.keep is None:
+        return [n for n in found if n not in roles and found.count(n) == 1 and scalar(n)
+                and not n.startswith("__index_level_")]  # pandas' saved index: not the user's column
+    for name in cols.keep:
+        if name not in found:
+            raise InputError(f"{path}: no column {name!r} to keep; the file has columns {found}")
+        if name in roles:
+            raise InputError(f"{path}: column {name!r} is already mapped to a role; it cannot be kept as well")
+        if not scalar(name):
+            raise InputError(f"{path}: column {name!r} holds lists or structs; only scalar columns can be kept")
+    return list(cols.keep)
 
 
 def _open_binary(path: Path) -> BinaryIO:
@@ -269,8 +292,9 @@ def _read_header(path: Path, reader: Iterator[list[str]]) -> list[str]:
     raise InputError(f"{path}: the file is empty (no header row)")
 
 
-def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken, float]]:
-    """The data rows of a CSV/TSV file as (id, text, label) cells, with the share of the file read.
+def _csv_rows(path: Path, cols: Columns, kept: list[str]) -> Iterator[tuple[_Cells | _Broken, float]]:
+    """The data rows of a CSV/TSV file as (id, text, label, split, kept) cells, with the share of the file
+    read. ``kept`` is filled with the kept columns' names once the header is read.
 
     No null markers: a cell is the text it holds (``NA`` is the text NA); only an empty cell is empty.
     """
@@ -283,6 +307,8 @@ def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken, flo
         header = _read_header(path, reader)
         _check_columns(path, header, cols)
         at = [None if name is None else header.index(name) for name in (cols.id, cols.text, cols.label, cols.split)]
+        kept.extend(_kept_columns(path, header, cols))
+        at_kept = [header.index(name) for name in kept]
         while True:
             lines.start_record()
             try:
@@ -303,10 +329,12 @@ def _csv_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken, flo
                 excerpt = _printable(delimiter.join(fields)[:200])
                 yield _Broken(f"line {lines.first}", reason, excerpt), lines.offset / size
                 continue
-            cells = tuple(None if i is None else fields[i] for i in at)
+            cells = [None if i is None else fields[i] for i in at]
+            extra = tuple(fields[i] for i in at_kept)
             if lines.not_utf8:  # as bytes, so that decoding them names the bad byte
-                cells = tuple(None if c is None else c.encode("utf-8", "surrogateescape") for c in cells)
-            yield cells, lines.offset / size
+                cells = [None if c is None else c.encode("utf-8", "surrogateescape") for c in cells]
+                extra = tuple(c.encode("utf-8", "surrogateescape") for c in extra)
+            yield (*cells, extra), lines.offset / size
 
 
 # ------------------------------------------------------------------------------------- Parquet
@@ -331,8 +359,15 @@ def _check_parquet_types(path: Path, schema: pa.Schema, cols: Columns) -> None:
             raise InputError(f"{path}: the {role} column {name!r} has type {kind}; it must hold {wanted}")
 
 
-def _parquet_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken, float]]:
-    """The rows of a Parquet file, each with the share of its rows read so far.
+def _scalar(schema: pa.Schema):
+    def test(name: str) -> bool:
+        kind = schema.field(name).type
+        return not pa.types.is_nested(kind.value_type if pa.types.is_dictionary(kind) else kind)
+    return test
+
+
+def _parquet_rows(path: Path, cols: Columns, kept: list[str]) -> Iterator[tuple[_Cells | _Broken, float]]:
+    """The rows of a Parquet file, each with the share of its rows read so far (``kept`` as for CSV).
 
     Row group by row group: the rows of a row group that cannot be decoded (those not read before the
     error) are one _Broken each, and the next row group is read.
@@ -345,13 +380,16 @@ def _parquet_rows(path: Path, cols: Columns) -> Iterator[tuple[_Cells | _Broken,
         _check_columns(path, pf.schema_arrow.names, cols)
         _check_parquet_types(path, pf.schema_arrow, cols)
         names = [cols.id, cols.text, cols.label, cols.split]
+        kept.extend(_kept_columns(path, pf.schema_arrow.names, cols, _scalar(pf.schema_arrow)))
         total, row = max(pf.metadata.num_rows, 1), 0
         for group in range(pf.num_row_groups):
             end = row + pf.metadata.row_group(group).num_rows
             reason = "unreadable Parquet data: the row group ended early"
             try:
-                for batch in pf.iter_batches(batch_size=65536, row_groups=[group], columns=[n for n in names if n]):
-                    for cells in zip(*(batch.column(n).to_pylist() if n else repeat(None) for n in names)):
+                for batch in pf.iter_batches(batch_size=65536, row_groups=[group],
+                                             columns=[n for n in names if n] + kept):
+                    extra = zip(*(batch.column(n).to_pylist() for n in kept)) if kept else repeat(())
+                    for cells in zip(*(batch.column(n).to_pylist() if n else repeat(None) for n in names), extra):
                         row += 1
                         yield cells, row / total
             except (pa.ArrowException, OSError) as e:
@@ -373,11 +411,20 @@ def _as_text(value: str | bytes | float | None) -> str | None:
     return str(value)
 
 
-def _review(row: int, cells: _Cells, cols: Columns, seen_ids: set[str]) -> tuple[str, str, str | None, str | None,
-                                                                               int]:
-    """(review_id, text, label, split, source_row) of one data row; raises _Rejected saying why it cannot be
-    scored (a split value that is not train/validation/test too: a typo must not move a test review)."""
-    raw_id, raw_text, raw_label, raw_split = cells
+def _field_text(value) -> str | None:
+    """A kept cell as text, never a reject: bad bytes become U+FFFD, a float NaN (a missing value) None."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _review(row: int, cells: _Cells, cols: Columns, seen_ids: set[str]) -> tuple:
+    """(review_id, text, label, split, source_row, *kept cells as text) of one data row; raises _Rejected
+    saying why it cannot be scored (a split value that is not train/validation/test too: a typo must not
+    move a test review). A kept cell never rejects its row."""
+    raw_id, raw_text, raw_label, raw_split, extra = cells
     review_id = None
     try:
         if cols.id:
@@ -403,7 +450,7 @@ def _review(row: int, cells: _Cells, cols: Columns, seen_ids: set[str]) -> tuple
         raise _Rejected(review_id, str(e)) from None
     review_id = review_id or str(row)
     seen_ids.add(review_id)
-    return review_id, text, label, split, row
+    return review_id, text, label, split, row, *(_field_text(v) for v in extra)
 
 
 def _cell_excerpt(value: str | bytes | None) -> str | None:
@@ -412,10 +459,10 @@ def _cell_excerpt(value: str | bytes | None) -> str | None:
     return None if value is None else str(value)[:200]
 
 
-def _chunk(reviews: list[tuple], rejects: list[tuple], fraction: float) -> Chunk:
+def _chunk(reviews: list[tuple], rejects: list[tuple], fraction: float, kept: list[str]) -> Chunk:
     return Chunk(
-        pd.DataFrame(reviews, columns=["review_id", "text", "label", "split", "source_row"]).astype(
-            {"source_row": "int64"}),
+        pd.DataFrame(reviews, columns=["review_id", "text", "label", "split", "source_row",
+                                       *(FIELD + name for name in kept)]).astype({"source_row": "int64"}),
         pd.DataFrame(rejects, columns=REJECT_COLUMNS),
         fraction,
     )
@@ -431,10 +478,11 @@ def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000) -> Iterator
     path = Path(path)
     _check_roles_differ(path, cols)
     suffix = path.suffix.lower()
+    kept: list[str] = []  # filled by the reader from the header, before its first row
     if suffix in (".parquet", ".pq"):
-        rows = _parquet_rows(path, cols)
+        rows = _parquet_rows(path, cols, kept)
     elif suffix in (".csv", ".tsv", ".txt"):
-        rows = _csv_rows(path, cols)
+        rows = _csv_rows(path, cols, kept)
     else:
         raise InputError(f"{path}: unknown file type {suffix or '(none)'}; give a .csv or .parquet file")
     reviews: list[tuple] = []
@@ -443,7 +491,7 @@ def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000) -> Iterator
     read = 0.0  # share of the file read up to the end of the last row taken
     for row, (item, fraction) in enumerate(rows):
         if len(reviews) + len(rejects) >= chunk_rows:  # flushed only now, so the last chunk says 1.0
-            yield _chunk(reviews, rejects, read)
+            yield _chunk(reviews, rejects, read, kept)
             reviews, rejects = [], []
             seen_ids.clear()
         if isinstance(item, _Broken):
@@ -455,4 +503,4 @@ def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000) -> Iterator
                 rejects.append((f"row {row}", e.review_id, e.reason, _cell_excerpt(item[1])))
         read = fraction
     if reviews or rejects:
-        yield _chunk(reviews, rejects, 1.0)
+        yield _chunk(reviews, rejects, 1.0, kept)

@@ -32,8 +32,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from core import store
-from core.corpus import REJECT_COLUMNS, Chunk, Columns, ensure_imdb, read_chunks
+from core import columns, store
+from core.corpus import FIELD, REJECT_COLUMNS, Chunk, Columns, ensure_imdb, read_chunks
 from core.errors import InputError
 from core.metrics import valid_probabilities
 from core.progress import Progress
@@ -92,6 +92,7 @@ class Tally:
     rejected: int = 0
     skipped: int = 0
     scored: Counter = field(default_factory=Counter)  # model -> predictions written
+    unparsed: Counter = field(default_factory=Counter)  # kept column -> cells that did not parse as its kind
     timings: Timings = field(default_factory=Timings)
 
 
@@ -244,6 +245,7 @@ class Ingest:
         self.files: dict[str, str] = {}
         self.stored = StoredIds(np.empty(0, dtype=np.uint64))
         self.split_recipe: dict | None = None  # how the corpus's splits are made (core.splits), once known
+        self.fields: dict[str, dict] = {}  # kept column -> {"kind", "format"}: how its cells are read
 
     # -- reading
 
@@ -280,10 +282,41 @@ class Ingest:
                 if self.split_recipe is None and self.columns.split:
                     self.split_recipe = {"column": self.columns.split}
                     store.set_split_recipe(self.con, self.corpus, self.split_recipe)
+                self.fields = self._field_kinds(first.reviews)
+                if self.fields:
+                    store.set_field_kinds(self.con, self.corpus, {
+                        **store.corpus_details(self.con, self.corpus).get("fields", {}), **self.fields})
             self.files[self.fingerprint] = str(self.path)
             self.stored = StoredIds(store.stored_id_hashes(self.con, self.corpus))
         yield first
         yield from chunks
+
+    def _field_kinds(self, reviews: pd.DataFrame) -> dict[str, dict]:
+        """Each kept column's kind: as the corpus already stores it (every file of a corpus is read alike),
+        else as asked (--col-type), else inferred from the first chunk's values."""
+        stored = store.corpus_details(self.con, self.corpus).get("fields", {})
+        kinds = {}
+        for name in (c[len(FIELD):] for c in reviews.columns if c.startswith(FIELD)):
+            asked = self.columns.kinds.get(name)
+            if asked is not None:
+                fmt = columns.date_format(name, reviews[FIELD + name]) if asked == "datetime" else None
+                kinds[name] = {"kind": asked, "format": fmt}
+            elif name in stored:
+                kinds[name] = stored[name]
+            else:
+                kind, fmt = columns.infer_kind(name, reviews[FIELD + name])
+                kinds[name] = {"kind": kind, "format": fmt}
+        return kinds
+
+    def _field_rows(self, reviews: pd.DataFrame) -> pd.DataFrame:
+        """The kept columns of reviews about to be stored, as review_fields rows; unparsed cells counted."""
+        frames = []
+        for name, how in self.fields.items():
+            rows, unparsed = columns.long_form(reviews["review_id"], name, reviews[FIELD + name], how["kind"],
+                                               how.get("format"))
+            self.tally.unparsed[name] += unparsed
+            frames.append(rows)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def _identify(self, chunk: Chunk) -> Chunk:
         """Give the chunk's rows their file identity: the fingerprint, and ids when the file has none."""
@@ -307,6 +340,7 @@ class Ingest:
                 rejects = rejects.assign(location=rejects["location"] + f" of {self.path.name} ({self.fingerprint})")
                 with store.transaction(self.con):
                     store.insert_reviews(self.con, self.corpus, new.assign(split=split_of_new(new, self.split_recipe)))
+                    store.insert_fields(self.con, self.corpus, self._field_rows(new))
                     store.insert_rejects(self.con, self.corpus, rejects, self.run_id)
                 self.tally.rejected += len(rejects)
                 # predictions are written after their reviews: reviews new in this chunk have none yet

@@ -38,6 +38,16 @@ CREATE TABLE IF NOT EXISTS reviews (
     n_chars     INTEGER,
     PRIMARY KEY (corpus, review_id)
 );
+CREATE TABLE IF NOT EXISTS review_fields (   -- the input file's other columns, one row per review and column
+    corpus      VARCHAR NOT NULL,
+    review_id   VARCHAR NOT NULL,
+    field       VARCHAR NOT NULL,  -- the column's name in the file
+    kind        VARCHAR NOT NULL,  -- core.columns: boolean | numeric | datetime | categorical | text
+    text_value  VARCHAR,           -- categorical/text; or the raw cell of a typed column that did not parse
+    num_value   DOUBLE,            -- numeric; boolean as 1 / 0
+    time_value  TIMESTAMP,         -- datetime (UTC)
+    PRIMARY KEY (corpus, review_id, field)
+);
 CREATE TABLE IF NOT EXISTS predictions (
     corpus      VARCHAR NOT NULL,
     review_id   VARCHAR NOT NULL,
@@ -262,11 +272,15 @@ def corpus_details(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
     return json.loads(row[0] or "{}") if row else {}
 
 
+def _set_detail(con: duckdb.DuckDBPyConnection, corpus: str, key: str, value) -> None:
+    details = corpus_details(con, corpus)
+    details[key] = value
+    con.execute("UPDATE corpora SET details = ? WHERE corpus = ?", [json.dumps(details), corpus])
+
+
 def set_split_recipe(con: duckdb.DuckDBPyConnection, corpus: str, recipe: dict) -> None:
     """Record how the corpus's splits were made (core.splits): drawn with a seed, or a column of the file."""
-    details = corpus_details(con, corpus)
-    details["split"] = recipe
-    con.execute("UPDATE corpora SET details = ? WHERE corpus = ?", [json.dumps(details), corpus])
+    _set_detail(con, corpus, "split", recipe)
 
 
 def unsplit_labelled(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFrame:
@@ -313,6 +327,26 @@ def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame
         )
     finally:
         con.unregister("_new_reviews")
+
+
+def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
+    """df columns: review_id, field, kind, text_value, num_value, time_value (core.columns.long_form).
+    Existing (corpus, review_id, field) rows are kept, so a resumed file adds nothing twice."""
+    if df.empty:
+        return
+    con.register("_new_fields", df.assign(corpus=corpus)[
+        ["corpus", "review_id", "field", "kind", "text_value", "num_value", "time_value"]])
+    try:
+        con.execute("INSERT INTO review_fields SELECT corpus, review_id, field, kind, text_value, num_value, "
+                    "time_value FROM _new_fields ON CONFLICT DO NOTHING")
+    finally:
+        con.unregister("_new_fields")
+
+
+def set_field_kinds(con: duckdb.DuckDBPyConnection, corpus: str, kinds: dict[str, dict]) -> None:
+    """Record the kind (and datetime format) of each kept column: every later file of the corpus is read
+    the same way."""
+    _set_detail(con, corpus, "fields", kinds)
 
 
 def existing_reviews(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[str]) -> pd.DataFrame:

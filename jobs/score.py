@@ -10,6 +10,11 @@ batches of a few seconds, so an interrupted run (Ctrl-C, kill -9) loses at most 
 the same command again and it continues where it stopped, scoring only what is missing. Rows that cannot be
 scored go to the `rejects` table with their reason. Without --id-col a review's id is the file's
 fingerprint and its row (FINGERPRINT:ROW): the same file twice is harmless, another file never collides.
+
+The file's other columns (product, category, date, verified, votes...) are stored beside each review in
+`review_fields` (all of them, or those --keep-cols names), each read as the kind core.columns infers from its
+first chunk (boolean, numeric, datetime, categorical, text) or --col-type says. A cell that does not parse
+as its column's kind keeps its raw text and no typed value, and is counted in the final summary.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import store
+from core.columns import KINDS, parse_kinds
 from core.corpus import Columns
 from core.errors import InputError
 from core.ingest import Ingest, Tally, recorded_run, score_local
@@ -48,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-col",
                    help="column holding each review's split: train, validation (val, dev) or test; default: none, "
                         "and jobs.train draws a stratified 80/10/10 split of the labelled reviews once")
+    p.add_argument("--keep-cols", default=None, metavar="A,B|none",
+                   help="the file's other columns to store beside each review (default: all of them; none: none)")
+    p.add_argument("--col-type", action="append", default=[], metavar="COLUMN=KIND",
+                   help=f"read a kept column as KIND ({', '.join(KINDS)}) instead of the inferred one (repeatable)")
     p.add_argument("--split", help="with no INPUT: score only this split of the stored corpus (e.g. test)")
     p.add_argument("--models", default="all",
                    help="comma-separated model names, 'all' (default), or 'none' to import the file without "
@@ -144,15 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         summary = store.prediction_counts(con, args.corpus)
         reasons = store.count_rejects(con, args.corpus)
     store.publish(db)
-    report(names, tally, elapsed, peak_mb, summary, reasons)
+    report(names, tally, elapsed, peak_mb, summary, reasons, job.fields)
     return 0
 
 
 def check_input(args: argparse.Namespace) -> Columns | None:
     """The column mapping of an INPUT file (None without one); refuses contradictory options."""
     if args.input is None:
-        if args.text_col or args.id_col or args.label_col or args.split_col:
-            raise InputError("--text-col, --id-col, --label-col and --split-col describe an INPUT file; none was given")
+        if args.text_col or args.id_col or args.label_col or args.split_col or args.keep_cols or args.col_type:
+            raise InputError("--text-col, --id-col, --label-col, --split-col, --keep-cols and --col-type describe an "
+                             "INPUT file; none was given")
         return None
     if args.split:
         raise InputError("--split selects stored reviews; it cannot be combined with an INPUT file")
@@ -160,11 +171,19 @@ def check_input(args: argparse.Namespace) -> Columns | None:
         raise InputError("--text-col is required when an INPUT file is given")
     if args.split_col and not args.label_col:
         raise InputError("--split-col needs --label-col: a split is for learning from labels and measuring on them")
-    return Columns(args.text_col, args.id_col, args.label_col, args.label_kind, args.split_col)
+    try:
+        kinds = parse_kinds(args.col_type)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    keep = None if args.keep_cols is None else tuple(
+        () if args.keep_cols.strip().lower() == "none" else (c.strip() for c in args.keep_cols.split(",") if c.strip()))
+    if kinds and keep is not None and set(kinds) - set(keep):
+        raise InputError(f"--col-type names {sorted(set(kinds) - set(keep))}, which --keep-cols does not keep")
+    return Columns(args.text_col, args.id_col, args.label_col, args.label_kind, args.split_col, keep, kinds)
 
 
 def report(names: list[str], tally: Tally, elapsed: float, peak_mb: float, summary: pd.DataFrame,
-           reasons: pd.DataFrame) -> None:
+           reasons: pd.DataFrame, fields: dict[str, dict]) -> None:
     log(f"read {tally.rows_read:,} rows in {elapsed:.1f} s ({tally.rows_read / max(elapsed, 1e-9):,.0f} rows/s); "
         f"rejected {tally.rejected:,} this run; {tally.skipped:,} predictions already stored were skipped; "
         f"peak memory {peak_mb:,.0f} MB")
@@ -173,6 +192,10 @@ def report(names: list[str], tally: Tally, elapsed: float, peak_mb: float, summa
         s = tally.timings.seconds[f"model:{name}"]
         rate = f", {tally.scored[name] / s:,.0f} reviews/s ({s:,.1f} s)" if s > 0 else ""
         log(f"  {name}: {tally.scored[name]:,} new predictions{rate}")
+    if fields:
+        log("columns kept: " + ", ".join(
+            f"{name} ({how['kind']}{', ' + how['format'] if how.get('format') else ''}"
+            f"{f', {tally.unparsed[name]:,} unparsed' if tally.unparsed[name] else ''})" for name, how in fields.items()))
     log("predictions stored per model: " + ", ".join(f"{m}={n:,}" for m, n in summary.itertuples(index=False)))
     if len(reasons):
         log("rejects stored for this corpus: " + ", ".join(f"{r}={n:,}" for r, n in reasons.itertuples(index=False)))
