@@ -66,8 +66,8 @@ def parse_numeric(values: pd.Series) -> pd.Series:
     return out
 
 
-def date_format(name: str, values: pd.Series) -> str | None:
-    """The one format that reads most of ``values`` (at least SHARE of the non-empty ones), else None.
+def date_format(name: str, values: pd.Series, at_least: float = SHARE) -> str | None:
+    """The one format that reads most of ``values`` (at least ``at_least`` of the non-empty ones), else None.
 
     >>> date_format("date", pd.Series(["12/24/2012", "01/02/2013"]))
     '%m/%d/%Y'
@@ -86,7 +86,7 @@ def date_format(name: str, values: pd.Series) -> str | None:
         share = pd.to_datetime(present, format=fmt, errors="coerce").notna().mean()
         if share > best_share:
             best, best_share = fmt, share
-    return best if best_share >= SHARE else None
+    return best if best and best_share >= at_least else None
 
 
 def parse_datetime(values: pd.Series, fmt: str) -> pd.Series:

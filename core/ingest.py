@@ -299,7 +299,8 @@ class Ingest:
         for name in (c[len(FIELD):] for c in reviews.columns if c.startswith(FIELD)):
             asked = self.columns.kinds.get(name)
             if asked is not None:
-                fmt = columns.date_format(name, reviews[FIELD + name]) if asked == "datetime" else None
+                # a column asked to be dates keeps the format that reads the most of them, however few
+                fmt = columns.date_format(name, reviews[FIELD + name], 0.0) if asked == "datetime" else None
                 kinds[name] = {"kind": asked, "format": fmt}
             elif name in stored:
                 kinds[name] = stored[name]

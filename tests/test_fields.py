@@ -130,3 +130,19 @@ def test_parquet_scalar_columns_kept_and_nested_ones_skipped_or_refused(scored_d
     assert f[f.field == "when"]["time_value"].min() == pd.Timestamp("2020-01-02")
     with pytest.raises(InputError, match="column 'asked' holds lists or structs"):
         run(path, db, scored_db.models_dir, "--keep-cols", "asked")
+
+
+def test_a_column_asked_to_be_dates_keeps_the_format_that_reads_most(scored_db, tmp_path):
+    """--col-type when=datetime on a column that is mostly 'unknown' (inferred, it would be categorical): the
+    format that reads the most of it is recorded, so every chunk reads it alike, and the rest is counted."""
+    rows = [[f"w{i}", "Arrived quickly, works as described.", 4, "12/24/2012" if i % 3 == 0 else "unknown"]
+            for i in range(30)]
+    path = write_csv(tmp_path / "when.csv", ["id", "body", "stars", "when"], rows)
+    db = tmp_path / "w.duckdb"
+    assert run(path, db, scored_db.models_dir, "--col-type", "when=datetime", "--chunk-rows", "7") == 0
+    f = fields(db)
+    assert (f["kind"] == "datetime").all() and f["time_value"].notna().sum() == 10
+    assert f[f["time_value"].isna()]["text_value"].eq("unknown").all()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert '"when": {"kind": "datetime", "format": "%m/%d/%Y"}' in con.execute(
+            "SELECT details FROM corpora WHERE corpus = 'shop'").fetchone()[0]
