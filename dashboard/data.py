@@ -435,8 +435,10 @@ def roc_pr(src: Source, corpus: str, split: str, models: tuple[str, ...], step: 
 
 
 _ROC_SQL = f"""
-    WITH b AS (SELECT model, bin // $step * $step AS bin, sum(n) FILTER (WHERE label = 'positive') AS pos,
-                      sum(n) FILTER (WHERE label = 'negative') AS neg
+    WITH b AS (SELECT model, bin // $step * $step AS bin,  -- 0, not NULL, in a bin without one class: a NULL
+                      -- would make every cumulative precision above the first negative NULL and lose its area
+                      coalesce(sum(n) FILTER (WHERE label = 'positive'), 0) AS pos,
+                      coalesce(sum(n) FILTER (WHERE label = 'negative'), 0) AS neg
                FROM cube WHERE list_contains($models, model) AND label IN ('positive', 'negative') GROUP BY ALL)
     SELECT model, bin / {BINS} AS threshold,
            sum(neg) OVER w / sum(neg) OVER (PARTITION BY model) AS fpr,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -281,6 +282,37 @@ def test_binned_curves_match_the_evaluated_metrics(scored_db):
     assert (at_half["tp"] + at_half["fp"]).equals(positives.astype(at_half["tp"].dtype))  # labels are all binary
     calib = data.calibration(src, "sample", "all", models)
     assert calib.groupby("model")["n"].sum().eq(scored_db.n_rows).all()
+
+
+def test_binned_aucs_equal_sklearn_for_a_model_piled_near_0_and_1(tmp_path):
+    """The ROC/PR legend's AUCs where jobs.evaluate has not run (the 1/1000-binned cube) against scikit-learn,
+    for a confident model: most probabilities in the top and bottom bins, so the highest bins hold positives
+    only. A bin without negatives once made every cumulative precision above the first negative NULL, and
+    the legend lost that area (measured on the clothing reviews: PR-AUC 0.71-0.93 where sklearn's average
+    precision was 0.99)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.random(3000) < 0.85
+    p = np.where(y, 1 - rng.beta(0.3, 30, 3000), rng.beta(0.3, 30, 3000))  # piled at the ends
+    wrong = rng.random(3000) < 0.05  # mistakes, less confident than the right answers: the top bins hold
+    p = np.where(wrong, np.where(y, rng.uniform(0.01, 0.5, 3000), rng.uniform(0.5, 0.99, 3000)), p)  # positives only
+    db = tmp_path / "piled.duckdb"
+    ids = [f"r{i}" for i in range(len(y))]
+    with store.connect(db) as con:
+        store.upsert_corpus(con, "piled", "test", {})
+        store.insert_reviews(con, "piled", pd.DataFrame({
+            "review_id": ids, "text": "a review", "label": np.where(y, "positive", "negative"), "split": None,
+            "source_row": np.arange(len(y))}))
+        store.insert_predictions(con, "piled", "confident", ids, p, "run")
+    store.publish(db)
+    view = store.view_path(db)
+    src = data.Source(str(view), view.stat().st_mtime_ns)
+    aucs = data.aucs(src, "piled", "all", ("confident",)).set_index("model").loc["confident"]
+    assert abs(aucs["pr_auc"] - average_precision_score(y, p)) < 0.002
+    assert abs(aucs["roc_auc"] - roc_auc_score(y, p)) < 0.002
+    points = data.roc_pr(src, "piled", "all", ("confident",))
+    assert points["precision"].notna().sum() == len(points) - 1  # every point but the (0, 0) start is drawn
 
 
 def test_a_running_job_without_a_view_is_explained(tmp_path, monkeypatch):
