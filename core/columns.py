@@ -189,10 +189,11 @@ def long_form(review_ids: pd.Series, name: str, raw: pd.Series, kind: str, fmt: 
     text = raw.astype("string").str.strip()
     present = (text.notna() & (text != "")).to_numpy()
     typed = kind in ("boolean", "numeric", "datetime")
-    ok = parsed.notna().to_numpy() if typed else present
+    # text is kept for categorical and text columns, and for a typed column's cells that did not parse
+    keep_text = ~parsed.notna().to_numpy() if typed else present
     frame = pd.DataFrame({
         "review_id": review_ids.to_numpy(), "field": name, "kind": kind,
-        "text_value": (text.where(~ok if typed else ok).astype(object)).to_numpy(),
+        "text_value": text.where(keep_text).astype(object).to_numpy(),
         "num_value": (parsed.astype("float64") if kind in ("boolean", "numeric") else np.nan),
         "time_value": (parsed if kind == "datetime" else pd.NaT),
     }, index=raw.index)

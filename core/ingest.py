@@ -284,8 +284,7 @@ class Ingest:
                     store.set_split_recipe(self.con, self.corpus, self.split_recipe)
                 self.fields = self._field_kinds(first.reviews)
                 if self.fields:
-                    store.set_field_kinds(self.con, self.corpus, {
-                        **store.corpus_details(self.con, self.corpus).get("fields", {}), **self.fields})
+                    store.set_field_kinds(self.con, self.corpus, self.fields)
             self.files[self.fingerprint] = str(self.path)
             self.stored = StoredIds(store.stored_id_hashes(self.con, self.corpus))
         yield first
@@ -299,8 +298,10 @@ class Ingest:
         for name in (c[len(FIELD):] for c in reviews.columns if c.startswith(FIELD)):
             asked = self.columns.kinds.get(name)
             if asked is not None:
-                # a column asked to be dates keeps the format that reads the most of them, however few
-                fmt = columns.date_format(name, reviews[FIELD + name], 0.0) if asked == "datetime" else None
+                # a column asked to be dates keeps one format, the one that reads the most of it, however
+                # few: every chunk then reads it alike
+                fmt = (columns.date_format(name, reviews[FIELD + name], 0.0) or columns.DATE_FORMATS[0]
+                       if asked == "datetime" else None)
                 kinds[name] = {"kind": asked, "format": fmt}
             elif name in stored:
                 kinds[name] = stored[name]

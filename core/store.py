@@ -344,9 +344,9 @@ def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame)
 
 
 def set_field_kinds(con: duckdb.DuckDBPyConnection, corpus: str, kinds: dict[str, dict]) -> None:
-    """Record the kind (and datetime format) of each kept column: every later file of the corpus is read
-    the same way."""
-    _set_detail(con, corpus, "fields", kinds)
+    """Record the kind (and datetime format) of each kept column, beside those already recorded: every later
+    file of the corpus is read the same way."""
+    _set_detail(con, corpus, "fields", {**corpus_details(con, corpus).get("fields", {}), **kinds})
 
 
 def existing_reviews(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[str]) -> pd.DataFrame:

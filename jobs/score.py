@@ -175,8 +175,10 @@ def check_input(args: argparse.Namespace) -> Columns | None:
         kinds = parse_kinds(args.col_type)
     except ValueError as e:
         raise InputError(str(e)) from None
-    keep = None if args.keep_cols is None else tuple(
-        () if args.keep_cols.strip().lower() == "none" else (c.strip() for c in args.keep_cols.split(",") if c.strip()))
+    keep = None  # every other column
+    if args.keep_cols is not None:
+        names = [c.strip() for c in args.keep_cols.split(",") if c.strip()]
+        keep = () if [n.lower() for n in names] == ["none"] else tuple(names)
     if kinds and keep is not None and set(kinds) - set(keep):
         raise InputError(f"--col-type names {sorted(set(kinds) - set(keep))}, which --keep-cols does not keep")
     return Columns(args.text_col, args.id_col, args.label_col, args.label_kind, args.split_col, keep, kinds)
@@ -193,9 +195,12 @@ def report(names: list[str], tally: Tally, elapsed: float, peak_mb: float, summa
         rate = f", {tally.scored[name] / s:,.0f} reviews/s ({s:,.1f} s)" if s > 0 else ""
         log(f"  {name}: {tally.scored[name]:,} new predictions{rate}")
     if fields:
-        log("columns kept: " + ", ".join(
-            f"{name} ({how['kind']}{', ' + how['format'] if how.get('format') else ''}"
-            f"{f', {tally.unparsed[name]:,} unparsed' if tally.unparsed[name] else ''})" for name, how in fields.items()))
+        kept = []
+        for name, how in fields.items():
+            notes = [how["kind"], *([how["format"]] if how.get("format") else []),
+                     *([f"{tally.unparsed[name]:,} unparsed"] if tally.unparsed[name] else [])]
+            kept.append(f"{name} ({', '.join(notes)})")
+        log("columns kept: " + ", ".join(kept))
     log("predictions stored per model: " + ", ".join(f"{m}={n:,}" for m, n in summary.itertuples(index=False)))
     if len(reasons):
         log("rejects stored for this corpus: " + ", ".join(f"{r}={n:,}" for r, n in reasons.itertuples(index=False)))
