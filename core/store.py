@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from core import summaries
 from core.errors import StoreError
 
 SCHEMA = """
@@ -171,7 +172,7 @@ def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyCon
         raise StoreError(f"cannot open database {db}: {e}") from e
     try:
         if not read_only:
-            con.execute(SCHEMA)
+            con.execute(SCHEMA + summaries.SCHEMA)
         yield con
     except duckdb.Error as e:
         raise StoreError(f"DuckDB error on {db}: {e}") from e
@@ -179,16 +180,18 @@ def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyCon
         con.close()
 
 
-def publish(db: Path) -> Path:
-    """Copy a closed database to its view file atomically (the dashboard reads that copy).
+def publish(db: Path, log: Callable[[str], None] | None = None) -> Path:
+    """Rebuild the dashboard's summaries of the corpora that changed (core.summaries), then copy the closed
+    database to its view file atomically (the dashboard reads that copy).
 
     Call only after the writing connection is closed: then the main file holds every commit.
     """
     db, dest = Path(db), view_path(db)
     _remove_dead_copies(dest)
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    with connect(db) as con:  # fold the write-ahead log into the file before copying
-        con.execute("CHECKPOINT")
+    with connect(db) as con:
+        summaries.refresh(con, log)
+        con.execute("CHECKPOINT")  # fold the write-ahead log into the file before copying
     try:
         shutil.copyfile(db, tmp)
         os.replace(tmp, dest)
@@ -290,8 +293,14 @@ def unsplit_labelled(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFram
         [corpus]).df()
 
 
+def _changed(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
+    """The corpus's summaries are out of date: the next publish rebuilds them (core.summaries.refresh)."""
+    con.execute("DELETE FROM summary_state WHERE corpus = ?", [corpus])
+
+
 def set_splits(con: duckdb.DuckDBPyConnection, corpus: str, splits: pd.DataFrame) -> None:
     """splits columns: review_id, split. Only reviews without a split get one: a split is never redrawn."""
+    _changed(con, corpus)
     con.register("_splits", splits[["review_id", "split"]])
     try:
         con.execute(
@@ -316,6 +325,7 @@ def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame
     fingerprint). Existing (corpus, review_id) rows are kept."""
     if df.empty:
         return
+    _changed(con, corpus)
     frame = df.assign(corpus=corpus, source=df.get("source", None))[
         ["corpus", "review_id", "text", "label", "split", "source_row", "source"]]
     con.register("_new_reviews", frame)
@@ -334,6 +344,7 @@ def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame)
     Existing (corpus, review_id, field) rows are kept, so a resumed file adds nothing twice."""
     if df.empty:
         return
+    _changed(con, corpus)
     con.register("_new_fields", df.assign(corpus=corpus)[
         ["corpus", "review_id", "field", "kind", "text_value", "num_value", "time_value"]])
     try:
@@ -346,6 +357,7 @@ def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame)
 def set_field_kinds(con: duckdb.DuckDBPyConnection, corpus: str, kinds: dict[str, dict]) -> None:
     """Record the kind (and datetime format) of each kept column, beside those already recorded: every later
     file of the corpus is read the same way."""
+    _changed(con, corpus)
     _set_detail(con, corpus, "fields", {**corpus_details(con, corpus).get("fields", {}), **kinds})
 
 
@@ -427,6 +439,7 @@ def models_done(con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Se
 def insert_predictions(
     con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Sequence[str], p: np.ndarray, run_id: str
 ) -> None:
+    _changed(con, corpus)
     frame = pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object), "p": np.asarray(p, dtype=np.float64)})
     con.register("_preds", frame)
     try:

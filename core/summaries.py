@@ -1,0 +1,340 @@
+"""Aggregates of every prediction that the dashboard reads instead of the rows: built at publish time, so a
+page's cost does not grow with the corpus (10 million reviews x 6 models read as a few thousand rows).
+
+    summary_cube    corpus, split, model, label, length, bin, n, sum_p        one row per non-empty cell
+    summary_slices  corpus, split, field, value, model, label, bin, n, sum_p  per kept column's slice
+    summary_time    corpus, split, field, day, model, label, positive, n      per datetime column and day
+    summary_values  corpus, field, kind, value, ord, n, lo, hi, sliced        a column's values / buckets
+    summary_state   corpus, built_at                                          present = summaries current
+
+``bin`` is floor(P(positive) * 1000) (so bin >= 500 is exactly 'predicted positive'), ``length`` the review
+length bucket, ``label`` the true label (NULL: unlabelled). A slice is a value of a kept column: one of the
+``TOP`` most frequent values of a categorical or boolean column (the rest are '(other)'), a value of a
+numeric column with at most ``TOP`` distinct values, else one of its ten equal-count buckets, or a year of a
+datetime column; '(missing)' are the reviews without a value.
+
+Every write of reviews, predictions or fields goes through core.store, which deletes the corpus's
+summary_state row in the same transaction; ``refresh`` rebuilds the corpora without one. The same SQL also
+runs live, on the rows, when the dashboard filters on a kept column (``Where``): a filtered view is not
+precomputed.
+
+Only fixed fragments of this module are composed into SQL; every value (a column's name, a category, a
+bound) is bound as a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import duckdb
+import pandas as pd
+
+BINS = 1000       # resolution of P(positive) in every summary
+TOP = 30          # slices of a categorical column (the rest are '(other)')
+VALUES = 1000     # values of a categorical column offered to the sidebar's filter
+BUCKETS = 10      # equal-count buckets of a numeric column with more than TOP distinct values
+OTHER, MISSING = "(other)", "(missing)"
+SLICED = ("categorical", "boolean", "numeric", "datetime")  # 'text' columns (mostly distinct) are not sliced
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS summary_state (corpus VARCHAR PRIMARY KEY, built_at TIMESTAMP, seconds DOUBLE);
+CREATE TABLE IF NOT EXISTS summary_cube (corpus VARCHAR, split VARCHAR, model VARCHAR, label VARCHAR,
+    length VARCHAR, bin INTEGER, n BIGINT, sum_p DOUBLE);
+CREATE TABLE IF NOT EXISTS summary_slices (corpus VARCHAR, split VARCHAR, field VARCHAR, value VARCHAR,
+    model VARCHAR, label VARCHAR, bin INTEGER, n BIGINT, sum_p DOUBLE);
+CREATE TABLE IF NOT EXISTS summary_time (corpus VARCHAR, split VARCHAR, field VARCHAR, day DATE, model VARCHAR,
+    label VARCHAR, positive BOOLEAN, n BIGINT);
+CREATE TABLE IF NOT EXISTS summary_values (corpus VARCHAR, field VARCHAR, kind VARCHAR, value VARCHAR,
+    ord INTEGER, n BIGINT, lo VARCHAR, hi VARCHAR, sliced BOOLEAN);
+"""
+
+Run = Callable[[str, dict], pd.DataFrame]  # runs one statement with bound parameters
+
+
+# ---------------------------------------------------------------- filters on kept columns
+
+
+class FieldFilter(NamedTuple):
+    """Keep the reviews whose kept column ``field`` is one of ``values`` (categorical, boolean as
+    'true'/'false'; ``exclude``: any value but these) or within [lo, hi] (numeric: numbers; datetime: ISO
+    dates, hi exclusive). Hashable, so it can key a cache."""
+
+    field: str
+    kind: str
+    values: tuple[str, ...] = ()
+    lo: float | str | None = None
+    hi: float | str | None = None
+    exclude: bool = False
+
+
+Where = tuple[FieldFilter, ...]
+
+_VALUE = {  # a review_fields row's value as the text a slice or a filter names it by
+    "categorical": "text_value",
+    "text": "text_value",
+    "boolean": "CASE num_value WHEN 1 THEN 'true' WHEN 0 THEN 'false' END",
+}
+
+
+def where_sql(where: Where) -> tuple[str, dict]:
+    """' AND review_id IN (...)' per filter, for a ``FROM reviews WHERE corpus = $corpus`` query."""
+    parts, params = [], {}
+    for k, f in enumerate(where):
+        params[f"wf{k}"] = f.field
+        if f.kind in _VALUE:
+            test = f"{'NOT ' if f.exclude else ''}list_contains($wv{k}, {_VALUE[f.kind]})"
+            params[f"wv{k}"] = list(f.values)
+        elif f.kind == "numeric":
+            test = f"num_value BETWEEN $wlo{k} AND $whi{k}"
+            params[f"wlo{k}"], params[f"whi{k}"] = float(f.lo), float(f.hi)
+        elif f.kind == "datetime":
+            test = f"time_value >= $wlo{k}::TIMESTAMP AND time_value < $whi{k}::TIMESTAMP"
+            params[f"wlo{k}"], params[f"whi{k}"] = str(f.lo), str(f.hi)
+        else:
+            raise ValueError(f"cannot filter on a column of kind {f.kind!r}")
+        parts.append(f" AND review_id IN (SELECT review_id FROM review_fields "
+                     f"WHERE corpus = $corpus AND field = $wf{k} AND {test})")
+    return "".join(parts), params
+
+
+# ---------------------------------------------------------------- slices of a column
+
+
+class SliceDef(NamedTuple):
+    """How one kept column is cut into slices: ``values`` (categorical, boolean, numeric with few values:
+    each its own slice) or numeric ``edges`` (bucket k = [edges[k], edges[k+1]), the last one closed), or
+    datetime years (neither)."""
+
+    field: str
+    kind: str
+    values: tuple[str, ...] = ()
+    edges: tuple[float, ...] = ()
+
+    def value_sql(self) -> tuple[str, dict]:
+        """A SQL expression over review_fields naming each row's slice (NULL: the column has no value)."""
+        if self.kind == "datetime":
+            return "strftime(time_value, '%Y')", {}
+        if self.kind == "numeric" and self.edges:
+            inner = self.edges[1:-1]
+            labels = bucket_labels(self.edges)
+            cases = " ".join(f"WHEN num_value < $se{k} THEN $sl{k}" for k in range(len(inner)))
+            params = {**{f"se{k}": e for k, e in enumerate(inner)}, **{f"sl{k}": v for k, v in enumerate(labels)}}
+            params["slast"] = labels[-1]
+            return f"CASE WHEN num_value IS NULL THEN NULL {cases} ELSE $slast END", params
+        expr = "printf('%.15g', num_value)" if self.kind == "numeric" else _VALUE[self.kind]
+        return f"CASE WHEN {expr} IS NULL THEN NULL WHEN list_contains($svals, {expr}) THEN {expr} ELSE '{OTHER}' END", {
+            "svals": list(self.values)}
+
+    def slice_filter(self, value: str) -> FieldFilter | None:
+        """The sidebar filter that selects one slice's reviews (None for '(missing)')."""
+        if value == MISSING:
+            return None
+        if self.kind == "datetime":
+            return FieldFilter(self.field, "datetime", lo=f"{value}-01-01", hi=f"{int(value) + 1}-01-01")
+        if value == OTHER:
+            return FieldFilter(self.field, self.kind, values=self.values, exclude=True) if self.kind != "numeric" \
+                else None
+        if self.kind == "numeric" and self.edges:
+            k = bucket_labels(self.edges).index(value)
+            hi = self.edges[k + 1]  # [lo, hi) but the last bucket, which is closed
+            return FieldFilter(self.field, "numeric", lo=self.edges[k],
+                               hi=hi if k == len(self.edges) - 2 else math.nextafter(hi, -math.inf))
+        if self.kind == "numeric":
+            return FieldFilter(self.field, "numeric", lo=float(value), hi=float(value))
+        return FieldFilter(self.field, self.kind, values=(value,))
+
+
+def bucket_labels(edges: tuple[float, ...]) -> list[str]:
+    """
+    >>> bucket_labels((0.0, 2.5, 10.0))
+    ['0 to <2.5', '2.5 to 10']
+    """
+    last = len(edges) - 2
+    return [f"{edges[k]:g} to {'' if k == last else '<'}{edges[k + 1]:g}" for k in range(len(edges) - 1)]
+
+
+def slice_def(run: Run, corpus: str, field: str, kind: str) -> SliceDef:
+    """Read the column's values to decide its slices (the TOP most frequent, or numeric buckets)."""
+    if kind == "datetime":
+        return SliceDef(field, kind)
+    scope = {"corpus": corpus, "field": field}
+    if kind == "numeric":
+        distinct = run("SELECT DISTINCT printf('%.15g', num_value) AS v FROM review_fields WHERE corpus = $corpus "
+                       "AND field = $field AND num_value IS NOT NULL LIMIT $limit", {**scope, "limit": TOP + 1})
+        if len(distinct) > TOP:
+            q = run("SELECT quantile_disc(num_value, $qs) AS e FROM review_fields WHERE corpus = $corpus "
+                    "AND field = $field", {**scope, "qs": [k / BUCKETS for k in range(BUCKETS + 1)]})
+            edges = tuple(sorted({float(e) for e in q["e"].iloc[0]}))
+            if len(edges) > 1:
+                return SliceDef(field, kind, edges=edges)
+        ordered = sorted(distinct["v"].tolist(), key=float)
+        return SliceDef(field, kind, values=tuple(ordered))
+    top = run(f"SELECT {_VALUE[kind]} AS v FROM review_fields WHERE corpus = $corpus AND field = $field "
+              f"AND {_VALUE[kind]} IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $limit",
+              {**scope, "limit": TOP})
+    return SliceDef(field, kind, values=tuple(top["v"].tolist()))
+
+
+# ---------------------------------------------------------------- the aggregates, as SQL
+
+# One corpus's predictions joined to its reviews on small integer codes (model index, label, length bucket,
+# bin): the cheap way to aggregate tens of millions of rows. ``{r}`` is the reviews side, which may add
+# columns (split, a slice value); ``{keys}`` the extra grouping columns it brings.
+_IDX = "idx AS (SELECT unnest($names) AS model, (generate_subscripts($names, 1) - 1)::UTINYINT AS i)"
+_LABEL_CODE = ("CASE label WHEN 'negative' THEN 0 WHEN 'positive' THEN 1 WHEN 'neutral' THEN 2 ELSE 3 END"
+               "::UTINYINT AS lc")
+_LENGTH_CODE = ("CASE WHEN n_chars < 500 THEN 0 WHEN n_chars < 1000 THEN 1 WHEN n_chars < 2000 THEN 2 "
+                "ELSE 3 END::UTINYINT AS lb")
+_BIN = f"least(floor(p.p_positive * {BINS}), {BINS - 1})::USMALLINT AS bin"
+LABEL = "['negative', 'positive', 'neutral', NULL][c.lc + 1] AS label"
+LENGTH = "['1: < 500 chars', '2: 500-999', '3: 1000-1999', '4: 2000+'][c.lb + 1] AS length"
+
+
+def _split_scope(split: str | None) -> tuple[str, str]:
+    """(the reviews-side condition, the split column): one split, or every split grouped ('all': none)."""
+    if split is None:
+        return "", "coalesce(split, 'all') AS split, "
+    return " AND coalesce(split, 'all') = $split", ""
+
+
+def cube_sql(split: str | None, where: Where = ()) -> tuple[str, dict]:
+    """model, label, length, bin, n, sum_p (and split when ``split`` is None) for $corpus and $names."""
+    cond, split_col = _split_scope(split)
+    filt, params = where_sql(where)
+    return f"""
+        WITH {_IDX},
+        r AS (SELECT review_id, {split_col}{_LABEL_CODE}, {_LENGTH_CODE} FROM reviews
+              WHERE corpus = $corpus{cond}{filt}),
+        c AS (SELECT {'r.split, ' if split is None else ''}idx.i, r.lc, r.lb, {_BIN},
+                     count(*) AS n, sum(p.p_positive) AS sum_p
+              FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
+              WHERE p.corpus = $corpus GROUP BY ALL)
+        SELECT {'c.split, ' if split is None else ''}idx.model, {LABEL}, {LENGTH}, c.bin::INTEGER AS bin, c.n, c.sum_p
+        FROM c JOIN idx USING (i)""", params
+
+
+def slices_sql(d: SliceDef, split: str | None, where: Where = ()) -> tuple[str, dict]:
+    """value, model, label, bin, n, sum_p (and split when ``split`` is None) of one column's slices."""
+    cond, split_col = _split_scope(split)
+    filt, params = where_sql(where)
+    value, vparams = d.value_sql()
+    return f"""
+        WITH {_IDX},
+        f AS (SELECT review_id, {value} AS value FROM review_fields WHERE corpus = $corpus AND field = $field),
+        r AS (SELECT review_id, {split_col}{_LABEL_CODE} FROM reviews WHERE corpus = $corpus{cond}{filt}),
+        rv AS (SELECT r.*, coalesce(f.value, '{MISSING}') AS value FROM r LEFT JOIN f USING (review_id)),
+        c AS (SELECT {'rv.split, ' if split is None else ''}rv.value, idx.i, rv.lc, {_BIN},
+                     count(*) AS n, sum(p.p_positive) AS sum_p
+              FROM predictions p JOIN idx USING (model) JOIN rv USING (review_id)
+              WHERE p.corpus = $corpus GROUP BY ALL)
+        SELECT {'c.split, ' if split is None else ''}c.value, idx.model, {LABEL}, c.bin::INTEGER AS bin, c.n, c.sum_p
+        FROM c JOIN idx USING (i)""", {**params, **vparams, "field": d.field}
+
+
+def time_sql(field: str, split: str | None, where: Where = ()) -> tuple[str, dict]:
+    """day, model, label, positive (predicted), n (and split when ``split`` is None) of a datetime column."""
+    cond, split_col = _split_scope(split)
+    filt, params = where_sql(where)
+    return f"""
+        WITH {_IDX},
+        f AS (SELECT review_id, time_value::DATE AS day FROM review_fields
+              WHERE corpus = $corpus AND field = $field AND time_value IS NOT NULL),
+        r AS (SELECT review_id, {split_col}{_LABEL_CODE} FROM reviews WHERE corpus = $corpus{cond}{filt}),
+        c AS (SELECT {'r.split, ' if split is None else ''}f.day, idx.i, r.lc, p.p_positive >= 0.5 AS positive,
+                     count(*) AS n
+              FROM predictions p JOIN idx USING (model) JOIN r USING (review_id) JOIN f USING (review_id)
+              WHERE p.corpus = $corpus GROUP BY ALL)
+        SELECT {'c.split, ' if split is None else ''}c.day, idx.model, {LABEL}, c.positive, c.n
+        FROM c JOIN idx USING (i)""", {**params, "field": field}
+
+
+def field_kinds(run: Run, corpus: str) -> dict[str, str]:
+    """Kept column -> kind, in the file's order (as core.store.set_field_kinds recorded them)."""
+    rows = run("SELECT details FROM corpora WHERE corpus = $corpus", {"corpus": corpus})
+    details = json.loads(rows["details"].iloc[0] or "{}") if len(rows) else {}
+    return {name: how["kind"] for name, how in details.get("fields", {}).items()}
+
+
+def values_sql(d: SliceDef) -> tuple[str, dict]:
+    """value, n of a column's slices (datetime: years; numeric: its values or buckets) or, for categorical
+    and boolean columns, its VALUES most frequent values."""
+    if d.kind in ("categorical", "boolean"):
+        sql = (f"SELECT {_VALUE[d.kind]} AS value, count(*) AS n FROM review_fields WHERE corpus = $corpus "
+               f"AND field = $field AND {_VALUE[d.kind]} IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT {VALUES}")
+        return sql, {"field": d.field}
+    value, params = d.value_sql()
+    sql = (f"SELECT value, count(*) AS n FROM (SELECT {value} AS value FROM review_fields "
+           f"WHERE corpus = $corpus AND field = $field) WHERE value IS NOT NULL GROUP BY 1 ORDER BY 1")
+    return sql, {**params, "field": d.field}
+
+
+# ---------------------------------------------------------------- building them at publish time
+
+
+def refresh(con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None) -> list[str]:
+    """Rebuild the summaries of every corpus with predictions whose summary_state row is gone (the store
+    deleted it when it wrote); returns those corpora. One transaction per corpus."""
+    con.execute(SCHEMA)
+    stale = [r[0] for r in con.execute(
+        "SELECT DISTINCT corpus FROM predictions WHERE corpus NOT IN (SELECT corpus FROM summary_state) "
+        "ORDER BY corpus").fetchall()]
+    gone = "SELECT corpus FROM summary_state WHERE corpus NOT IN (SELECT DISTINCT corpus FROM predictions)"
+    for table in ("summary_cube", "summary_slices", "summary_time", "summary_values"):
+        con.execute(f"DELETE FROM {table} WHERE corpus IN ({gone})")
+    con.execute(f"DELETE FROM summary_state WHERE corpus IN ({gone})")
+    for corpus in stale:
+        t = time.perf_counter()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _rebuild(con, corpus)
+            con.execute("INSERT OR REPLACE INTO summary_state VALUES ($corpus, current_timestamp, $s)",
+                        {"corpus": corpus, "s": time.perf_counter() - t})
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        if log:
+            log(f"summaries of {corpus} rebuilt in {time.perf_counter() - t:.1f} s")
+    return stale
+
+
+def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
+    def run(sql: str, params: dict) -> pd.DataFrame:
+        return con.execute(sql, params).df()
+
+    for table in ("summary_cube", "summary_slices", "summary_time", "summary_values"):
+        con.execute(f"DELETE FROM {table} WHERE corpus = $corpus", {"corpus": corpus})
+    names = [r[0] for r in con.execute("SELECT DISTINCT model FROM predictions WHERE corpus = $corpus ORDER BY model",
+                                       {"corpus": corpus}).fetchall()]
+    scope = {"corpus": corpus, "names": names}
+    sql, params = cube_sql(None)
+    con.execute(f"INSERT INTO summary_cube SELECT $corpus, * FROM ({sql})", {**scope, **params})
+    for field, kind in field_kinds(run, corpus).items():
+        if kind not in SLICED:
+            continue
+        d = slice_def(run, corpus, field, kind)
+        sql, params = slices_sql(d, None)
+        con.execute(f"INSERT INTO summary_slices SELECT $corpus, c.split, $field, c.* EXCLUDE (split) "
+                    f"FROM ({sql}) c", {**scope, **params})
+        sql, params = values_sql(d)
+        values = con.execute(sql, {**params, "corpus": corpus}).df()
+        _insert_values(con, corpus, d, values)
+        if kind == "datetime":
+            sql, params = time_sql(field, None)
+            con.execute(f"INSERT INTO summary_time SELECT $corpus, c.split, $field, c.* EXCLUDE (split) FROM ({sql}) c",
+                        {**scope, **params})
+
+
+def _insert_values(con: duckdb.DuckDBPyConnection, corpus: str, d: SliceDef, values: pd.DataFrame) -> None:
+    rows = []
+    for k, (value, n) in enumerate(zip(values["value"], values["n"], strict=True)):
+        f = d.slice_filter(value)
+        lo, hi = (None, None) if f is None or f.lo is None else (str(f.lo), str(f.hi))
+        sliced = d.kind in ("numeric", "datetime") or value in d.values
+        rows.append((corpus, d.field, d.kind, value, k, int(n), lo, hi, sliced))
+    if rows:
+        con.executemany("INSERT INTO summary_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
