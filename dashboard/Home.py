@@ -12,9 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
     sys.path.insert(0, str(ROOT))
 
+import datetime
+
 import streamlit as st
 
-from dashboard import data
+from core.summaries import FieldFilter
+from dashboard import data, slicing
 
 st.set_page_config(page_title="Review sentiment", page_icon=":material/reviews:", layout="wide")
 
@@ -40,9 +43,43 @@ if not scored:
     show_hint("No corpus has predictions yet.")
 
 
-def _reset_scope() -> None:  # a new corpus has its own splits and models
-    for key in ("split", "models"):
+def _reset_scope() -> None:  # a new corpus has its own splits, models and columns
+    for key in [k for k in st.session_state if k in ("split", "models") or str(k).startswith("flt_")]:
         st.session_state.pop(key, None)
+
+
+def column_filters(corpus: str) -> tuple[FieldFilter, ...]:
+    """Sidebar filters on the corpus's kept columns: values of a categorical or boolean column, a range of
+    a numeric or datetime one. Only filters that narrow something are returned."""
+    columns = slicing.sliceable(src, corpus)
+    if columns.empty:
+        return ()
+    kinds = dict(zip(columns["field"], columns["kind"], strict=True))
+    where = []
+    with st.expander("Filter by column", expanded=bool(st.session_state.get("flt_fields"))):
+        for field in st.multiselect("Columns", list(kinds), key="flt_fields"):
+            kind = kinds[field]
+            key = f"flt_{kind}_{field}"
+            if kind in ("categorical", "boolean"):
+                options = slicing.values(src, corpus, field, kind)["value"].tolist()
+                picked = st.multiselect(field, options, key=key, placeholder="any value")
+                if picked:
+                    where.append(FieldFilter(field, kind, values=tuple(picked)))
+            elif kind == "numeric":
+                lo, hi = slicing.bounds(src, corpus, field)
+                if lo < hi:
+                    a, b = st.slider(field, lo, hi, (lo, hi), key=key)
+                    if (a, b) != (lo, hi):
+                        where.append(FieldFilter(field, kind, lo=a, hi=b))
+            else:
+                lo, hi = slicing.bounds(src, corpus, field)
+                days = st.date_input(field, (lo, hi), min_value=lo, max_value=hi, key=key)
+                if len(days) == 2 and tuple(days) != (lo, hi):
+                    end = days[1] + datetime.timedelta(days=1)
+                    where.append(FieldFilter(field, kind, lo=days[0].isoformat(), hi=end.isoformat()))
+        if where:
+            st.caption("Every page shows only the reviews that pass these filters.")
+    return tuple(where)
 
 
 with st.sidebar:
@@ -59,9 +96,10 @@ with st.sidebar:
     kept = [m for m in st.session_state.get("models", model_options) if m in model_options]
     st.session_state["models"] = kept
     chosen = st.multiselect("Models", model_options, key="models")
+    where = column_filters(corpus)
     st.caption(f"Reading `{Path(src.path).name}`")
 
-st.session_state["sel"] = data.Selection(src, corpus, split, tuple(chosen))
+st.session_state["sel"] = data.Selection(src, corpus, split, tuple(chosen), where)
 
 page = st.navigation([
     st.Page("views/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
@@ -70,6 +108,8 @@ page = st.navigation([
     st.Page("views/curves.py", title="ROC and precision-recall", icon=":material/show_chart:"),
     st.Page("views/disagreements.py", title="Disagreements", icon=":material/compare_arrows:"),
     st.Page("views/reviews.py", title="Reviews", icon=":material/search:"),
+    st.Page("views/slices.py", title="Slices", icon=":material/view_column:"),
+    st.Page("views/over_time.py", title="Over time", icon=":material/timeline:"),
     st.Page("views/try_it.py", title="Try it", icon=":material/edit_note:"),
     st.Page("views/training.py", title="Training", icon=":material/trending_down:"),
 ])

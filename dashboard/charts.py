@@ -256,3 +256,68 @@ def training(df: pd.DataFrame, metric: str) -> alt.Chart:
         tooltip=["model", *(["provenance"] if "provenance" in long else []), "epoch", "set",
                  alt.Tooltip(f"{metric}:Q", format=".4f")],
     ).properties(height=300, title={"acc": "accuracy"}.get(metric, metric))
+
+
+SLICE_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC-AUC", "positive_share": "predicted positive"}
+
+
+def slice_heatmap(df: pd.DataFrame, metric: str) -> alt.LayerChart:
+    """Model x slice heatmap of ``metric`` with the value printed (df: slicing.slices). Clicking a cell
+    selects its slice (the selection parameter is named 'slice')."""
+    title = SLICE_METRICS[metric]
+    df = df.assign(value_=df[metric], text=[f"{v:.3f}" if pd.notna(v) else "n/a" for v in df[metric]])
+    pick = alt.selection_point(name="slice", fields=["value"], on="click")
+    order = df.drop_duplicates("value").sort_values("order")["value"].tolist()
+    base = alt.Chart(df).encode(
+        x=alt.X("value:N", title=None, sort=order, axis=alt.Axis(labelAngle=-35, labelAlign="right", labelLimit=180)),
+        y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=240)))
+    heat = base.mark_rect().encode(
+        color=alt.Color("value_:Q", title=title, scale=alt.Scale(scheme="redyellowblue")),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
+        tooltip=[alt.Tooltip("value:N", title="slice"), "model", alt.Tooltip("reviews:Q", format=","),
+                 alt.Tooltip(f"{metric}:Q", format=".3f", title=title),
+                 alt.Tooltip(f"{metric}_lo:Q", format=".3f", title="95% low"),
+                 alt.Tooltip(f"{metric}_hi:Q", format=".3f", title="95% high")]).add_params(pick)
+    text = base.mark_text(fontSize=11).encode(text="text:N")
+    return (heat + text).properties(height=alt.Step(28))
+
+
+def slice_intervals(df: pd.DataFrame, metric: str) -> alt.LayerChart:
+    """Each slice's ``metric`` with its 95% interval, one colour per model, worst slices first."""
+    title = SLICE_METRICS[metric]
+    df = df.dropna(subset=[metric])
+    worst = df.groupby("value")[metric].min().sort_values().index.tolist()
+    base = alt.Chart(df).encode(y=alt.Y("value:N", title=None, sort=worst, axis=alt.Axis(labelLimit=200)),
+                                color=alt.Color("model:N", scale=MODELS, legend=_models_legend()),
+                                yOffset="model:N")
+    rules = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X(f"{metric}_lo:Q", title=f"{title} (95% interval)", scale=alt.Scale(zero=False)), x2=f"{metric}_hi:Q")
+    dots = base.mark_point(filled=True, size=50).encode(
+        x=f"{metric}:Q", tooltip=[alt.Tooltip("value:N", title="slice"), "model",
+                                  alt.Tooltip("reviews:Q", format=","), alt.Tooltip(f"{metric}:Q", format=".3f"),
+                                  alt.Tooltip(f"{metric}_lo:Q", format=".3f"),
+                                  alt.Tooltip(f"{metric}_hi:Q", format=".3f")])
+    return (rules + dots).properties(height=alt.Step(12))
+
+
+def over_time(df: pd.DataFrame, metric: str, title: str) -> alt.LayerChart:
+    """``metric`` per period and model (df: slicing.over_time), and for the predicted-positive share the
+    labels' own positive share as a black dashed line."""
+    lines = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("period:T", title=None), y=alt.Y(f"{metric}:Q", title=title, scale=alt.Scale(zero=False)),
+        color=alt.Color("model:N", scale=MODELS, legend=_models_legend()),
+        tooltip=[alt.Tooltip("period:T"), "model", alt.Tooltip(f"{metric}:Q", format=".3f"),
+                 alt.Tooltip("reviews:Q", format=","), alt.Tooltip("labelled:Q", format=",")])
+    if metric != "positive_share" or df["true_share"].isna().all():
+        return lines.properties(height=HEIGHT)
+    truth = alt.Chart(df.drop_duplicates("period")).mark_line(color="black", strokeDash=[5, 3]).encode(
+        x="period:T", y="true_share:Q", tooltip=[alt.Tooltip("period:T"), alt.Tooltip("true_share:Q", format=".3f",
+                                                                                       title="true positive share")])
+    return (lines + truth).properties(height=HEIGHT)
+
+
+def review_counts(df: pd.DataFrame) -> alt.Chart:
+    """Reviews per period (df: slicing.over_time; one model's rows)."""
+    return alt.Chart(df.drop_duplicates("period")).mark_bar(color="#999").encode(
+        x=alt.X("period:T", title=None), y=alt.Y("reviews:Q", title="reviews"),
+        tooltip=[alt.Tooltip("period:T"), alt.Tooltip("reviews:Q", format=",")]).properties(height=120)

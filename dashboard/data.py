@@ -27,8 +27,10 @@ import pandas as pd
 import pyarrow.csv as pa_csv
 import streamlit as st
 
-from core import store
+from core import store, summaries
+from core.metrics import auc_interval, wilson_interval
 from core.paths import default_db
+from core.summaries import Where
 
 CACHE = {"show_spinner": False, "max_entries": 512, "ttl": 3600}
 CSV_MAX_ROWS = 100_000
@@ -49,6 +51,7 @@ class Selection(NamedTuple):
     corpus: str
     split: str
     models: tuple[str, ...]
+    where: Where = ()  # the sidebar's filters on kept columns (core.summaries.FieldFilter)
 
 
 class ReviewFilter(NamedTuple):
@@ -65,6 +68,7 @@ class ReviewFilter(NamedTuple):
     chars_min: int | None = None
     chars_max: int | None = None
     search: str = ""
+    where: Where = ()
 
 
 HINT = """\
@@ -150,6 +154,18 @@ def query(src: Source, sql: str, params: dict | None = None, arrow: bool = False
 JOIN = ("predictions p JOIN (SELECT review_id, label, n_chars FROM reviews "
         "WHERE corpus = $corpus AND coalesce(split, 'all') = $split) r USING (review_id)")
 SCOPE = "p.corpus = $corpus AND list_contains($models, p.model)"
+
+
+def _in_scope(where: Where) -> tuple[str, dict]:
+    """The reviews of $corpus in $split that pass the sidebar's column filters, as a WHERE condition."""
+    filt, params = summaries.where_sql(where)
+    return "corpus = $corpus AND coalesce(split, 'all') = $split" + filt, params
+
+
+def _join(where: Where) -> tuple[str, dict]:
+    """JOIN, narrowed by the column filters."""
+    cond, params = _in_scope(where)
+    return f"predictions p JOIN (SELECT review_id, label, n_chars FROM reviews WHERE {cond}) r USING (review_id)", params
 BINARY = "r.label IN ('positive', 'negative')"
 BINS = 1000  # resolution of the cube: P(positive) in 1/1000 steps
 
@@ -230,11 +246,11 @@ def models(src: Source, corpus: str) -> list[str]:
 
 
 @st.cache_data(**CACHE)
-def labelled_count(src: Source, corpus: str, split: str) -> int:
+def labelled_count(src: Source, corpus: str, split: str, where: Where = ()) -> int:
     """Reviews with a positive/negative label in this corpus and split (0: label pages show a note)."""
-    return int(query(src, "SELECT count(*) AS n FROM reviews WHERE corpus = $corpus "
-                          "AND coalesce(split, 'all') = $split AND label IN ('positive', 'negative')",
-                     {"corpus": corpus, "split": split})["n"].iloc[0])
+    cond, params = _in_scope(where)
+    return int(query(src, f"SELECT count(*) AS n FROM reviews WHERE {cond} AND label IN ('positive', 'negative')",
+                     {"corpus": corpus, "split": split, **params})["n"].iloc[0])
 
 
 @st.cache_data(**CACHE)
@@ -296,10 +312,10 @@ def with_provenance(src: Source, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @st.cache_data(**CACHE)
-def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
-    """Per model: where it was trained, metrics of this evaluation set (if evaluated), size on disk, latest
-    scoring speed."""
-    return query(src, f"""
+def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...], where: Where = ()) -> pd.DataFrame:
+    """Per model: where it was trained, metrics of this evaluation set (if evaluated; with column filters,
+    of the filtered reviews, from the cube), size on disk, latest scoring speed."""
+    board = query(src, f"""
         WITH chosen AS (SELECT unnest($models) AS model),
              speed AS (SELECT model, arg_max(rows_per_s, measured_at) AS rows_per_s
                        FROM model_speed GROUP BY model)
@@ -314,6 +330,68 @@ def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...]) -
         LEFT JOIN {_models_table(src)} k ON k.model = c.model
         LEFT JOIN speed s ON s.model = c.model
         ORDER BY m.accuracy DESC NULLS LAST, c.model""", _scope(corpus, split, models))
+    if not where:
+        return board
+    m = binned_metrics(cube(src, corpus, split, where), models).set_index("model")
+    cols = ["n", "accuracy", "accuracy_lo", "accuracy_hi", "roc_auc", "roc_auc_lo", "roc_auc_hi", "f1",
+            "precision", "recall", "ece"]
+    board = board.drop(columns=cols + ["brier"]).join(m[cols], on="model")
+    board["accuracy_ci"] = _ci_text(board["accuracy_lo"], board["accuracy_hi"])
+    board["roc_auc_ci"] = _ci_text(board["roc_auc_lo"], board["roc_auc_hi"])
+    return board.sort_values(["accuracy", "model"], ascending=[False, True], na_position="last").reset_index(drop=True)
+
+
+def _ci_text(lo: pd.Series, hi: pd.Series) -> pd.Series:
+    return [f"{a:.3f} - {b:.3f}" if pd.notna(a) and pd.notna(b) else None for a, b in zip(lo, hi, strict=True)]
+
+
+_KEYS = {False: "", True: "value, "}  # binned_metrics per model, or per model and slice value
+
+
+def binned_metrics(frame: pd.DataFrame, models: tuple[str, ...] | list[str], by_value: bool = False
+                   ) -> pd.DataFrame:
+    """Per model (and slice ``value``) of a cube-like frame (model, label, bin, n, sum_p): reviews, n
+    (labelled positive/negative), accuracy, ROC-AUC, F1, precision, recall and ECE (10 bins) at threshold
+    0.5, the predicted-positive share of every review and the labels' positive share, with 95% intervals
+    (Wilson for shares, Hanley-McNeil for ROC-AUC).
+
+    bin >= 500 is exactly P >= 0.5, so the counts at 0.5 are exact; ROC-AUC is the Mann-Whitney statistic
+    over the 1/1000 bins (pairs within one bin count half), which equals scikit-learn's where no bin mixes
+    different probabilities of both classes, and is within 0.001 of it on the stored corpora."""
+    keys = _KEYS[by_value]
+    out = _local(f"""
+        WITH b AS (SELECT {keys}model, bin,
+                          coalesce(sum(n) FILTER (WHERE label = 'positive'), 0) AS pos,
+                          coalesce(sum(n) FILTER (WHERE label = 'negative'), 0) AS neg,
+                          coalesce(sum(sum_p) FILTER (WHERE label IN ('positive', 'negative')), 0) AS sp,
+                          sum(n) AS n_all
+                   FROM cube WHERE list_contains($models, model) GROUP BY ALL),
+        w AS (SELECT *, coalesce(sum(pos) OVER (PARTITION BY {keys}model ORDER BY bin DESC
+                                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above
+              FROM b),
+        e AS (SELECT {keys}model, sum(abs(pos - sp)) AS gap  -- ECE's 10 bins: sum |positives - sum of P|
+              FROM (SELECT {keys}model, bin * 10 // {BINS} AS tenth, sum(pos) AS pos, sum(sp) AS sp FROM b GROUP BY ALL)
+              GROUP BY ALL)
+        SELECT {keys}model, sum(n_all)::BIGINT AS reviews, (sum(pos) + sum(neg))::BIGINT AS n,
+               sum(pos)::BIGINT AS n_pos, sum(neg)::BIGINT AS n_neg,
+               coalesce(sum(pos) FILTER (WHERE bin >= {BINS // 2}), 0)::BIGINT AS tp,
+               coalesce(sum(neg) FILTER (WHERE bin >= {BINS // 2}), 0)::BIGINT AS fp,
+               coalesce(sum(n_all) FILTER (WHERE bin >= {BINS // 2}), 0)::BIGINT AS predicted_positive,
+               sum(neg * (above + pos / 2)) / nullif(sum(pos) * sum(neg), 0) AS roc_auc,
+               any_value(e.gap) / nullif(sum(pos) + sum(neg), 0) AS ece
+        FROM w JOIN e USING ({keys}model) GROUP BY ALL ORDER BY ALL""", {"models": list(models)}, cube=frame)
+    tp, fp, fn, tn = out["tp"], out["fp"], out["n_pos"] - out["tp"], out["n_neg"] - out["fp"]
+    labelled = out["n"].where(out["n"] > 0)
+    out["accuracy"] = (tp + tn) / labelled
+    out["accuracy_lo"], out["accuracy_hi"] = wilson_interval(tp + tn, out["n"])
+    out["roc_auc_lo"], out["roc_auc_hi"] = auc_interval(out["roc_auc"], out["n_pos"], out["n_neg"])
+    out["precision"] = tp / (tp + fp).where(tp + fp > 0)
+    out["recall"] = tp / out["n_pos"].where(out["n_pos"] > 0)
+    out["f1"] = 2 * tp / (2 * tp + fp + fn).where(2 * tp + fp + fn > 0)
+    out["positive_share"] = out["predicted_positive"] / out["reviews"]
+    out["positive_share_lo"], out["positive_share_hi"] = wilson_interval(out["predicted_positive"], out["reviews"])
+    out["true_share"] = out["n_pos"] / labelled
+    return out
 
 
 # ---------------------------------------------------------------- trained on x evaluated on
@@ -374,64 +452,66 @@ def fill_commands(cells: pd.DataFrame) -> str:
 
 
 @st.cache_data(**CACHE)
-def cube(src: Source, corpus: str, split: str) -> pd.DataFrame:
+def summarised(src: Source, corpus: str) -> bool:
+    """Whether the view holds current summaries of ``corpus`` (core.summaries; a view published by an older
+    version has none: then every aggregate is computed from the rows)."""
+    tables = query(src, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'db'")["table_name"]
+    if "summary_state" not in set(tables):
+        return False
+    return not query(src, "SELECT 1 AS hit FROM summary_state WHERE corpus = $corpus", {"corpus": corpus}).empty
+
+
+@st.cache_data(**CACHE)
+def cube(src: Source, corpus: str, split: str, where: Where = ()) -> pd.DataFrame:
     """Counts of every model's predictions by true label, length bucket and P(positive) bin (1/1000),
-    with the sum of P per cell: at most models x 3 x 4 x 1000 rows. Distributions, ROC/PR curves and
-    calibration are aggregated (in DuckDB) from this, so the big join runs once per corpus and split.
-    Grouping on small integer codes (model index, label, bucket, bin) keeps the 6M-row aggregate cheap."""
-    names = models(src, corpus)
-    return query(src, f"""
-        WITH idx AS (SELECT unnest($names) AS model, (generate_subscripts($names, 1) - 1)::UTINYINT AS i),
-        r AS (SELECT review_id,
-                     CASE label WHEN 'negative' THEN 0 WHEN 'positive' THEN 1 WHEN 'neutral' THEN 2 ELSE 3 END::UTINYINT AS lc,
-                     CASE WHEN n_chars < 500 THEN 0 WHEN n_chars < 1000 THEN 1 WHEN n_chars < 2000 THEN 2
-                          ELSE 3 END::UTINYINT AS lb
-              FROM reviews WHERE corpus = $corpus AND coalesce(split, 'all') = $split),
-        c AS (SELECT idx.i, r.lc, r.lb, least(floor(p.p_positive * {BINS}), {BINS - 1})::USMALLINT AS bin,
-                     count(*) AS n, sum(p.p_positive) AS sum_p
-              FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
-              WHERE p.corpus = $corpus GROUP BY ALL)
-        SELECT idx.model, ['negative', 'positive', 'neutral', NULL][c.lc + 1] AS label,
-               ['1: < 500 chars', '2: 500-999', '3: 1000-1999', '4: 2000+'][c.lb + 1] AS length,
-               c.bin::INTEGER AS bin, c.n, c.sum_p
-        FROM c JOIN idx USING (i)""", {"corpus": corpus, "split": split, "names": names})
+    with the sum of P per cell: at most models x 4 x 4 x 1000 rows. Distributions, ROC/PR curves,
+    calibration and thresholds are aggregated (in DuckDB) from this. Read from the summaries published with
+    the view; computed from the rows (one pass, core.summaries.cube_sql) when the sidebar filters on a kept
+    column or the view has no summaries."""
+    if not where and summarised(src, corpus):
+        return query(src, "SELECT model, label, length, bin, n, sum_p FROM summary_cube "
+                          "WHERE corpus = $corpus AND split = $split", {"corpus": corpus, "split": split})
+    sql, params = summaries.cube_sql(split, where)
+    return query(src, sql, {"corpus": corpus, "split": split, "names": models(src, corpus), **params})
 
 
 GROUPS = {"none": "'all reviews'", "label": "coalesce(label, '(no label)')", "length": "length"}
 
 
 @st.cache_data(**CACHE)
-def shares(src: Source, corpus: str, split: str, models: tuple[str, ...], by: str = "none") -> pd.DataFrame:
+def shares(src: Source, corpus: str, split: str, models: tuple[str, ...], by: str = "none",
+           where: Where = ()) -> pd.DataFrame:
     """model, group, predicted (P >= 0.5), n, share (within model and group)."""
     return _local(f"""
         SELECT model, {GROUPS[by]} AS "group",
                CASE WHEN bin >= {BINS // 2} THEN 'positive' ELSE 'negative' END AS predicted, sum(n) AS n,
                sum(n) / sum(sum(n)) OVER (PARTITION BY model, {GROUPS[by]}) AS share
         FROM cube WHERE list_contains($models, model) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
-                  {"models": list(models)}, cube=cube(src, corpus, split))
+                  {"models": list(models)}, cube=cube(src, corpus, split, where))
 
 
 @st.cache_data(**CACHE)
 def histogram(src: Source, corpus: str, split: str, models: tuple[str, ...], by: str = "none",
-              bins: int = 20) -> pd.DataFrame:
+              bins: int = 20, where: Where = ()) -> pd.DataFrame:
     """model, group, bin_start, bin_end, n, share (of the model's reviews in that group)."""
     return _local(f"""
         SELECT model, {GROUPS[by]} AS "group", (bin * $bins // {BINS}) / $bins AS bin_start,
                bin_start + 1 / $bins AS bin_end, sum(n) AS n,
                sum(n) / sum(sum(n)) OVER (PARTITION BY model, {GROUPS[by]}) AS share
         FROM cube WHERE list_contains($models, model) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
-                  {"models": list(models), "bins": bins}, cube=cube(src, corpus, split))
+                  {"models": list(models), "bins": bins}, cube=cube(src, corpus, split, where))
 
 
 @st.cache_data(**CACHE)
-def roc_pr(src: Source, corpus: str, split: str, models: tuple[str, ...], step: int = 5) -> pd.DataFrame:
+def roc_pr(src: Source, corpus: str, split: str, models: tuple[str, ...], step: int = 5,
+           where: Where = ()) -> pd.DataFrame:
     """ROC and PR points per model at every step/1000 threshold with reviews in it (plus the (0, 0) start
     of each ROC curve); threshold = predict positive when P >= threshold. 200 points a model are plenty
     for a chart (the AUCs use every 1/1000 bin)."""
     return _local(_ROC_SQL + """
         UNION ALL SELECT DISTINCT model, 1.0, 0.0, 0.0, 0.0, NULL FROM cube
         WHERE list_contains($models, model) AND label IN ('positive', 'negative')
-        ORDER BY model, threshold DESC""", {"models": list(models), "step": step}, cube=cube(src, corpus, split))
+        ORDER BY model, threshold DESC""", {"models": list(models), "step": step}, cube=cube(src, corpus, split, where))
 
 
 _ROC_SQL = f"""
@@ -449,7 +529,7 @@ _ROC_SQL = f"""
 
 
 @st.cache_data(**CACHE)
-def aucs(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
+def aucs(src: Source, corpus: str, split: str, models: tuple[str, ...], where: Where = ()) -> pd.DataFrame:
     """model, roc_auc, pr_auc: from the metrics table when evaluated, else from the 1/1000-binned curves."""
     binned = _local(f"""
         WITH pts AS ({_ROC_SQL})
@@ -458,63 +538,50 @@ def aucs(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.Da
         FROM (SELECT *, lag(fpr, 1, 0) OVER w AS prev_fpr, lag(tpr, 1, 0) OVER w AS prev_tpr,
                      lag(recall, 1, 0) OVER w AS prev_recall
               FROM pts WINDOW w AS (PARTITION BY model ORDER BY threshold DESC))
-        GROUP BY model ORDER BY model""", {"models": list(models), "step": 1}, cube=cube(src, corpus, split))
+        GROUP BY model ORDER BY model""", {"models": list(models), "step": 1}, cube=cube(src, corpus, split, where))
     stored = query(src, "SELECT model, roc_auc, pr_auc FROM metrics WHERE corpus = $corpus AND split = $split "
-                        "AND list_contains($models, model)", _scope(corpus, split, models))
+                        "AND list_contains($models, model) AND NOT $filtered",  # filtered: not what was evaluated
+                   {**_scope(corpus, split, models), "filtered": bool(where)})
     return _local("SELECT b.model, coalesce(s.roc_auc, b.roc_auc) AS roc_auc, "
                   "coalesce(s.pr_auc, b.pr_auc) AS pr_auc FROM binned b LEFT JOIN stored s USING (model) "
                   "ORDER BY b.model", binned=binned, stored=stored)
 
 
 @st.cache_data(**CACHE)
-def calibration(src: Source, corpus: str, split: str, models: tuple[str, ...], bins: int = 10
-                ) -> pd.DataFrame:
+def calibration(src: Source, corpus: str, split: str, models: tuple[str, ...], bins: int = 10,
+                where: Where = ()) -> pd.DataFrame:
     """model, bin, mean predicted P(positive), observed share of positives, n (labelled reviews)."""
     return _local(f"""
         SELECT model, bin * $bins // {BINS} AS bin, sum(sum_p) / sum(n) AS mean_p,
                sum(n) FILTER (WHERE label = 'positive') / sum(n) AS observed, sum(n) AS n
         FROM cube WHERE list_contains($models, model) AND label IN ('positive', 'negative') GROUP BY 1, 2 ORDER BY 1, 2""",
-                  {"models": list(models), "bins": bins}, cube=cube(src, corpus, split))
+                  {"models": list(models), "bins": bins}, cube=cube(src, corpus, split, where))
 
 
 # ---------------------------------------------------------------- confusion matrices and thresholds
 
 
-@st.cache_data(**CACHE)
-def confusion(src: Source, corpus: str, split: str, models: tuple[str, ...], threshold: float = 0.5
-              ) -> pd.DataFrame:
-    """Per model at ``threshold``, one direct query: tn, fp, fn, tp, accuracy, precision, recall, f1 over
-    the binary-labelled reviews (the Confusion page; the slider uses ``confusion_at``)."""
-    return query(src, """
-        WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
-        r AS (SELECT review_id, label = 'positive' AS y FROM reviews
-              WHERE corpus = $corpus AND coalesce(split, 'all') = $split AND label IN ('positive', 'negative')),
-        c AS (  -- small integer group keys: the cheap way to aggregate millions of rows
-            SELECT idx.i, count(*) FILTER (WHERE NOT y AND p.p_positive < $t) AS tn,
-                   count(*) FILTER (WHERE NOT y AND p.p_positive >= $t) AS fp,
-                   count(*) FILTER (WHERE y AND p.p_positive < $t) AS fn,
-                   count(*) FILTER (WHERE y AND p.p_positive >= $t) AS tp
-            FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
-            WHERE p.corpus = $corpus GROUP BY idx.i)
-        SELECT idx.model, tn, fp, fn, tp, (tn + tp) / (tn + fp + fn + tp) AS accuracy,
-               tp / nullif(tp + fp, 0) AS precision, tp / nullif(tp + fn, 0) AS recall,
-               2 * tp / nullif(2 * tp + fp + fn, 0) AS f1
-        FROM c JOIN idx USING (i) ORDER BY idx.model""", {**_scope(corpus, split, models), "t": threshold})
+def confusion(src: Source, corpus: str, split: str, models: tuple[str, ...], threshold: float = 0.5,
+              where: Where = ()) -> pd.DataFrame:
+    """Per model at ``threshold``: tn, fp, fn, tp, accuracy, precision, recall, f1 over the binary-labelled
+    reviews (the Confusion page; the same numbers as the ROC page's slider)."""
+    return confusion_at(src, corpus, split, models, threshold, where)
 
 
 @st.cache_data(**CACHE)
-def confusion_at(src: Source, corpus: str, split: str, models: tuple[str, ...], threshold: float = 0.5
-                 ) -> pd.DataFrame:
+def confusion_at(src: Source, corpus: str, split: str, models: tuple[str, ...], threshold: float = 0.5,
+                 where: Where = ()) -> pd.DataFrame:
     """Same as ``confusion`` (exactly at ``threshold``), for the live threshold slider.
 
     Exact, and cheap enough for a live slider: every cube bin other than the threshold's own bin lies
     wholly on one side of it (bin = floor(P * 1000) is monotone in P), so those counts come from the
     cube; the reviews in the threshold's bin are compared with the threshold itself in SQL."""
     edge = min(math.floor(threshold * BINS), BINS - 1)  # the same arithmetic as the cube's bin
+    cond, filt = _in_scope(where)
     inside = query(src, f"""
         WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
         r AS (SELECT review_id, label = 'positive' AS y FROM reviews
-              WHERE corpus = $corpus AND coalesce(split, 'all') = $split AND label IN ('positive', 'negative')),
+              WHERE {cond} AND label IN ('positive', 'negative')),
         c AS (SELECT idx.i, count(*) FILTER (WHERE NOT y AND p.p_positive < $t) AS tn,
                      count(*) FILTER (WHERE NOT y AND p.p_positive >= $t) AS fp,
                      count(*) FILTER (WHERE y AND p.p_positive < $t) AS fn,
@@ -523,7 +590,7 @@ def confusion_at(src: Source, corpus: str, split: str, models: tuple[str, ...], 
               WHERE p.corpus = $corpus AND p.p_positive >= $lo AND p.p_positive < $hi  -- a narrow range scan
                 AND least(floor(p.p_positive * {BINS}), {BINS - 1}) = $edge GROUP BY idx.i)
         SELECT idx.model, tn, fp, fn, tp FROM c JOIN idx USING (i)""",
-                   {**_scope(corpus, split, models), "t": threshold, "edge": edge,
+                   {**_scope(corpus, split, models), "t": threshold, "edge": edge, **filt,
                     "lo": (edge - 1) / BINS, "hi": 2.0 if edge == BINS - 1 else (edge + 2) / BINS})
     return _local("""
         WITH outside AS (
@@ -539,7 +606,7 @@ def confusion_at(src: Source, corpus: str, split: str, models: tuple[str, ...], 
                tp / nullif(tp + fp, 0) AS precision, tp / nullif(tp + fn, 0) AS recall,
                2 * tp / nullif(2 * tp + fp + fn, 0) AS f1
         FROM c ORDER BY model""", {"models": list(models), "edge": edge},
-                  cube=cube(src, corpus, split), inside=inside)
+                  cube=cube(src, corpus, split, where), inside=inside)
 
 
 CELLS = {  # cell -> (true label, predicted positive?)
@@ -549,16 +616,17 @@ CELLS = {  # cell -> (true label, predicted positive?)
 
 @st.cache_data(**CACHE)
 def cell_reviews(src: Source, corpus: str, split: str, model: str, cell: str, threshold: float = 0.5,
-                 limit: int = TEXT_ROWS) -> pd.DataFrame:
+                 limit: int = TEXT_ROWS, where: Where = ()) -> pd.DataFrame:
     """Reviews in one confusion-matrix cell, the most confident first."""
     label, positive = CELLS[cell]
+    join, filt = _join(where)
     rows = query(src, f"""
         SELECT p.review_id, r.label, p.p_positive, r.n_chars
-        FROM {JOIN} WHERE p.corpus = $corpus AND p.model = $model AND r.label = $label
+        FROM {join} WHERE p.corpus = $corpus AND p.model = $model AND r.label = $label
                     AND (p.p_positive >= $t) = $positive
         ORDER BY abs(p.p_positive - 0.5) DESC, p.review_id LIMIT $limit""",
                  {"corpus": corpus, "split": split, "model": model, "label": label, "positive": positive,
-                  "t": threshold, "limit": limit})
+                  "t": threshold, "limit": limit, **filt})
     return _texts(src, corpus, rows)
 
 
@@ -577,17 +645,17 @@ _PER_REVIEW = """
         SELECT per.*, r.label,
                coalesce(r.label = 'positive' AND mask = 0
                         OR r.label = 'negative' AND mask = (1::BIGINT << len($models)) - 1, false) AS all_contradict
-        FROM per JOIN (SELECT review_id, label FROM reviews
-                       WHERE corpus = $corpus AND coalesce(split, 'all') = $split) r USING (review_id))"""
+        FROM per JOIN (SELECT review_id, label FROM reviews WHERE {cond}) r USING (review_id))"""
 
 
 @st.cache_data(**CACHE)
-def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, ...], limit: int
-                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, ...], limit: int,
+                       where: Where = ()) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One pass over the per-review aggregate: (top reviews by spread, top reviews every model gets
     wrong, ranked by mean confidence against the label, counts by bitmask/label), so the page's toggle
     costs nothing more."""
-    both = query(src, f"""{_PER_REVIEW}
+    cond, filt = _in_scope(where)
+    both = query(src, f"""{_PER_REVIEW.format(cond=cond)}
         (SELECT 'spread' AS part, review_id, spread, label, NULL::BIGINT AS mask,
                 NULL::BOOLEAN AS all_contradict, NULL::BIGINT AS n
          FROM rp ORDER BY spread DESC, review_id LIMIT $limit)
@@ -596,7 +664,7 @@ def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, 
          ORDER BY abs(mean_p - (label = 'positive')::DOUBLE) DESC, review_id LIMIT $limit)
         UNION ALL
         SELECT 'mask', NULL, NULL, label, mask, all_contradict, count(*) FROM rp GROUP BY ALL""",
-                 {**_scope(corpus, split, models), "limit": limit})
+                 {**_scope(corpus, split, models), "limit": limit, **filt})
     spread = both[both["part"] == "spread"].sort_values(["spread", "review_id"], ascending=[False, True])
     wrong = both[both["part"] == "wrong"]  # UNION ALL keeps no order: re-rank after the text is fetched
     masks = both.loc[both["part"] == "mask", ["mask", "label", "all_contradict", "n"]]
@@ -605,11 +673,11 @@ def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, 
 
 @st.cache_data(**CACHE)
 def disagreements(src: Source, corpus: str, split: str, models: tuple[str, ...], contradict: bool = False,
-                  limit: int = TEXT_ROWS) -> pd.DataFrame:
+                  limit: int = TEXT_ROWS, where: Where = ()) -> pd.DataFrame:
     """Reviews scored by every chosen model, ranked by max - min P(positive) (or, with ``contradict``,
     only those every model gets wrong, ranked by how confidently): review_id, spread, label, one column
     of P(positive) per model, text."""
-    spread, wrong, _ = _disagreement_pass(src, corpus, split, models, limit)
+    spread, wrong, _ = _disagreement_pass(src, corpus, split, models, limit, where)
     top = wrong if contradict else spread
     long = query(src, "SELECT review_id, model, p_positive FROM predictions WHERE corpus = $corpus "
                       "AND list_contains($models, model) AND list_contains($ids, review_id)",
@@ -625,12 +693,12 @@ def disagreements(src: Source, corpus: str, split: str, models: tuple[str, ...],
     return _texts(src, corpus, table)
 
 
-def _masks(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
-    return _disagreement_pass(src, corpus, split, models, TEXT_ROWS)[2]
+def _masks(src: Source, corpus: str, split: str, models: tuple[str, ...], where: Where = ()) -> pd.DataFrame:
+    return _disagreement_pass(src, corpus, split, models, TEXT_ROWS, where)[2]
 
 
 @st.cache_data(**CACHE)
-def agreement(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> pd.DataFrame:
+def agreement(src: Source, corpus: str, split: str, models: tuple[str, ...], where: Where = ()) -> pd.DataFrame:
     """model_a, model_b, agreement (share of reviews with the same predicted label), n."""
     return _local("""
         WITH idx AS (SELECT unnest($models) AS model, generate_subscripts($models, 1) - 1 AS i)
@@ -638,18 +706,18 @@ def agreement(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> 
                coalesce(sum(n) FILTER (WHERE ((mask >> a.i) & 1) = ((mask >> b.i) & 1)), 0) / sum(n) AS agreement,
                sum(n) AS n
         FROM (SELECT mask::BIGINT AS mask, n FROM masks), idx a, idx b GROUP BY ALL ORDER BY ALL""",
-                  {"models": list(models)}, masks=_masks(src, corpus, split, models))
+                  {"models": list(models)}, masks=_masks(src, corpus, split, models, where))
 
 
 @st.cache_data(**CACHE)
-def disagreement_counts(src: Source, corpus: str, split: str, models: tuple[str, ...]) -> dict:
+def disagreement_counts(src: Source, corpus: str, split: str, models: tuple[str, ...], where: Where = ()) -> dict:
     """reviews (scored by every chosen model), split_decisions (models differ), all_contradict."""
     row = _local("""
         SELECT coalesce(sum(n), 0) AS reviews,
                coalesce(sum(n) FILTER (WHERE mask::BIGINT <> 0
                                        AND mask::BIGINT <> (1::BIGINT << len($models)) - 1), 0) AS split_decisions,
                coalesce(sum(n) FILTER (WHERE all_contradict), 0) AS all_contradict
-        FROM masks""", {"models": list(models)}, masks=_masks(src, corpus, split, models)).iloc[0]
+        FROM masks""", {"models": list(models)}, masks=_masks(src, corpus, split, models, where)).iloc[0]
     return {k: int(v) for k, v in row.items()}
 
 
@@ -659,9 +727,11 @@ def disagreement_counts(src: Source, corpus: str, split: str, models: tuple[str,
 def _review_from(f: ReviewFilter) -> tuple[str, dict]:
     """FROM + WHERE + parameters for a ReviewFilter; only fixed fragments, every value bound. Review-side
     conditions (split, label, length, text search) filter the reviews before the join."""
-    inner = ["corpus = $corpus", "coalesce(split, 'all') = $split"]
+    scope, filt = _in_scope(f.where)
+    inner = [scope]
     outer = ["p.corpus = $corpus", "p.model = $model", "p.p_positive BETWEEN $p_min AND $p_max"]
-    params: dict = {"corpus": f.corpus, "split": f.split, "model": f.model, "p_min": f.p_min, "p_max": f.p_max}
+    params: dict = {"corpus": f.corpus, "split": f.split, "model": f.model, "p_min": f.p_min, "p_max": f.p_max,
+                    **filt}
     if f.predicted:
         outer.append("p.predicted = $predicted")
         params["predicted"] = f.predicted

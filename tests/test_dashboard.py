@@ -26,7 +26,7 @@ HOME = "../dashboard/Home.py"  # AppTest resolves it against this file
 PAGES = {
     "overview": "Overview", "distributions": "Distributions", "confusion": "Confusion matrices",
     "curves": "ROC and precision-recall", "disagreements": "Disagreements", "reviews": "Reviews",
-    "try_it": "Try it", "training": "Training",
+    "try_it": "Try it", "training": "Training", "slices": "Slices", "over_time": "Over time",
 }
 IMG = "<img src=x onerror=alert(1)>"
 DROP = "'; DROP TABLE predictions; --"

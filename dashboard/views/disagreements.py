@@ -8,22 +8,22 @@ if len(sel.models) < 2:
     st.info("Choose at least two models in the sidebar to compare them.")
     st.stop()
 
-counts = data.disagreement_counts(sel.src, sel.corpus, sel.split, sel.models)
+counts = data.disagreement_counts(sel.src, sel.corpus, sel.split, sel.models, where=sel.where)
 a, b, c = st.columns(3)
 a.metric("Reviews scored by every chosen model", f"{counts['reviews']:,}")
 b.metric("Models disagree on the label", f"{counts['split_decisions']:,}")
 c.metric("Every model contradicts the true label", f"{counts['all_contradict']:,}")
 
 st.subheader("How often two models agree")
-st.altair_chart(charts.agreement(data.agreement(sel.src, sel.corpus, sel.split, sel.models)), width="content")
+st.altair_chart(charts.agreement(data.agreement(sel.src, sel.corpus, sel.split, sel.models, where=sel.where)), width="content")
 
 st.subheader("Reviews")
 contradict = st.toggle("Only reviews where every model contradicts the label (likely label errors)",
                        key="dis_contradict")
-if contradict and data.labelled_count(sel.src, sel.corpus, sel.split) == 0:
+if contradict and data.labelled_count(sel.src, sel.corpus, sel.split, where=sel.where) == 0:
     st.info("This corpus/split has no labels to contradict.")
     st.stop()
-table = data.disagreements(sel.src, sel.corpus, sel.split, sel.models, contradict)
+table = data.disagreements(sel.src, sel.corpus, sel.split, sel.models, contradict, where=sel.where)
 if table.empty:
     st.info("No reviews match.")
     st.stop()

@@ -10,11 +10,11 @@ by = st.segmented_control("Split by", ["none", "label", "length"], default="none
                                        "length": "review length"}.get) or "none"
 
 st.subheader("Predicted sentiment")
-st.altair_chart(charts.shares(data.shares(sel.src, sel.corpus, sel.split, sel.models, by), by),
+st.altair_chart(charts.shares(data.shares(sel.src, sel.corpus, sel.split, sel.models, by, where=sel.where), by),
                 width="stretch")
 
 st.subheader("P(positive)")
-hist = data.histogram(sel.src, sel.corpus, sel.split, sel.models, by)
+hist = data.histogram(sel.src, sel.corpus, sel.split, sel.models, by, where=sel.where)
 st.altair_chart(charts.histogram(hist, by))
-if by == "label" and data.labelled_count(sel.src, sel.corpus, sel.split) == 0:
+if by == "label" and data.labelled_count(sel.src, sel.corpus, sel.split, where=sel.where) == 0:
     st.info("This corpus/split has no labels: every review falls in '(no label)'.")

@@ -26,7 +26,7 @@ flt = data.ReviewFilter(
     label=None if label == ANY else label,
     correct=None if correct == ANY else correct == "correct",
     chars_min=chars[0] if chars[0] > lo else None, chars_max=chars[1] if chars[1] < hi else None,
-    search=search,
+    search=search, where=sel.where,
 )
 left, right = st.columns([3, 1])
 page = right.number_input("Page", min_value=1, value=1, key="rv_page")
