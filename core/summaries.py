@@ -122,7 +122,7 @@ class SliceDef(NamedTuple):
             inner = self.edges[1:-1]
             labels = bucket_labels(self.edges)
             cases = " ".join(f"WHEN num_value < $se{k} THEN $sl{k}" for k in range(len(inner)))
-            params = {**{f"se{k}": e for k, e in enumerate(inner)}, **{f"sl{k}": v for k, v in enumerate(labels)}}
+            params = {**{f"se{k}": e for k, e in enumerate(inner)}, **{f"sl{k}": v for k, v in enumerate(labels[:-1])}}
             params["slast"] = labels[-1]
             return f"CASE WHEN num_value IS NULL THEN NULL {cases} ELSE $slast END", params
         expr = "printf('%.15g', num_value)" if self.kind == "numeric" else _VALUE[self.kind]
@@ -267,8 +267,8 @@ def values_sql(d: SliceDef) -> tuple[str, dict]:
                f"AND field = $field AND {_VALUE[d.kind]} IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1 LIMIT {VALUES}")
         return sql, {"field": d.field}
     value, params = d.value_sql()
-    sql = (f"SELECT value, count(*) AS n FROM (SELECT {value} AS value FROM review_fields "
-           f"WHERE corpus = $corpus AND field = $field) WHERE value IS NOT NULL GROUP BY 1 ORDER BY 1")
+    sql = (f"SELECT value, count(*) AS n FROM (SELECT {value} AS value, num_value FROM review_fields "
+           f"WHERE corpus = $corpus AND field = $field) WHERE value IS NOT NULL GROUP BY 1 ORDER BY min(num_value), 1")
     return sql, {**params, "field": d.field}
 
 

@@ -1,0 +1,169 @@
+"""Slices and time: the figures of the Slices and Over time pages, and of every page under a sidebar filter
+on a kept column, against scikit-learn and pandas on the stored predictions; the pages themselves through
+AppTest. The corpus: 4,000 reviews with a category, a date, a boolean and a number, one confident model
+(probabilities piled near 0 and 1) and one noisy one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
+from streamlit.testing.v1 import AppTest
+
+from core import store
+from core.summaries import FieldFilter
+from dashboard import data, slicing
+from tests.test_dashboard import HOME, frames
+
+N = 4000
+CATEGORIES = ["Dresses", "Tops", "Shoes", "Bags", "<b>Hats</b>"]  # a hostile value is only ever text
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    y = rng.random(N) < 0.7
+    category = rng.choice(CATEGORIES, N, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    day = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 540, N), unit="D")
+    piled = np.where(y, 1 - rng.beta(0.3, 30, N), rng.beta(0.3, 30, N))
+    wrong = rng.random(N) < np.where(category == "Shoes", 0.25, 0.05)  # one slice is worse
+    piled = np.where(wrong, 1 - piled, piled)
+    noisy = 1 / (1 + np.exp(-(2 * (y - 0.5) * 2 + rng.normal(0, 2, N))))
+    ids = [f"r{i:05d}" for i in range(N)]
+    db = tmp_path_factory.mktemp("slices") / "shop.duckdb"
+    with store.connect(db) as con:
+        store.upsert_corpus(con, "shop", "test", {})
+        store.insert_reviews(con, "shop", pd.DataFrame({
+            "review_id": ids, "text": [f"review {i}" for i in range(N)], "label": np.where(y, "positive", "negative"),
+            "split": None, "source_row": np.arange(N)}))
+        cells = pd.concat([
+            pd.DataFrame({"review_id": ids, "field": "category", "kind": "categorical", "text_value": category,
+                          "num_value": np.nan, "time_value": pd.NaT}),
+            pd.DataFrame({"review_id": ids, "field": "reviewed", "kind": "datetime", "text_value": None,
+                          "num_value": np.nan, "time_value": day}),
+            pd.DataFrame({"review_id": ids, "field": "votes", "kind": "numeric", "text_value": None,
+                          "num_value": rng.integers(0, 200, N).astype(float), "time_value": pd.NaT}),
+        ])
+        store.insert_fields(con, "shop", cells)
+        store.set_field_kinds(con, "shop", {"category": {"kind": "categorical"}, "reviewed": {"kind": "datetime"},
+                                            "votes": {"kind": "numeric"}})
+        store.insert_predictions(con, "shop", "confident", ids, piled, "run")
+        store.insert_predictions(con, "shop", "noisy", ids, noisy, "run")
+    store.publish(db)
+    view = store.view_path(db)
+    truth = pd.DataFrame({"review_id": ids, "y": y.astype(int), "category": category, "day": day,
+                          "confident": piled, "noisy": noisy})
+    return db, data.Source(str(view), view.stat().st_mtime_ns), truth
+
+
+MODELS = ("confident", "noisy")
+
+
+def sk(frame: pd.DataFrame, model: str) -> dict:
+    y, p = frame["y"].to_numpy(), frame[model].to_numpy()
+    tn, fp, fn, tp = confusion_matrix(y, p >= 0.5, labels=[0, 1]).ravel()
+    return {"n": len(y), "accuracy": accuracy_score(y, p >= 0.5), "roc_auc": roc_auc_score(y, p),
+            "positive_share": float(np.mean(p >= 0.5)), "tn": tn, "fp": fp, "fn": fn, "tp": tp}
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_slices_equal_sklearn_per_slice(shop, filtered):
+    """Each slice's figures, read from the published summaries or (filtered) computed from the rows."""
+    _, src, truth = shop
+    where = (FieldFilter("votes", "numeric", lo=0, hi=99),) if filtered else ()
+    scope = truth[truth["review_id"].isin(truth["review_id"])] if not filtered else truth.iloc[:0]
+    if filtered:
+        with store.connect(shop[0], read_only=True) as con:
+            votes = con.execute("SELECT review_id, num_value FROM review_fields WHERE field = 'votes'").df()
+        scope = truth.merge(votes, on="review_id")
+        scope = scope[scope["num_value"] <= 99]
+    table = slicing.slices(src, "shop", "all", MODELS, "category", "categorical", 10, where)
+    assert set(table["value"]) == set(CATEGORIES)
+    diffs = []
+    for row in table.itertuples():
+        want = sk(scope[scope["category"] == row.value], row.model)
+        assert row.n == row.reviews == want["n"]
+        assert row.accuracy == pytest.approx(want["accuracy"], abs=1e-12)
+        assert row.positive_share == pytest.approx(want["positive_share"], abs=1e-12)
+        diffs.append(abs(row.roc_auc - want["roc_auc"]))
+        assert row.accuracy_lo < row.accuracy < row.accuracy_hi and row.roc_auc_lo < row.roc_auc <= row.roc_auc_hi
+    print("max |binned ROC-AUC - sklearn|", max(diffs))
+    assert max(diffs) < 0.005  # pairs within one 1/1000 bin count half: this model piles both classes in the end bins
+    worst = table[table["model"] == "confident"].sort_values("accuracy")["value"].iloc[0]
+    assert worst == "Shoes"
+    two = slicing.slices(src, "shop", "all", MODELS, "category", "categorical", 2, where)
+    assert set(two["value"]) == {"Dresses", "Tops", "(other)"}
+    assert two.groupby("model")["reviews"].sum().eq(len(scope)).all()
+
+
+def test_every_page_under_a_filter_equals_sklearn_on_the_filtered_reviews(shop):
+    _, src, truth = shop
+    where = (FieldFilter("category", "categorical", values=("Tops", "Bags")),
+             FieldFilter("reviewed", "datetime", lo="2021-03-01", hi="2022-01-01"))
+    scope = truth[truth["category"].isin(["Tops", "Bags"]) & (truth["day"] >= "2021-03-01")
+                  & (truth["day"] < "2022-01-01")]
+    board = data.leaderboard(src, "shop", "all", MODELS, where=where).set_index("model")
+    at = data.confusion(src, "shop", "all", MODELS, 0.5, where=where).set_index("model")
+    aucs = data.aucs(src, "shop", "all", MODELS, where=where).set_index("model")
+    shares = data.shares(src, "shop", "all", MODELS, where=where)
+    for model in MODELS:
+        want = sk(scope, model)
+        assert board.loc[model, "n"] == want["n"] and board.loc[model, "accuracy"] == pytest.approx(want["accuracy"])
+        assert board.loc[model, "roc_auc"] == pytest.approx(want["roc_auc"], abs=0.002)
+        assert aucs.loc[model, "roc_auc"] == pytest.approx(want["roc_auc"], abs=0.002)
+        assert [at.loc[model, c] for c in ("tn", "fp", "fn", "tp")] == [want[c] for c in ("tn", "fp", "fn", "tp")]
+        positive = shares[(shares["model"] == model) & (shares["predicted"] == "positive")]["share"].iloc[0]
+        assert positive == pytest.approx(want["positive_share"])
+    assert data.labelled_count(src, "shop", "all", where=where) == len(scope)
+    flt = data.ReviewFilter("shop", "all", "confident", correct=False, where=where)
+    total, _ = data.review_page(src, flt, 50, 0)
+    assert total == int(((scope["confident"] >= 0.5) != scope["y"].astype(bool)).sum())
+    unfiltered = data.leaderboard(src, "shop", "all", MODELS).set_index("model")
+    assert unfiltered["accuracy"].isna().all()  # never evaluated: the filter is what computes them
+
+
+def test_over_time_equals_pandas(shop):
+    _, src, truth = shop
+    series = slicing.over_time(src, "shop", "all", MODELS, "reviewed", "month")
+    month = truth["day"].dt.to_period("M").dt.start_time
+    for model in MODELS:
+        want = truth.assign(month=month, pos=truth[model] >= 0.5,
+                            right=(truth[model] >= 0.5) == truth["y"].astype(bool)).groupby("month").agg(
+            reviews=("pos", "size"), positive_share=("pos", "mean"), accuracy=("right", "mean"),
+            true_share=("y", "mean"))
+        got = series[series["model"] == model].set_index("period")
+        assert got["reviews"].tolist() == want["reviews"].tolist() and len(got) == 18
+        np.testing.assert_allclose(got["positive_share"], want["positive_share"])
+        np.testing.assert_allclose(got["accuracy"], want["accuracy"])
+        np.testing.assert_allclose(got["true_share"], want["true_share"])
+    weekly = slicing.over_time(src, "shop", "all", MODELS, "reviewed", "week")
+    assert weekly.groupby("model")["reviews"].sum().eq(N).all()
+
+
+def test_slices_and_over_time_pages_and_the_sidebar_filter(shop, monkeypatch):
+    db, _, truth = shop
+    monkeypatch.setenv("SENTIMENT_DB", str(db))
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    at.switch_page("views/slices.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Slices"
+    at.selectbox(key="sl_value").set_value("<b>Hats</b>").run()
+    hats = int((truth["category"] == "<b>Hats</b>").sum())
+    assert f"{hats:,} reviews in '<b>Hats</b>'" in " ".join(c.value for c in at.caption)
+    assert all("<b>" not in m.value for m in at.markdown)  # shown as text, never as HTML
+    at.switch_page("views/over_time.py").run()
+    assert not at.exception and at.title[0].value == "Over time"
+
+    at.switch_page("views/overview.py").run()
+    at.sidebar.multiselect(key="flt_fields").set_value(["category"]).run()
+    at.sidebar.multiselect(key="flt_categorical_category").set_value(["Shoes"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    board = frames(at)[2 if len(frames(at)) > 2 else 1]
+    shoes = truth[truth["category"] == "Shoes"]
+    assert set(board["n"]) == {len(shoes)}
+    assert board.set_index("model").loc["confident", "accuracy"] == pytest.approx(sk(shoes, "confident")["accuracy"])
+    for page in ("distributions", "confusion", "curves", "disagreements", "reviews", "slices", "over_time"):
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
