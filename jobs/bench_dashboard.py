@@ -5,7 +5,9 @@
 The database: corpus ``imdb``, split ``test``, ``--rows`` reviews resampled (with replacement, by a hash of
 the row number) from the real IMDB reviews in ``--source`` (default: the published view of
 data/reviews.duckdb), each with a distinct review_id (``b0000000``...), and ``--models`` models' predictions
-for every review.
+for every review. Each review also gets three kept columns, synthetic (for this benchmark only; a hash of
+the row number): ``category`` (20 values, skewed), ``product_id`` (50,000 values) and ``reviewed`` (a day
+in 2015-2023), so the Slices and Over time pages and the sidebar's column filters have something to cut.
 
 Where the probabilities come from: if the source database holds predictions for the sampled reviews, the
 pool is the reviews that have them and model j starts from real stored model ``j mod k`` (k = stored
@@ -16,7 +18,7 @@ N(0, 0.6), from a hash of review and model), so models disagree realistically. E
 INSERT ... SELECT in DuckDB. The metrics table is filled by running jobs.evaluate only with
 ``--evaluate`` (slow at 1M rows); the leaderboard query runs either way.
 
-Then it publishes the view file and times, for each page, the data.py calls that page makes on first
+Then it publishes the view file (building the dashboard's summaries, core.summaries; timed) and times, for each page, the data.py calls that page makes on first
 view (and on its main interactions), with Streamlit's cache cleared before each page: seconds per page.
 """
 
@@ -89,7 +91,7 @@ def build(db: Path, source: Path, rows: int, n_models: int) -> None:
         store.upsert_corpus(con, "imdb", f"bench: {rows:,} reviews resampled from {source}", {"bench": True})
         t = time.perf_counter()
         con.execute("""
-            INSERT INTO reviews
+            INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars)
             SELECT 'imdb', printf('b%07d', pick.i), pool.text, pool.label, 'test', pick.i, pool.n_chars
             FROM pick JOIN pool USING (k) ORDER BY pick.i""")
         log(f"reviews: {rows:,} rows in {time.perf_counter() - t:.1f} s")
@@ -106,6 +108,21 @@ def build(db: Path, source: Path, rows: int, n_models: int) -> None:
                 END AS p FROM (SELECT greatest(least(pool_p.p_positive, 1 - 1e-6), 1e-6) AS c)) q
             ORDER BY pick.i, m.model""", {"k": len(stored)})
         log(f"predictions: {rows * n_models:,} rows in {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        con.execute("""
+            INSERT INTO review_fields
+            SELECT 'imdb', printf('b%07d', i), 'category', 'categorical',
+                   printf('category %02d', least(floor(-ln(1 - (hash(i, 'c') % 1000000) / 1000000.0) * 5), 19)::INT),
+                   NULL, NULL FROM range($rows) t(i)
+            UNION ALL
+            SELECT 'imdb', printf('b%07d', i), 'product_id', 'categorical', printf('P%05d', hash(i, 'p') % 50000),
+                   NULL, NULL FROM range($rows) t(i)
+            UNION ALL
+            SELECT 'imdb', printf('b%07d', i), 'reviewed', 'datetime', NULL, NULL,
+                   TIMESTAMP '2015-01-01' + to_days((hash(i, 'd') % 3287)::INT) FROM range($rows) t(i)
+            ORDER BY 2, 3""", {"rows": rows})
+        store.set_field_kinds(con, "imdb", {f: {"kind": k} for f, k in FIELDS.items()})
+        log(f"kept columns: {rows * len(FIELDS):,} rows in {time.perf_counter() - t:.1f} s")
         for table in ("models", "training_log"):
             con.execute(f"INSERT INTO {table} SELECT * FROM src.{table} ON CONFLICT DO NOTHING")
         con.execute("""INSERT INTO model_speed (model, corpus, rows, seconds, rows_per_s, peak_rss_mb)
@@ -113,7 +130,9 @@ def build(db: Path, source: Path, rows: int, n_models: int) -> None:
             JOIN (SELECT model, arg_max(COLUMNS(['rows', 'seconds', 'rows_per_s', 'peak_rss_mb']), measured_at)
                   FROM src.model_speed GROUP BY model) s ON s.model = m.base""")
         con.execute("DETACH src")
-    store.publish(db)
+    t = time.perf_counter()
+    store.publish(db, log)
+    log(f"published (summaries built, file copied) in {time.perf_counter() - t:.0f} s")
     log(f"built and published {db} ({db.stat().st_size / 2**20:,.0f} MiB) in {time.perf_counter() - t0:.0f} s")
 
 
@@ -136,36 +155,49 @@ def _predict_pool(con) -> tuple[list[str], str]:
 # ---------------------------------------------------------------- timing
 
 
-def page_calls(data, src) -> dict[str, tuple[str | None, list]]:
+FIELDS = {"category": "categorical", "product_id": "categorical", "reviewed": "datetime"}
+
+
+def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list]]:
     """What each page queries on first view, and on its main interactions (name -> (page it happens on,
-    calls)); the default selection: the first corpus and split, every model."""
+    calls)); the default selection: the first corpus and split, every model, the sidebar's column filters
+    ``where``."""
     corpus = data.corpora(src)["corpus"].iloc[0]
     split = data.splits(src, corpus)[0]
     models = tuple(data.models(src, corpus))
     first = models[0]
     scope = (src, corpus, split, models)
-    base = data.ReviewFilter(corpus, split, first)
-    return {
+    w = {"where": where}
+    base = data.ReviewFilter(corpus, split, first, where=where)
+    kinds = dict(zip(*[slicing.sliceable(src, corpus)[c] for c in ("field", "kind")], strict=True))
+    cat, day = (next((f for f, k in kinds.items() if k == kind), None) for kind in ("categorical", "datetime"))
+
+    def slice_reviews():
+        value = slicing.slices(*scope, cat, kinds[cat], 10, where)["value"].iloc[0]
+        flt = base._replace(where=(*where, slicing.slice_filter(src, corpus, cat, kinds[cat], value)))
+        data.review_page(src, flt, data.TEXT_ROWS, 0)
+
+    pages = {
         "sidebar (every page)": (None, [lambda: data.summary(src), lambda: data.corpora(src),
                                         lambda: data.splits(src, corpus), lambda: data.models(src, corpus)]),
         "1 Overview": (None, [lambda: data.corpora(src), lambda: data.rejects(src, corpus),
-                              lambda: data.leaderboard(*scope), lambda: data.labelled_count(src, corpus, split)]),
-        "2 Distributions": (None, [lambda: data.shares(*scope, "none"), lambda: data.histogram(*scope, "none")]),
-        "  split by label": ("2 Distributions", [lambda: data.shares(*scope, "label"),
-                                                 lambda: data.histogram(*scope, "label")]),
-        "  split by length": ("2 Distributions", [lambda: data.shares(*scope, "length"),
-                                                  lambda: data.histogram(*scope, "length")]),
-        "3 Confusion matrices": (None, [lambda: data.labelled_count(src, corpus, split),
-                                        lambda: data.confusion(*scope),
-                                        lambda: data.cell_reviews(src, corpus, split, first, "fp")]),
-        "  another cell": ("3 Confusion matrices", [lambda: data.cell_reviews(src, corpus, split, first, "tn")]),
-        "4 ROC and PR": (None, [lambda: data.labelled_count(src, corpus, split),
-                                lambda: data.confusion_at(*scope, 0.5), lambda: data.roc_pr(*scope),
-                                lambda: data.aucs(*scope), lambda: data.calibration(*scope)]),
-        "  threshold slider moved": ("4 ROC and PR", [lambda: data.confusion_at(*scope, 0.73)]),
-        "5 Disagreements": (None, [lambda: data.disagreement_counts(*scope), lambda: data.agreement(*scope),
-                                   lambda: data.disagreements(*scope, False)]),
-        "  every model contradicts": ("5 Disagreements", [lambda: data.disagreements(*scope, True)]),
+                              lambda: data.leaderboard(*scope, **w), lambda: data.labelled_count(src, corpus, split, **w)]),
+        "2 Distributions": (None, [lambda: data.shares(*scope, "none", **w), lambda: data.histogram(*scope, "none", **w)]),
+        "  split by label": ("2 Distributions", [lambda: data.shares(*scope, "label", **w),
+                                                 lambda: data.histogram(*scope, "label", **w)]),
+        "  split by length": ("2 Distributions", [lambda: data.shares(*scope, "length", **w),
+                                                  lambda: data.histogram(*scope, "length", **w)]),
+        "3 Confusion matrices": (None, [lambda: data.labelled_count(src, corpus, split, **w),
+                                        lambda: data.confusion(*scope, **w),
+                                        lambda: data.cell_reviews(src, corpus, split, first, "fp", **w)]),
+        "  another cell": ("3 Confusion matrices", [lambda: data.cell_reviews(src, corpus, split, first, "tn", **w)]),
+        "4 ROC and PR": (None, [lambda: data.labelled_count(src, corpus, split, **w),
+                                lambda: data.confusion_at(*scope, 0.5, **w), lambda: data.roc_pr(*scope, **w),
+                                lambda: data.aucs(*scope, **w), lambda: data.calibration(*scope, **w)]),
+        "  threshold slider moved": ("4 ROC and PR", [lambda: data.confusion_at(*scope, 0.73, **w)]),
+        "5 Disagreements": (None, [lambda: data.disagreement_counts(*scope, **w), lambda: data.agreement(*scope, **w),
+                                   lambda: data.disagreements(*scope, False, **w)]),
+        "  every model contradicts": ("5 Disagreements", [lambda: data.disagreements(*scope, True, **w)]),
         "6 Reviews": (None, [lambda: data.length_range(src, corpus), lambda: data.review_page(src, base, 50, 0)]),
         "  filters": ("6 Reviews", [lambda: data.review_page(
             src, base._replace(predicted="negative", label="positive", correct=False, p_min=0.1), 50, 0)]),
@@ -176,13 +208,34 @@ def page_calls(data, src) -> dict[str, tuple[str | None, list]]:
         "  CSV download (100k rows, on click)": ("6 Reviews", [lambda: data.review_csv(src, base)]),
         "8 Training": (None, [lambda: data.training_log(src), lambda: data.trained_models(src)]),
     }
+    if cat:
+        pages.update({
+            "9 Slices (top 10 of a category)": (None, [lambda: slicing.sliceable(src, corpus),
+                                                       lambda: slicing.slices(*scope, cat, kinds[cat], 10, where)]),
+            "  top 30": ("9 Slices (top 10 of a category)", [lambda: slicing.slices(*scope, cat, kinds[cat], 30, where)]),
+            **{f"  column {f}": ("9 Slices (top 10 of a category)", [
+                lambda f=f: slicing.slices(*scope, f, kinds[f], 10, where)]) for f in kinds if f != cat},
+            "  click a slice: its reviews": ("9 Slices (top 10 of a category)", [slice_reviews]),
+        })
+    if day:
+        pages.update({
+            "10 Over time (per month)": (None, [lambda: slicing.fields(src, corpus),
+                                               lambda: slicing.over_time(*scope, day, "month", where)]),
+            "  per week": ("10 Over time (per month)", [lambda: slicing.over_time(*scope, day, "week", where)]),
+            "  per day": ("10 Over time (per month)", [lambda: slicing.over_time(*scope, day, "day", where)]),
+        })
+    if kinds:
+        pages["sidebar: column filters opened"] = (None, [
+            lambda f=f, k=k: slicing.values(src, corpus, f, k) if k != "datetime" else slicing.bounds(src, corpus, f)
+            for f, k in kinds.items()])
+    return pages
 
 
-def time_pages(data, repeat: int) -> list[tuple[str, float]]:
+def time_pages(data, slicing, repeat: int, where=()) -> list[tuple[str, float]]:
     """A page's first view is timed with every cache cleared (sidebar excluded: it is cached across pages);
     an interaction is timed after its page's first view, with that page's results cached, as in the app."""
     src = data.source()
-    calls = page_calls(data, src)
+    calls = page_calls(data, slicing, src, where)
     results = []
     for name, (page, timed) in calls.items():
         runs = []
@@ -232,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     import streamlit.logger
 
     streamlit.logger.set_log_level("error")  # "no runtime found" warnings: caching works without one
-    from dashboard import data
+    from core.summaries import FieldFilter
+    from dashboard import data, slicing
 
     summary = data.summary(data.source())
     print(f"\n{summary['reviews']:,} reviews, {summary['predictions']:,} predictions, {os.cpu_count()} CPU cores; "
@@ -240,8 +294,19 @@ def main(argv: list[str] | None = None) -> int:
           f"an interaction (indented) after its page's first view\n")
     print(f"{'page / interaction':<42}{'seconds':>9}")
     print("-" * 51)
-    for name, seconds in time_pages(data, args.repeat):
-        print(f"{name:<42}{seconds:>9.3f}")
+    src = data.source()
+    corpus = data.corpora(src)["corpus"].iloc[0]
+    kinds = dict(zip(*[slicing.sliceable(src, corpus)[c] for c in ("field", "kind")], strict=True))
+    cat = next((f for f, k in kinds.items() if k == "categorical"), None)
+    filters = {"": ()}
+    if cat:  # the sidebar filters on the largest value of a categorical column: every page reads the rows
+        top = slicing.values(src, corpus, cat, kinds[cat])["value"].iloc[0]
+        filters[f"sidebar filter {cat} = {top}"] = (FieldFilter(cat, kinds[cat], values=(top,)),)
+    for title, where in filters.items():
+        if title:
+            print(f"\n{title}:")
+        for name, seconds in time_pages(data, slicing, args.repeat, where):
+            print(f"{name:<42}{seconds:>9.3f}")
     load, predict = time_try_it()
     print(f"{'7 Try it: load every model (first time)':<42}{load:>9.3f}")
     print(f"{'  score one text with every model':<42}{predict:>9.3f}")
