@@ -5,6 +5,8 @@ page's cost does not grow with the corpus (10 million reviews x 6 models read as
     summary_slices  corpus, split, field, value, model, label, bin, n, sum_p  per kept column's slice
     summary_time    corpus, split, field, day, model, label, positive, n      per datetime column and day
     summary_values  corpus, field, kind, value, ord, n, lo, hi, sliced        a column's values / buckets
+    summary_disagree corpus, split, models, part, review_id, spread, label, mask, all_contradict, n
+                    the Disagreements page's pass (disagreement_sql) for every model of the corpus
     summary_state   corpus, built_at                                          present = summaries current
 
 ``bin`` is floor(P(positive) * 1000) (so bin >= 500 is exactly 'predicted positive'), ``length`` the review
@@ -50,7 +52,11 @@ CREATE TABLE IF NOT EXISTS summary_time (corpus VARCHAR, split VARCHAR, field VA
     label VARCHAR, positive BOOLEAN, n BIGINT);
 CREATE TABLE IF NOT EXISTS summary_values (corpus VARCHAR, field VARCHAR, kind VARCHAR, value VARCHAR,
     ord INTEGER, n BIGINT, lo VARCHAR, hi VARCHAR, sliced BOOLEAN);
+CREATE TABLE IF NOT EXISTS summary_disagree (corpus VARCHAR, split VARCHAR, models VARCHAR, part VARCHAR,
+    review_id VARCHAR, spread DOUBLE, label VARCHAR, mask BIGINT, all_contradict BOOLEAN, n BIGINT);
 """
+TABLES = ("summary_cube", "summary_slices", "summary_time", "summary_values", "summary_disagree")
+DISAGREEMENTS = 50  # reviews the Disagreements page lists (of each kind)
 
 Run = Callable[[str, dict], pd.DataFrame]  # runs one statement with bound parameters
 
@@ -252,6 +258,35 @@ def time_sql(field: str, split: str | None, where: Where = ()) -> tuple[str, dic
         FROM c JOIN idx USING (i)""", {**params, "field": field}
 
 
+def disagreement_sql(where: Where = ()) -> tuple[str, dict]:
+    """One pass over the reviews scored by every model of $models in $split: part 'spread' (the $limit
+    reviews with the largest max - min P(positive)), 'wrong' (the $limit that every model gets wrong, most
+    confidently first) and 'mask' (reviews per label and bitmask of which models predict positive, bit i =
+    i-th model). Aggregated per review before the join, so the join with reviews sees one row per review."""
+    filt, params = where_sql(where)
+    return f"""
+        WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
+        per AS (
+            SELECT p.review_id, max(p.p_positive) - min(p.p_positive) AS spread, avg(p.p_positive) AS mean_p,
+                   sum(CASE WHEN p.predicted = 'positive' THEN 1::BIGINT << idx.i ELSE 0 END)::BIGINT AS mask
+            FROM predictions p JOIN idx USING (model) WHERE p.corpus = $corpus
+            GROUP BY p.review_id HAVING count(*) = len($models)),
+        rp AS (
+            SELECT per.*, r.label,
+                   coalesce(r.label = 'positive' AND mask = 0
+                            OR r.label = 'negative' AND mask = (1::BIGINT << len($models)) - 1, false) AS all_contradict
+            FROM per JOIN (SELECT review_id, label FROM reviews
+                           WHERE corpus = $corpus AND coalesce(split, 'all') = $split{filt}) r USING (review_id))
+        (SELECT 'spread' AS part, review_id, spread, label, NULL::BIGINT AS mask,
+                NULL::BOOLEAN AS all_contradict, NULL::BIGINT AS n
+         FROM rp ORDER BY spread DESC, review_id LIMIT $limit)
+        UNION ALL
+        (SELECT 'wrong', review_id, spread, label, NULL, NULL, NULL FROM rp WHERE all_contradict
+         ORDER BY abs(mean_p - (label = 'positive')::DOUBLE) DESC, review_id LIMIT $limit)
+        UNION ALL
+        SELECT 'mask', NULL, NULL, label, mask, all_contradict, count(*) FROM rp GROUP BY ALL""", params
+
+
 def field_kinds(run: Run, corpus: str) -> dict[str, str]:
     """Kept column -> kind, in the file's order (as core.store.set_field_kinds recorded them)."""
     rows = run("SELECT details FROM corpora WHERE corpus = $corpus", {"corpus": corpus})
@@ -283,7 +318,7 @@ def refresh(con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = 
         "SELECT DISTINCT corpus FROM predictions WHERE corpus NOT IN (SELECT corpus FROM summary_state) "
         "ORDER BY corpus").fetchall()]
     gone = "SELECT corpus FROM summary_state WHERE corpus NOT IN (SELECT DISTINCT corpus FROM predictions)"
-    for table in ("summary_cube", "summary_slices", "summary_time", "summary_values"):
+    for table in TABLES:
         con.execute(f"DELETE FROM {table} WHERE corpus IN ({gone})")
     con.execute(f"DELETE FROM summary_state WHERE corpus IN ({gone})")
     for corpus in stale:
@@ -306,13 +341,20 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
     def run(sql: str, params: dict) -> pd.DataFrame:
         return con.execute(sql, params).df()
 
-    for table in ("summary_cube", "summary_slices", "summary_time", "summary_values"):
+    for table in TABLES:
         con.execute(f"DELETE FROM {table} WHERE corpus = $corpus", {"corpus": corpus})
     names = [r[0] for r in con.execute("SELECT DISTINCT model FROM predictions WHERE corpus = $corpus ORDER BY model",
                                        {"corpus": corpus}).fetchall()]
     scope = {"corpus": corpus, "names": names}
     sql, params = cube_sql(None)
     con.execute(f"INSERT INTO summary_cube SELECT $corpus, * FROM ({sql})", {**scope, **params})
+    sql, _ = disagreement_sql()
+    for (split,) in con.execute("SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus ORDER BY split",
+                                {"corpus": corpus}).fetchall():
+        if len(names) > 1:
+            con.execute(f"INSERT INTO summary_disagree SELECT $corpus, $split, $key, * FROM ({sql})",
+                        {"corpus": corpus, "split": split, "models": names, "key": json.dumps(names),
+                         "limit": DISAGREEMENTS})
     for field, kind in field_kinds(run, corpus).items():
         if kind not in SLICED:
             continue

@@ -239,6 +239,10 @@ def splits(src: Source, corpus: str) -> list[str]:
                                                {"corpus": corpus, "split": s}).empty]
 
 
+def _models_of(src: Source, corpus: str) -> list[str]:  # for functions whose `models` argument shadows models()
+    return models(src, corpus)
+
+
 @st.cache_data(**CACHE)
 def models(src: Source, corpus: str) -> list[str]:
     return query(src, "SELECT DISTINCT model FROM predictions WHERE corpus = $corpus ORDER BY model",
@@ -633,39 +637,20 @@ def cell_reviews(src: Source, corpus: str, split: str, model: str, cell: str, th
 
 # ---------------------------------------------------------------- disagreements
 
-# One row per review scored by every chosen model: spread of P, mean P and a bitmask of which models predict positive (bit i = i-th model). Aggregated before the
-# join, so the join with reviews sees one row per review.
-_PER_REVIEW = """
-    WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
-    per AS (
-        SELECT p.review_id, max(p.p_positive) - min(p.p_positive) AS spread, avg(p.p_positive) AS mean_p,
-               sum(CASE WHEN p.predicted = 'positive' THEN 1::BIGINT << idx.i ELSE 0 END)::BIGINT AS mask
-        FROM predictions p JOIN idx USING (model) WHERE p.corpus = $corpus
-        GROUP BY p.review_id HAVING count(*) = len($models)),
-    rp AS (
-        SELECT per.*, r.label,
-               coalesce(r.label = 'positive' AND mask = 0
-                        OR r.label = 'negative' AND mask = (1::BIGINT << len($models)) - 1, false) AS all_contradict
-        FROM per JOIN (SELECT review_id, label FROM reviews WHERE {cond}) r USING (review_id))"""
-
-
 @st.cache_data(**CACHE)
 def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, ...], limit: int,
                        where: Where = ()) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One pass over the per-review aggregate: (top reviews by spread, top reviews every model gets
     wrong, ranked by mean confidence against the label, counts by bitmask/label), so the page's toggle
-    costs nothing more."""
-    cond, filt = _in_scope(where)
-    both = query(src, f"""{_PER_REVIEW.format(cond=cond)}
-        (SELECT 'spread' AS part, review_id, spread, label, NULL::BIGINT AS mask,
-                NULL::BOOLEAN AS all_contradict, NULL::BIGINT AS n
-         FROM rp ORDER BY spread DESC, review_id LIMIT $limit)
-        UNION ALL
-        (SELECT 'wrong', review_id, spread, label, NULL, NULL, NULL FROM rp WHERE all_contradict
-         ORDER BY abs(mean_p - (label = 'positive')::DOUBLE) DESC, review_id LIMIT $limit)
-        UNION ALL
-        SELECT 'mask', NULL, NULL, label, mask, all_contradict, count(*) FROM rp GROUP BY ALL""",
-                 {**_scope(corpus, split, models), "limit": limit, **filt})
+    costs nothing more. Read from the summaries for the default choice (every model, in order, no filter)."""
+    if (not where and limit == summaries.DISAGREEMENTS and summarised(src, corpus)
+            and list(models) == _models_of(src, corpus)):
+        both = query(src, "SELECT part, review_id, spread, label, mask, all_contradict, n FROM summary_disagree "
+                          "WHERE corpus = $corpus AND split = $split AND models = $key",
+                     {"corpus": corpus, "split": split, "key": json.dumps(list(models))})
+    else:
+        sql, filt = summaries.disagreement_sql(where)
+        both = query(src, sql, {**_scope(corpus, split, models), "limit": limit, **filt})
     spread = both[both["part"] == "spread"].sort_values(["spread", "review_id"], ascending=[False, True])
     wrong = both[both["part"] == "wrong"]  # UNION ALL keeps no order: re-rank after the text is fetched
     masks = both.loc[both["part"] == "mask", ["mask", "label", "all_contradict", "n"]]
