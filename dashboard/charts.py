@@ -269,7 +269,8 @@ def slice_heatmap(df: pd.DataFrame, metric: str) -> alt.LayerChart:
     pick = alt.selection_point(name="slice", fields=["value"], on="click")
     order = df.drop_duplicates("value").sort_values("order")["value"].tolist()
     base = alt.Chart(df).encode(
-        x=alt.X("value:N", title=None, sort=order, axis=alt.Axis(labelAngle=-35, labelAlign="right", labelLimit=180)),
+        x=alt.X("value:N", title=None, sort=order,
+                axis=alt.Axis(labelAngle=-35, labelAlign="right", labelLimit=180, labelOverlap=False)),
         y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=240)))
     heat = base.mark_rect().encode(
         color=alt.Color("value_:Q", title=title, scale=alt.Scale(scheme="redyellowblue")),
