@@ -188,7 +188,8 @@ def slice_def(run: Run, corpus: str, field: str, kind: str) -> SliceDef:
 # ---------------------------------------------------------------- the aggregates, as SQL
 
 # One corpus's predictions joined to its reviews on small integer codes (model index, label, length bucket,
-# bin): the cheap way to aggregate tens of millions of rows. ``{r}`` is the reviews side, which may add
+# bin): the cheap way to aggregate tens of millions of rows. A probability outside [0, 1] (NaN, inf: DuckDB's
+# DOUBLE takes them) has no bin and is left out, as jobs.evaluate leaves it out and counts it. ``{r}`` is the reviews side, which may add
 # columns (split, a slice value); ``{keys}`` the extra grouping columns it brings.
 _IDX = "idx AS (SELECT unnest($names) AS model, (generate_subscripts($names, 1) - 1)::UTINYINT AS i)"
 _LABEL_CODE = ("CASE label WHEN 'negative' THEN 0 WHEN 'positive' THEN 1 WHEN 'neutral' THEN 2 ELSE 3 END"
@@ -218,7 +219,7 @@ def cube_sql(split: str | None, where: Where = ()) -> tuple[str, dict]:
         c AS (SELECT {'r.split, ' if split is None else ''}idx.i, r.lc, r.lb, {_BIN},
                      count(*) AS n, sum(p.p_positive) AS sum_p
               FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
-              WHERE p.corpus = $corpus GROUP BY ALL)
+              WHERE p.corpus = $corpus AND p.p_positive BETWEEN 0 AND 1 GROUP BY ALL)
         SELECT {'c.split, ' if split is None else ''}idx.model, {LABEL}, {LENGTH}, c.bin::INTEGER AS bin, c.n, c.sum_p
         FROM c JOIN idx USING (i)""", params
 
@@ -236,7 +237,7 @@ def slices_sql(d: SliceDef, split: str | None, where: Where = ()) -> tuple[str, 
         c AS (SELECT {'rv.split, ' if split is None else ''}rv.value, idx.i, rv.lc, {_BIN},
                      count(*) AS n, sum(p.p_positive) AS sum_p
               FROM predictions p JOIN idx USING (model) JOIN rv USING (review_id)
-              WHERE p.corpus = $corpus GROUP BY ALL)
+              WHERE p.corpus = $corpus AND p.p_positive BETWEEN 0 AND 1 GROUP BY ALL)
         SELECT {'c.split, ' if split is None else ''}c.value, idx.model, {LABEL}, c.bin::INTEGER AS bin, c.n, c.sum_p
         FROM c JOIN idx USING (i)""", {**params, **vparams, "field": d.field}
 
@@ -253,7 +254,7 @@ def time_sql(field: str, split: str | None, where: Where = ()) -> tuple[str, dic
         c AS (SELECT {'r.split, ' if split is None else ''}f.day, idx.i, r.lc, p.p_positive >= 0.5 AS positive,
                      count(*) AS n
               FROM predictions p JOIN idx USING (model) JOIN r USING (review_id) JOIN f USING (review_id)
-              WHERE p.corpus = $corpus GROUP BY ALL)
+              WHERE p.corpus = $corpus AND p.p_positive BETWEEN 0 AND 1 GROUP BY ALL)
         SELECT {'c.split, ' if split is None else ''}c.day, idx.model, {LABEL}, c.positive, c.n
         FROM c JOIN idx USING (i)""", {**params, "field": field}
 
