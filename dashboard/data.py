@@ -231,10 +231,12 @@ def corpora(src: Source) -> pd.DataFrame:
 def splits(src: Source, corpus: str) -> list[str]:
     """Splits of ``corpus`` that have predictions ('all' = no split), test first. One early-exit probe per
     split (a corpus has a handful), far cheaper than a full semi-join at millions of predictions."""
-    candidates = query(src, """
-        SELECT DISTINCT coalesce(split, 'all') AS split FROM reviews WHERE corpus = $corpus
-        ORDER BY CASE split WHEN 'test' THEN 0 WHEN 'validation' THEN 1 WHEN 'all' THEN 2 ELSE 3 END, split""",
-                       {"corpus": corpus})["split"].tolist()
+    order = "ORDER BY CASE split WHEN 'test' THEN 0 WHEN 'validation' THEN 1 WHEN 'all' THEN 2 ELSE 3 END, split"
+    if summarised(src, corpus):  # the summaries hold a cube for every split with predictions
+        return query(src, f"SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus {order}",
+                     {"corpus": corpus})["split"].tolist()
+    candidates = query(src, f"SELECT DISTINCT coalesce(split, 'all') AS split FROM reviews WHERE corpus = $corpus "
+                            f"{order}", {"corpus": corpus})["split"].tolist()
     return [s for s in candidates if not query(src, f"SELECT 1 AS hit FROM {JOIN} WHERE p.corpus = $corpus LIMIT 1",
                                                {"corpus": corpus, "split": s}).empty]
 
@@ -467,17 +469,35 @@ def summarised(src: Source, corpus: str) -> bool:
 
 
 @st.cache_data(**CACHE)
-def cube(src: Source, corpus: str, split: str, where: Where = ()) -> pd.DataFrame:
+def cube(src: Source, corpus: str, split: str, where: Where = (), need_length: bool = False) -> pd.DataFrame:
     """Counts of every model's predictions by true label, length bucket and P(positive) bin (1/1000),
     with the sum of P per cell: at most models x 4 x 4 x 1000 rows. Distributions, ROC/PR curves,
     calibration and thresholds are aggregated (in DuckDB) from this. Read from the summaries published with
-    the view; computed from the rows (one pass, core.summaries.cube_sql) when the sidebar filters on a kept
-    column or the view has no summaries."""
+    the view: summary_cube, or under a filter on one column's named slices (the sidebar's usual 'category
+    is X or Y') the sum of those slices' cubes, which have no length bucket (``need_length`` asks for it).
+    Otherwise computed from the rows (one pass, core.summaries.cube_sql)."""
     if not where and summarised(src, corpus):
         return query(src, "SELECT model, label, length, bin, n, sum_p FROM summary_cube "
                           "WHERE corpus = $corpus AND split = $split", {"corpus": corpus, "split": split})
+    if not need_length and _sliced(src, corpus, where):  # one column, named values: its slices' cubes
+        f = where[0]
+        return query(src, "SELECT model, label, NULL::VARCHAR AS length, bin, sum(n) AS n, sum(sum_p) AS sum_p "
+                          "FROM summary_slices WHERE corpus = $corpus AND split = $split AND field = $field "
+                          "AND list_contains($values, value) GROUP BY ALL",
+                     {"corpus": corpus, "split": split, "field": f.field, "values": list(f.values)})
     sql, params = summaries.cube_sql(split, where)
     return query(src, sql, {"corpus": corpus, "split": split, "names": models(src, corpus), **params})
+
+
+def _sliced(src: Source, corpus: str, where: Where) -> bool:
+    """Whether ``where`` is one filter on values that are each a slice of their column in the summaries."""
+    if len(where) != 1 or where[0].kind not in ("categorical", "boolean") or where[0].exclude:
+        return False
+    if not summarised(src, corpus):
+        return False
+    named = query(src, "SELECT value FROM summary_values WHERE corpus = $corpus AND field = $field AND sliced",
+                  {"corpus": corpus, "field": where[0].field})["value"]
+    return set(where[0].values) <= set(named) - {summaries.OTHER, summaries.MISSING}
 
 
 GROUPS = {"none": "'all reviews'", "label": "coalesce(label, '(no label)')", "length": "length"}
@@ -492,7 +512,7 @@ def shares(src: Source, corpus: str, split: str, models: tuple[str, ...], by: st
                CASE WHEN bin >= {BINS // 2} THEN 'positive' ELSE 'negative' END AS predicted, sum(n) AS n,
                sum(n) / sum(sum(n)) OVER (PARTITION BY model, {GROUPS[by]}) AS share
         FROM cube WHERE list_contains($models, model) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
-                  {"models": list(models)}, cube=cube(src, corpus, split, where))
+                  {"models": list(models)}, cube=cube(src, corpus, split, where, by == "length"))
 
 
 @st.cache_data(**CACHE)
@@ -504,7 +524,7 @@ def histogram(src: Source, corpus: str, split: str, models: tuple[str, ...], by:
                bin_start + 1 / $bins AS bin_end, sum(n) AS n,
                sum(n) / sum(sum(n)) OVER (PARTITION BY model, {GROUPS[by]}) AS share
         FROM cube WHERE list_contains($models, model) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
-                  {"models": list(models), "bins": bins}, cube=cube(src, corpus, split, where))
+                  {"models": list(models), "bins": bins}, cube=cube(src, corpus, split, where, by == "length"))
 
 
 @st.cache_data(**CACHE)
@@ -622,17 +642,36 @@ CELLS = {  # cell -> (true label, predicted positive?)
 @st.cache_data(**CACHE)
 def cell_reviews(src: Source, corpus: str, split: str, model: str, cell: str, threshold: float = 0.5,
                  limit: int = TEXT_ROWS, where: Where = ()) -> pd.DataFrame:
-    """Reviews in one confusion-matrix cell, the most confident first."""
+    """Reviews in one confusion-matrix cell, the most confident first.
+
+    At threshold 0.5 the cube says how far from 0.5 the ``limit`` most confident reviews of the cell lie, so
+    only the predictions in that range of P (a few bins at the end) are joined with the reviews."""
     label, positive = CELLS[cell]
     join, filt = _join(where)
+    lo, hi = _confident_range(cube(src, corpus, split, where), model, label, positive, limit) \
+        if threshold == 0.5 else (-1.0, 2.0)
     rows = query(src, f"""
         SELECT p.review_id, r.label, p.p_positive, r.n_chars
         FROM {join} WHERE p.corpus = $corpus AND p.model = $model AND r.label = $label
-                    AND (p.p_positive >= $t) = $positive
+                    AND (p.p_positive >= $t) = $positive AND p.p_positive >= $lo AND p.p_positive < $hi
         ORDER BY abs(p.p_positive - 0.5) DESC, p.review_id LIMIT $limit""",
                  {"corpus": corpus, "split": split, "model": model, "label": label, "positive": positive,
-                  "t": threshold, "limit": limit, **filt})
+                  "t": threshold, "limit": limit, "lo": lo, "hi": hi, **filt})
     return _texts(src, corpus, rows)
+
+
+def _confident_range(cube_frame: pd.DataFrame, model: str, label: str, positive: bool, limit: int
+                     ) -> tuple[float, float]:
+    """[lo, hi) of P that holds at least ``limit`` of the cell's reviews at threshold 0.5, taken from the end
+    bins inwards (so it holds the ``limit`` furthest from 0.5); widened by 1e-9 against rounding."""
+    cell = cube_frame[(cube_frame["model"] == model) & (cube_frame["label"] == label)]
+    cell = cell[cell["bin"] >= BINS // 2] if positive else cell[cell["bin"] < BINS // 2]
+    per_bin = cell.groupby("bin")["n"].sum().sort_index(ascending=not positive)  # most confident first
+    reached = per_bin.cumsum() >= limit
+    if not reached.any():
+        return -1.0, 2.0
+    edge = int(reached.idxmax())
+    return (edge / BINS - 1e-9, 2.0) if positive else (-1.0, (edge + 1) / BINS + 1e-9)
 
 
 # ---------------------------------------------------------------- disagreements

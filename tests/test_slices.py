@@ -167,3 +167,34 @@ def test_slices_and_over_time_pages_and_the_sidebar_filter(shop, monkeypatch):
     for page in ("distributions", "confusion", "curves", "disagreements", "reviews", "slices", "over_time"):
         at.switch_page(f"views/{page}.py").run()
         assert not at.exception, (page, [e.value for e in at.exception])
+
+
+def test_one_column_filter_is_served_from_the_slices_and_equals_the_rows(shop):
+    """'category is Tops or Bags' reads the slices' cubes; the same filter with a second, no-op condition
+    makes every figure come from the rows: both agree with each other and with scikit-learn."""
+    _, src, truth = shop
+    one = (FieldFilter("category", "categorical", values=("Tops", "Bags")),)
+    rows = (*one, FieldFilter("votes", "numeric", lo=-1, hi=1e9))
+    assert data._sliced(src, "shop", one) and not data._sliced(src, "shop", rows)
+    scope = truth[truth["category"].isin(["Tops", "Bags"])]
+    for where in (one, rows):
+        at = data.confusion(src, "shop", "all", MODELS, 0.5, where=where).set_index("model")
+        board = data.leaderboard(src, "shop", "all", MODELS, where=where).set_index("model")
+        for model in MODELS:
+            want = sk(scope, model)
+            assert [at.loc[model, c] for c in ("tn", "fp", "fn", "tp")] == [want[c] for c in ("tn", "fp", "fn", "tp")]
+            assert board.loc[model, "roc_auc"] == pytest.approx(want["roc_auc"], abs=0.005)
+    by_length = data.shares(src, "shop", "all", MODELS, "length", where=one)
+    assert by_length["group"].notna().all()  # by length needs the rows: never the slices' cubes
+
+
+@pytest.mark.parametrize("cell", ["tp", "fn", "fp", "tn"])
+def test_a_cells_most_confident_reviews_equal_pandas(shop, cell):
+    _, src, truth = shop
+    label, positive = data.CELLS[cell]
+    for model in MODELS:
+        got = data.cell_reviews(src, "shop", "all", model, cell)
+        cell_rows = truth[(truth["y"] == (label == "positive")) & ((truth[model] >= 0.5) == positive)]
+        want = cell_rows.assign(c=(cell_rows[model] - 0.5).abs()).sort_values(["c", "review_id"],
+                                                                               ascending=[False, True])
+        assert got["review_id"].tolist() == want["review_id"].head(data.TEXT_ROWS).tolist()
