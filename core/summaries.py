@@ -7,7 +7,7 @@ page's cost does not grow with the corpus (10 million reviews x 6 models read as
     summary_values  corpus, field, kind, value, ord, n, lo, hi, sliced        a column's values / buckets
     summary_disagree corpus, split, models, part, review_id, spread, label, mask, all_contradict, n
                     the Disagreements page's pass (disagreement_sql) for every model of the corpus
-    summary_state   corpus, built_at                                          present = summaries current
+    summary_state   corpus, built_at, seconds, version       present, at VERSION = summaries current
 
 ``bin`` is floor(P(positive) * 1000) (so bin >= 500 is exactly 'predicted positive'), ``length`` the review
 length bucket, ``label`` the true label (NULL: unlabelled). A slice is a value of a kept column: one of the
@@ -35,6 +35,7 @@ from typing import NamedTuple
 import duckdb
 import pandas as pd
 
+VERSION = 1       # of the summaries' layout: a corpus summarised by another version is rebuilt
 BINS = 1000       # resolution of P(positive) in every summary
 TOP = 30          # slices of a categorical column (the rest are '(other)')
 VALUES = 1000     # values of a categorical column offered to the sidebar's filter
@@ -43,7 +44,8 @@ OTHER, MISSING = "(other)", "(missing)"
 SLICED = ("categorical", "boolean", "numeric", "datetime")  # 'text' columns (mostly distinct) are not sliced
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS summary_state (corpus VARCHAR PRIMARY KEY, built_at TIMESTAMP, seconds DOUBLE);
+CREATE TABLE IF NOT EXISTS summary_state (corpus VARCHAR PRIMARY KEY, built_at TIMESTAMP, seconds DOUBLE,
+    version INTEGER);
 CREATE TABLE IF NOT EXISTS summary_cube (corpus VARCHAR, split VARCHAR, model VARCHAR, label VARCHAR,
     length VARCHAR, bin INTEGER, n BIGINT, sum_p DOUBLE);
 CREATE TABLE IF NOT EXISTS summary_slices (corpus VARCHAR, split VARCHAR, field VARCHAR, value VARCHAR,
@@ -314,21 +316,28 @@ def values_sql(d: SliceDef) -> tuple[str, dict]:
 def refresh(con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None) -> list[str]:
     """Rebuild the summaries of every corpus with predictions whose summary_state row is gone (the store
     deleted it when it wrote); returns those corpora. One transaction per corpus."""
+    columns = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'summary_state' "
+                                          "AND database_name = current_database()").fetchall()}
+    if columns and "version" not in columns:  # the first layout had no version: start again
+        for table in ("summary_state", *TABLES):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     con.execute(SCHEMA)
     stale = [r[0] for r in con.execute(
-        "SELECT DISTINCT corpus FROM predictions WHERE corpus NOT IN (SELECT corpus FROM summary_state) "
-        "ORDER BY corpus").fetchall()]
+        "SELECT DISTINCT corpus FROM predictions WHERE corpus NOT IN "
+        "(SELECT corpus FROM summary_state WHERE version = $v) ORDER BY corpus", {"v": VERSION}).fetchall()]
     gone = "SELECT corpus FROM summary_state WHERE corpus NOT IN (SELECT DISTINCT corpus FROM predictions)"
     for table in TABLES:
         con.execute(f"DELETE FROM {table} WHERE corpus IN ({gone})")
     con.execute(f"DELETE FROM summary_state WHERE corpus IN ({gone})")
     for corpus in stale:
         t = time.perf_counter()
+        if log:
+            log(f"building the dashboard's summaries of {corpus} ...")
         con.execute("BEGIN TRANSACTION")
         try:
             _rebuild(con, corpus)
-            con.execute("INSERT OR REPLACE INTO summary_state VALUES ($corpus, current_timestamp, $s)",
-                        {"corpus": corpus, "s": time.perf_counter() - t})
+            con.execute("INSERT OR REPLACE INTO summary_state VALUES ($corpus, current_timestamp, $s, $v)",
+                        {"corpus": corpus, "s": time.perf_counter() - t, "v": VERSION})
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -10,7 +10,8 @@ import streamlit as st
 
 from core import summaries
 from core.summaries import MISSING, OTHER, FieldFilter, SliceDef, Where
-from dashboard.data import CACHE, Source, _local, binned_metrics, models, query, summarised
+from dashboard.aggregates import binned_metrics, models, summarised
+from dashboard.db import CACHE, Source, local, query
 
 PERIODS = {"day": "day", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
 
@@ -111,7 +112,7 @@ def over_time(src: Source, corpus: str, split: str, models: tuple[str, ...], fie
     else:
         sql, params = summaries.time_sql(field, split, where)
         days = query(src, sql, {**params, "corpus": corpus, "split": split, "names": list(models)})
-    return _local(f"""
+    return local(f"""
         SELECT date_trunc('{PERIODS[period]}', day)::DATE AS period, model, sum(n)::BIGINT AS reviews,
                coalesce(sum(n) FILTER (WHERE positive), 0) / sum(n) AS positive_share,
                coalesce(sum(n) FILTER (WHERE label IN ('positive', 'negative')), 0)::BIGINT AS labelled,

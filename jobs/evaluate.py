@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         matrix = store.cross_corpus(con)
     if matrix["evaluated_on"].nunique() > 1:
         print(markdown_matrix(matrix))
-    store.publish(db)
+    store.publish(db, log)
     return 0
 
 

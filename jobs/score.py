@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 store.record_speed(con, name, args.corpus, n, tally.timings.seconds[f"model:{name}"], peak_mb)
         summary = store.prediction_counts(con, args.corpus)
         reasons = store.count_rejects(con, args.corpus)
-    store.publish(db)
+    store.publish(db, log)
     report(names, tally, elapsed, peak_mb, summary, reasons, job.fields)
     return 0
 

@@ -82,7 +82,10 @@ def test_only_corpora_written_to_are_rebuilt(shop_db):
         assert con.execute("SELECT count(*) FROM summary_state").fetchone()[0] == 0
         assert summaries.refresh(con) == ["shop"]
         n = con.execute("SELECT sum(n) FROM summary_cube WHERE model = 'extra'").fetchone()[0]
-    assert n == 2
+        assert n == 2
+        con.execute("UPDATE summary_state SET version = version - 1")  # summarised by an older layout
+        assert summaries.refresh(con) == ["shop"]
+        assert con.execute("SELECT version FROM summary_state").fetchone()[0] == summaries.VERSION
 
 
 @pytest.mark.parametrize("where, expect", [

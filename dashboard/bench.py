@@ -1,0 +1,162 @@
+"""Time every dashboard page's reads on a database: ``python -m dashboard.bench --db DB [--repeat N]``
+(``python -m jobs.bench_dashboard`` builds a big one and runs this). Prints seconds per page on first view
+(every cache cleared) and per interaction (after its page's first view, as in the app), then the same under
+a sidebar filter on a categorical kept column's largest value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+
+def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list]]:
+    """What each page queries on first view, and on its main interactions (name -> (page it happens on,
+    calls)); the default selection: the first corpus and split, every model, the sidebar's column filters
+    ``where``."""
+    corpus = data.corpora(src)["corpus"].iloc[0]
+    split = data.splits(src, corpus)[0]
+    models = tuple(data.models(src, corpus))
+    first = models[0]
+    scope = (src, corpus, split, models)
+    w = {"where": where}
+    base = data.ReviewFilter(corpus, split, first, where=where)
+    kinds = dict(zip(*[slicing.sliceable(src, corpus)[c] for c in ("field", "kind")], strict=True))
+    cat, day = (next((f for f, k in kinds.items() if k == kind), None) for kind in ("categorical", "datetime"))
+
+    def slice_reviews():
+        value = slicing.slices(*scope, cat, kinds[cat], 10, where)["value"].iloc[0]
+        flt = base._replace(where=(*where, slicing.slice_filter(src, corpus, cat, kinds[cat], value)))
+        data.review_page(src, flt, data.TEXT_ROWS, 0)
+
+    pages = {
+        "sidebar (every page)": (None, [lambda: data.summary(src), lambda: data.corpora(src),
+                                        lambda: data.splits(src, corpus), lambda: data.models(src, corpus)]),
+        "1 Overview": (None, [lambda: data.corpora(src), lambda: data.rejects(src, corpus),
+                              lambda: data.leaderboard(*scope, **w), lambda: data.labelled_count(src, corpus, split, **w)]),
+        "2 Distributions": (None, [lambda: data.shares(*scope, "none", **w), lambda: data.histogram(*scope, "none", **w)]),
+        "  split by label": ("2 Distributions", [lambda: data.shares(*scope, "label", **w),
+                                                 lambda: data.histogram(*scope, "label", **w)]),
+        "  split by length": ("2 Distributions", [lambda: data.shares(*scope, "length", **w),
+                                                  lambda: data.histogram(*scope, "length", **w)]),
+        "3 Confusion matrices": (None, [lambda: data.labelled_count(src, corpus, split, **w),
+                                        lambda: data.confusion(*scope, **w),
+                                        lambda: data.cell_reviews(src, corpus, split, first, "fp", **w)]),
+        "  another cell": ("3 Confusion matrices", [lambda: data.cell_reviews(src, corpus, split, first, "tn", **w)]),
+        "4 ROC and PR": (None, [lambda: data.labelled_count(src, corpus, split, **w),
+                                lambda: data.confusion_at(*scope, 0.5, **w), lambda: data.roc_pr(*scope, **w),
+                                lambda: data.aucs(*scope, **w), lambda: data.calibration(*scope, **w)]),
+        "  threshold slider moved": ("4 ROC and PR", [lambda: data.confusion_at(*scope, 0.73, **w)]),
+        "5 Disagreements": (None, [lambda: data.disagreement_counts(*scope, **w), lambda: data.agreement(*scope, **w),
+                                   lambda: data.disagreements(*scope, False, **w)]),
+        "  every model contradicts": ("5 Disagreements", [lambda: data.disagreements(*scope, True, **w)]),
+        "6 Reviews": (None, [lambda: data.length_range(src, corpus), lambda: data.review_page(src, base, 50, 0)]),
+        "  filters": ("6 Reviews", [lambda: data.review_page(
+            src, base._replace(predicted="negative", label="positive", correct=False, p_min=0.1), 50, 0)]),
+        "  text search": ("6 Reviews", [lambda: data.review_page(src, base._replace(search="Wonderful"), 50, 0)]),
+        "  text search, no match": ("6 Reviews", [lambda: data.review_page(
+            src, base._replace(search="zqxj onerror"), 50, 0)]),
+        "  page 1,000": ("6 Reviews", [lambda: data.review_page(src, base, 50, 50 * 999)]),
+        "  CSV download (100k rows, on click)": ("6 Reviews", [lambda: data.review_csv(src, base)]),
+        "8 Training": (None, [lambda: data.training_log(src), lambda: data.trained_models(src)]),
+    }
+    if cat:
+        pages.update({
+            "9 Slices (top 10 of a category)": (None, [lambda: slicing.sliceable(src, corpus),
+                                                       lambda: slicing.slices(*scope, cat, kinds[cat], 10, where)]),
+            "  top 30": ("9 Slices (top 10 of a category)", [lambda: slicing.slices(*scope, cat, kinds[cat], 30, where)]),
+            **{f"  column {f}": ("9 Slices (top 10 of a category)", [
+                lambda f=f: slicing.slices(*scope, f, kinds[f], 10, where)]) for f in kinds if f != cat},
+            "  click a slice: its reviews": ("9 Slices (top 10 of a category)", [slice_reviews]),
+        })
+    if day:
+        pages.update({
+            "10 Over time (per month)": (None, [lambda: slicing.fields(src, corpus),
+                                               lambda: slicing.over_time(*scope, day, "month", where)]),
+            "  per week": ("10 Over time (per month)", [lambda: slicing.over_time(*scope, day, "week", where)]),
+            "  per day": ("10 Over time (per month)", [lambda: slicing.over_time(*scope, day, "day", where)]),
+        })
+    if kinds:
+        pages["sidebar: column filters opened"] = (None, [
+            lambda f=f, k=k: slicing.values(src, corpus, f, k) if k != "datetime" else slicing.bounds(src, corpus, f)
+            for f, k in kinds.items()])
+    return pages
+
+
+def time_pages(data, slicing, repeat: int, where=()) -> list[tuple[str, float]]:
+    """A page's first view is timed with every cache cleared (sidebar excluded: it is cached across pages);
+    an interaction is timed after its page's first view, with that page's results cached, as in the app."""
+    src = data.source()
+    calls = page_calls(data, slicing, src, where)
+    results = []
+    for name, (page, timed) in calls.items():
+        runs = []
+        for _ in range(repeat):
+            data.clear_caches()
+            for call in calls[page][1] if page else []:
+                call()
+            t = time.perf_counter()
+            for call in timed:
+                call()
+            runs.append(time.perf_counter() - t)
+        runs.sort()
+        results.append((name, runs[len(runs) // 2]))
+    return results
+
+
+def time_try_it() -> tuple[float, float]:
+    """Try it queries no database: load every model (once, then cached) and score one text."""
+    from core.models import available_models, load_model
+
+    t = time.perf_counter()
+    loaded = [load_model(n) for n in available_models()]
+    load = time.perf_counter() - t
+    t = time.perf_counter()
+    for m in loaded:
+        m.predict_proba(["The plot was thin, but the acting was wonderful."])
+    return load, time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dashboard.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--db", type=Path, required=True, help="database whose published view is timed")
+    p.add_argument("--repeat", type=int, default=1, help="cold runs per page; the table shows the median")
+    args = p.parse_args(argv)
+    os.environ["SENTIMENT_DB"] = str(args.db)
+    import streamlit.logger
+
+    streamlit.logger.set_log_level("error")  # "no runtime found" warnings: caching works without one
+    from core.summaries import FieldFilter
+    from dashboard import data, slicing
+
+    summary = data.summary(data.source())
+    print(f"\n{summary['reviews']:,} reviews, {summary['predictions']:,} predictions, {os.cpu_count()} CPU cores; "
+          f"seconds in dashboard.data, median of {args.repeat}: a page's first view with every cache cleared, "
+          f"an interaction (indented) after its page's first view\n")
+    print(f"{'page / interaction':<42}{'seconds':>9}")
+    print("-" * 51)
+    src = data.source()
+    corpus = data.corpora(src)["corpus"].iloc[0]
+    kinds = dict(zip(*[slicing.sliceable(src, corpus)[c] for c in ("field", "kind")], strict=True))
+    cat = next((f for f, k in kinds.items() if k == "categorical"), None)
+    filters = {"": ()}
+    if cat:  # the sidebar filters on the largest value of a categorical column: every page reads the rows
+        top = slicing.values(src, corpus, cat, kinds[cat])["value"].iloc[0]
+        filters[f"sidebar filter {cat} = {top}"] = (FieldFilter(cat, kinds[cat], values=(top,)),)
+    for title, where in filters.items():
+        if title:
+            print(f"\n{title}:")
+        for name, seconds in time_pages(data, slicing, args.repeat, where):
+            print(f"{name:<42}{seconds:>9.3f}")
+    load, predict = time_try_it()
+    print(f"{'7 Try it: load every model (first time)':<42}{load:>9.3f}")
+    print(f"{'  score one text with every model':<42}{predict:>9.3f}")
+    print(f"\nload average during the run: {os.getloadavg()[0]:.1f} (other processes share the CPU)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
