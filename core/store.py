@@ -618,3 +618,53 @@ def cross_corpus(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         "LEFT JOIN models k USING (model) WHERE m.split IN ('test', 'all') "
         "QUALIFY row_number() OVER (PARTITION BY m.model, m.corpus ORDER BY m.split = 'test' DESC) = 1 "
         "ORDER BY k.trained_on NULLS LAST, m.model, m.corpus").df()
+
+
+# ---------------------------------------------------------------- a big corpus resampled from imdb (jobs.make_corpus)
+
+EXPORT_FORMATS = {".csv": "(FORMAT csv, HEADER true)", ".parquet": "(FORMAT parquet, COMPRESSION zstd)"}
+
+
+def _attach_readable(con: duckdb.DuckDBPyConnection, db: Path, log: Callable[[str], None] | None) -> Path:
+    """Attach ``db`` read-only as ``src``; fall back to its published view when a job has it locked."""
+    for path in (db, view_path(db)):
+        if not path.exists():
+            continue
+        try:
+            # DuckDB cannot bind a parameter in ATTACH: the path is quoted (a path, never user data in SQL)
+            con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS src (READ_ONLY)")
+            return path
+        except duckdb.IOException as e:
+            if log:
+                log(f"{path} is locked by another process ({str(e).splitlines()[0][:80]}...); trying its view copy")
+    raise LookupError(f"cannot read {db} or its view copy")
+
+
+def export_resampled_imdb(db: Path, out: Path, rows: int, seed: int, log: Callable[[str], None] | None = None) -> int:
+    """Write ``rows`` reviews resampled (row i = stored labelled imdb review ``hash(i, seed) mod n``) to
+    ``out`` (.csv or .parquet, EXPORT_FORMATS) as id, review, sentiment; return n. Streams: flat memory."""
+    with duckdb.connect() as con:
+        source = _attach_readable(con, Path(db), log)
+        # a small numbered pool (~50k rows, ~65 MB of text) is the build side of the join;
+        # the million output rows stream through it and straight into the file
+        con.execute("CREATE TEMP TABLE pool AS SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, text, label "
+                    "FROM src.reviews WHERE corpus = 'imdb' AND label IN ('positive', 'negative')")
+        n_pool = con.execute("SELECT count(*) FROM pool").fetchone()[0]
+        if n_pool == 0:
+            raise LookupError(f"{source} holds no imdb reviews")
+        if log:
+            log(f"resampling {rows:,} rows from {n_pool:,} imdb reviews in {source}")
+        # No ORDER BY: sorting a million texts would hold them all in memory. Instead range() must stay the
+        # probe side of the join, whose row order preserve_insertion_order keeps, so the file is the same
+        # run to run and row i is the same in a 1k and a 1M file. The optimizers would make range() the
+        # build side when it is the smaller one (seen at 100k rows), which scrambles the order: keep the
+        # written join order (pool, on the right, is built).
+        con.execute("SET preserve_insertion_order = true")
+        con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
+        query = (
+            "SELECT 'big-' || lpad(i::VARCHAR, 9, '0') AS id, pool.text AS review, pool.label AS sentiment "
+            "FROM range(?) r(i) JOIN pool ON pool.k = hash(i, ?::BIGINT) % ?::UBIGINT"
+        )
+        out_sql = str(out).replace("'", "''")  # COPY takes no parameter for its file name
+        con.execute(f"COPY ({query}) TO '{out_sql}' {EXPORT_FORMATS[out.suffix.lower()]}", [rows, seed, n_pool])
+    return n_pool

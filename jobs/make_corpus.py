@@ -19,14 +19,10 @@ import argparse
 import time
 from pathlib import Path
 
-import duckdb
-
 from core import store
 from core.errors import InputError
 from core.paths import default_db
 from jobs.common import log, run_main
-
-FORMATS = {".csv": "(FORMAT csv, HEADER true)", ".parquet": "(FORMAT parquet, COMPRESSION zstd)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,52 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def attach_source(con: duckdb.DuckDBPyConnection, db: Path) -> Path:
-    """Attach ``db`` read-only as ``src``; fall back to its published view when a job has it locked."""
-    for path in (db, store.view_path(db)):
-        if not path.exists():
-            continue
-        try:
-            # DuckDB cannot bind a parameter in ATTACH: the path is quoted (a path, never user data in SQL)
-            con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS src (READ_ONLY)")
-            return path
-        except duckdb.IOException as e:
-            log(f"{path} is locked by another process ({str(e).splitlines()[0][:80]}...); trying its view copy")
-    raise InputError(f"cannot read {db} or its view copy: run `make pipeline` (or jobs.train) first")
-
-
 def make_corpus(out: Path, rows: int, db: Path, seed: int) -> int:
     """Write ``rows`` resampled reviews to ``out``; return the number of distinct source reviews."""
     suffix = out.suffix.lower()
-    if suffix not in FORMATS:
+    if suffix not in store.EXPORT_FORMATS:
         raise InputError(f"{out}: unknown file type {suffix or '(none)'}; give a .csv or .parquet file")
     if rows < 1:
         raise InputError("--rows must be at least 1")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect() as con:
-        source = attach_source(con, db)
-        # a small numbered pool (~50k rows, ~65 MB of text) is the build side of the join;
-        # the million output rows stream through it and straight into the file
-        con.execute("CREATE TEMP TABLE pool AS SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, text, label "
-                    "FROM src.reviews WHERE corpus = 'imdb' AND label IN ('positive', 'negative')")
-        n_pool = con.execute("SELECT count(*) FROM pool").fetchone()[0]
-        if n_pool == 0:
-            raise InputError(f"{source} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
-        log(f"resampling {rows:,} rows from {n_pool:,} imdb reviews in {source}")
-        # No ORDER BY: sorting a million texts would hold them all in memory. Instead range() must stay the
-        # probe side of the join, whose row order preserve_insertion_order keeps, so the file is the same
-        # run to run and row i is the same in a 1k and a 1M file. The optimizers would make range() the
-        # build side when it is the smaller one (seen at 100k rows), which scrambles the order: keep the
-        # written join order (pool, on the right, is built).
-        con.execute("SET preserve_insertion_order = true")
-        con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
-        query = (
-            "SELECT 'big-' || lpad(i::VARCHAR, 9, '0') AS id, pool.text AS review, pool.label AS sentiment "
-            "FROM range(?) r(i) JOIN pool ON pool.k = hash(i, ?::BIGINT) % ?::UBIGINT"
-        )
-        out_sql = str(out).replace("'", "''")
-        con.execute(f"COPY ({query}) TO '{out_sql}' {FORMATS[suffix]}", [rows, seed, n_pool])
-    return n_pool
+    try:
+        return store.export_resampled_imdb(db, out, rows, seed, log)
+    except LookupError as e:
+        raise InputError(f"{e}: run `make pipeline` (or jobs.train) first") from e
 
 
 def main(argv: list[str] | None = None) -> int:
