@@ -72,7 +72,13 @@ def models(src: Source, corpus: str) -> list[str]:
 
 @st.cache_data(**CACHE)
 def labelled_count(src: Source, corpus: str, split: str, where: Where = ()) -> int:
-    """Reviews with a positive/negative label in this corpus and split (0: label pages show a note)."""
+    """Reviews with a positive/negative label in this corpus and split (0: label pages show a note). Where the
+    cube comes from the summaries, the labelled reviews of the model that scored the most of them (a label no
+    model scored is nothing a page can show); else counted in the reviews."""
+    if summarised(src, corpus) and (not where or _sliced(src, corpus, where)):
+        c = cube(src, corpus, split, where)
+        labelled = c[c["label"].isin(["positive", "negative"])].groupby("model")["n"].sum()
+        return int(labelled.max()) if len(labelled) else 0
     cond, params = in_scope(where)
     return int(query(src, f"SELECT count(*) AS n FROM reviews WHERE {cond} AND label IN ('positive', 'negative')",
                      {"corpus": corpus, "split": split, **params})["n"].iloc[0])
