@@ -4,7 +4,7 @@ page's cost does not grow with the corpus (10 million reviews x 6 models read as
     summary_cube    corpus, split, model, label, length, bin, n, sum_p        one row per non-empty cell
     summary_slices  corpus, split, field, value, model, label, bin, n, sum_p  per kept column's slice
     summary_time    corpus, split, field, day, model, label, positive, n      per datetime column and day
-    summary_values  corpus, field, kind, value, ord, n, lo, hi, sliced        a column's values / buckets
+    summary_values  corpus, field, value, ord, n, sliced                      a column's values / buckets
     summary_disagree corpus, split, models, part, review_id, spread, label, mask, all_contradict, n
                     the Disagreements page's pass (disagreement_sql) for every model of the corpus
     summary_state   corpus, built_at, seconds, version       present, at VERSION = summaries current
@@ -52,8 +52,8 @@ CREATE TABLE IF NOT EXISTS summary_slices (corpus VARCHAR, split VARCHAR, field 
     model VARCHAR, label VARCHAR, bin INTEGER, n BIGINT, sum_p DOUBLE);
 CREATE TABLE IF NOT EXISTS summary_time (corpus VARCHAR, split VARCHAR, field VARCHAR, day DATE, model VARCHAR,
     label VARCHAR, positive BOOLEAN, n BIGINT);
-CREATE TABLE IF NOT EXISTS summary_values (corpus VARCHAR, field VARCHAR, kind VARCHAR, value VARCHAR,
-    ord INTEGER, n BIGINT, lo VARCHAR, hi VARCHAR, sliced BOOLEAN);
+CREATE TABLE IF NOT EXISTS summary_values (corpus VARCHAR, field VARCHAR, value VARCHAR, ord INTEGER, n BIGINT,
+    sliced BOOLEAN);
 CREATE TABLE IF NOT EXISTS summary_disagree (corpus VARCHAR, split VARCHAR, models VARCHAR, part VARCHAR,
     review_id VARCHAR, spread DOUBLE, label VARCHAR, mask BIGINT, all_contradict BOOLEAN, n BIGINT);
 """
@@ -191,8 +191,8 @@ def slice_def(run: Run, corpus: str, field: str, kind: str) -> SliceDef:
 
 # One corpus's predictions joined to its reviews on small integer codes (model index, label, length bucket,
 # bin): the cheap way to aggregate tens of millions of rows. A probability outside [0, 1] (NaN, inf: DuckDB's
-# DOUBLE takes them) has no bin and is left out, as jobs.evaluate leaves it out and counts it. ``{r}`` is the reviews side, which may add
-# columns (split, a slice value); ``{keys}`` the extra grouping columns it brings.
+# DOUBLE takes them) has no bin and is left out, as jobs.evaluate leaves it out and counts it. With
+# split=None every split is grouped in one pass (the publish); with a split, that one (a live read).
 _IDX = "idx AS (SELECT unnest($names) AS model, (generate_subscripts($names, 1) - 1)::UTINYINT AS i)"
 _LABEL_CODE = ("CASE label WHEN 'negative' THEN 0 WHEN 'positive' THEN 1 WHEN 'neutral' THEN 2 ELSE 3 END"
                "::UTINYINT AS lc")
@@ -315,20 +315,11 @@ def values_sql(d: SliceDef) -> tuple[str, dict]:
 
 def refresh(con: duckdb.DuckDBPyConnection, log: Callable[[str], None] | None = None) -> list[str]:
     """Rebuild the summaries of every corpus with predictions whose summary_state row is gone (the store
-    deleted it when it wrote); returns those corpora. One transaction per corpus."""
-    columns = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'summary_state' "
-                                          "AND database_name = current_database()").fetchall()}
-    if columns and "version" not in columns:  # the first layout had no version: start again
-        for table in ("summary_state", *TABLES):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+    deleted it when it wrote) or of another VERSION; returns those corpora. One transaction per corpus."""
     con.execute(SCHEMA)
     stale = [r[0] for r in con.execute(
         "SELECT DISTINCT corpus FROM predictions WHERE corpus NOT IN "
         "(SELECT corpus FROM summary_state WHERE version = $v) ORDER BY corpus", {"v": VERSION}).fetchall()]
-    gone = "SELECT corpus FROM summary_state WHERE corpus NOT IN (SELECT DISTINCT corpus FROM predictions)"
-    for table in TABLES:
-        con.execute(f"DELETE FROM {table} WHERE corpus IN ({gone})")
-    con.execute(f"DELETE FROM summary_state WHERE corpus IN ({gone})")
     for corpus in stale:
         t = time.perf_counter()
         if log:
@@ -359,12 +350,12 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
     sql, params = cube_sql(None)
     con.execute(f"INSERT INTO summary_cube SELECT $corpus, * FROM ({sql})", {**scope, **params})
     sql, _ = disagreement_sql()
-    for (split,) in con.execute("SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus ORDER BY split",
-                                {"corpus": corpus}).fetchall():
-        if len(names) > 1:
-            con.execute(f"INSERT INTO summary_disagree SELECT $corpus, $split, $key, * FROM ({sql})",
-                        {"corpus": corpus, "split": split, "models": names, "key": json.dumps(names),
-                         "limit": DISAGREEMENTS})
+    splits = con.execute("SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus ORDER BY split",
+                         {"corpus": corpus}).fetchall()
+    for (split,) in splits if len(names) > 1 else []:  # one model disagrees with nobody
+        con.execute(f"INSERT INTO summary_disagree SELECT $corpus, $split, $key, * FROM ({sql})",
+                    {"corpus": corpus, "split": split, "models": names, "key": json.dumps(names),
+                     "limit": DISAGREEMENTS})
     for field, kind in field_kinds(run, corpus).items():
         if kind not in SLICED:
             continue
@@ -382,11 +373,8 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
 
 
 def _insert_values(con: duckdb.DuckDBPyConnection, corpus: str, d: SliceDef, values: pd.DataFrame) -> None:
-    rows = []
-    for k, (value, n) in enumerate(zip(values["value"], values["n"], strict=True)):
-        f = d.slice_filter(value)
-        lo, hi = (None, None) if f is None or f.lo is None else (str(f.lo), str(f.hi))
-        sliced = d.kind in ("numeric", "datetime") or value in d.values
-        rows.append((corpus, d.field, d.kind, value, k, int(n), lo, hi, sliced))
+    """values_sql's rows in its order; sliced: a value that is its own slice (not merged into '(other)')."""
+    rows = [(corpus, d.field, value, k, int(n), d.kind in ("numeric", "datetime") or value in d.values)
+            for k, (value, n) in enumerate(zip(values["value"], values["n"], strict=True))]
     if rows:
-        con.executemany("INSERT INTO summary_values VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO summary_values VALUES (?, ?, ?, ?, ?, ?)", rows)

@@ -60,10 +60,6 @@ def splits(src: Source, corpus: str) -> list[str]:
                                                {"corpus": corpus, "split": s}).empty]
 
 
-def _models_of(src: Source, corpus: str) -> list[str]:  # for functions whose `models` argument shadows models()
-    return models(src, corpus)
-
-
 @st.cache_data(**CACHE)
 def models(src: Source, corpus: str) -> list[str]:
     return query(src, "SELECT DISTINCT model FROM predictions WHERE corpus = $corpus ORDER BY model",
@@ -288,9 +284,7 @@ def summarised(src: Source, corpus: str) -> bool:
     """Whether the view holds current summaries of ``corpus`` (core.summaries; a view published by an older
     version has none: then every aggregate is computed from the rows)."""
     tables = set(query(src, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'db'")["table_name"])
-    columns = query(src, "SELECT column_name FROM duckdb_columns() WHERE database_name = 'db' "
-                         "AND table_name = 'summary_state'")["column_name"]
-    if not {"summary_state", *summaries.TABLES} <= tables or "version" not in set(columns):
+    if not {"summary_state", *summaries.TABLES} <= tables:
         return False
     return not query(src, "SELECT 1 AS hit FROM summary_state WHERE corpus = $corpus AND version = $v",
                      {"corpus": corpus, "v": summaries.VERSION}).empty

@@ -14,7 +14,8 @@ import streamlit as st
 
 from core import summaries
 from core.summaries import Where
-from dashboard.aggregates import _models_of, cube, summarised
+from dashboard.aggregates import cube, summarised
+from dashboard.aggregates import models as corpus_models  # the reads' `models` argument shadows the name
 from dashboard.db import (
     BINS,
     CACHE,
@@ -79,7 +80,7 @@ def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, 
     wrong, ranked by mean confidence against the label, counts by bitmask/label), so the page's toggle
     costs nothing more. Read from the summaries for the default choice (every model, in order, no filter)."""
     if (not where and limit == summaries.DISAGREEMENTS and summarised(src, corpus)
-            and list(models) == _models_of(src, corpus)):
+            and list(models) == corpus_models(src, corpus)):
         both = query(src, "SELECT part, review_id, spread, label, mask, all_contradict, n FROM summary_disagree "
                           "WHERE corpus = $corpus AND split = $split AND models = $key",
                      {"corpus": corpus, "split": split, "key": json.dumps(list(models))})
