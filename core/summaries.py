@@ -7,13 +7,19 @@ page's cost does not grow with the corpus (10 million reviews x 6 models read as
     summary_values  corpus, field, value, ord, n, sliced                      a column's values / buckets
     summary_disagree corpus, split, models, part, review_id, spread, label, mask, all_contradict, n
                     the Disagreements page's pass (disagreement_sql) for every model of the corpus
+    summary_rows    corpus, model, rid, split, label, n_chars, predicted, p_positive, review_id
+                    every prediction beside its review's small columns, in (model, rid) order
+    summary_fields  corpus, field, rid, text_value, num_value, time_value    review_fields, keyed by rid
     summary_state   corpus, built_at, seconds, version       present, at VERSION = summaries current
 
 ``bin`` is floor(P(positive) * 1000) (so bin >= 500 is exactly 'predicted positive'), ``length`` the review
 length bucket, ``label`` the true label (NULL: unlabelled). A slice is a value of a kept column: one of the
 ``TOP`` most frequent values of a categorical or boolean column (the rest are '(other)'), a value of a
 numeric column with at most ``TOP`` distinct values, else one of its ten equal-count buckets, or a year of a
-datetime column; '(missing)' are the reviews without a value.
+datetime column; '(missing)' are the reviews without a value. ``rid`` is a review's place in review_id
+order within its corpus (0, 1, ...): the row lists (the Reviews page, a cell's or a slice's reviews) read
+summary_rows alone, and filter it on kept columns through integer semi-joins with summary_fields, where the
+same read on the base tables joins millions of predictions with the reviews on a VARCHAR key.
 
 Every write of reviews, predictions or fields goes through core.store, which deletes the corpus's
 summary_state row in the same transaction; ``refresh`` rebuilds the corpora without one. The same SQL also
@@ -35,7 +41,7 @@ from typing import NamedTuple
 import duckdb
 import pandas as pd
 
-VERSION = 1       # of the summaries' layout: a corpus summarised by another version is rebuilt
+VERSION = 2       # of the summaries' layout: a corpus summarised by another version is rebuilt
 BINS = 1000       # resolution of P(positive) in every summary
 TOP = 30          # slices of a categorical column (the rest are '(other)')
 VALUES = 1000     # values of a categorical column offered to the sidebar's filter
@@ -54,10 +60,15 @@ CREATE TABLE IF NOT EXISTS summary_time (corpus VARCHAR, split VARCHAR, field VA
     label VARCHAR, positive BOOLEAN, n BIGINT);
 CREATE TABLE IF NOT EXISTS summary_values (corpus VARCHAR, field VARCHAR, value VARCHAR, ord INTEGER, n BIGINT,
     sliced BOOLEAN);
+CREATE TABLE IF NOT EXISTS summary_rows (corpus VARCHAR, model VARCHAR, rid INTEGER, split VARCHAR,
+    label VARCHAR, n_chars INTEGER, predicted VARCHAR, p_positive DOUBLE, review_id VARCHAR);
+CREATE TABLE IF NOT EXISTS summary_fields (corpus VARCHAR, field VARCHAR, rid INTEGER, text_value VARCHAR,
+    num_value DOUBLE, time_value TIMESTAMP);
 CREATE TABLE IF NOT EXISTS summary_disagree (corpus VARCHAR, split VARCHAR, models VARCHAR, part VARCHAR,
     review_id VARCHAR, spread DOUBLE, label VARCHAR, mask BIGINT, all_contradict BOOLEAN, n BIGINT);
 """
-TABLES = ("summary_cube", "summary_slices", "summary_time", "summary_values", "summary_disagree")
+TABLES = ("summary_cube", "summary_slices", "summary_time", "summary_values", "summary_disagree", "summary_rows",
+          "summary_fields")
 DISAGREEMENTS = 50  # reviews the Disagreements page lists (of each kind)
 
 Run = Callable[[str, dict], pd.DataFrame]  # runs one statement with bound parameters
@@ -88,8 +99,9 @@ _VALUE = {  # a review_fields row's value as the text a slice or a filter names 
 }
 
 
-def where_sql(where: Where) -> tuple[str, dict]:
-    """' AND review_id IN (...)' per filter, for a ``FROM reviews WHERE corpus = $corpus`` query."""
+def where_sql(where: Where, key: str = "review_id", fields: str = "review_fields") -> tuple[str, dict]:
+    """' AND review_id IN (...)' per filter, for a ``FROM reviews WHERE corpus = $corpus`` query; with
+    ``key='p.rid', fields='summary_fields'`` the same filters for a read of summary_rows (alias p)."""
     parts, params = [], {}
     for k, f in enumerate(where):
         params[f"wf{k}"] = f.field
@@ -104,7 +116,7 @@ def where_sql(where: Where) -> tuple[str, dict]:
             params[f"wlo{k}"], params[f"whi{k}"] = str(f.lo), str(f.hi)
         else:
             raise ValueError(f"cannot filter on a column of kind {f.kind!r}")
-        parts.append(f" AND review_id IN (SELECT review_id FROM review_fields "
+        parts.append(f" AND {key} IN (SELECT {key.split('.')[-1]} FROM {fields} "
                      f"WHERE corpus = $corpus AND field = $wf{k} AND {test})")
     return "".join(parts), params
 
@@ -189,97 +201,105 @@ def slice_def(run: Run, corpus: str, field: str, kind: str) -> SliceDef:
 
 # ---------------------------------------------------------------- the aggregates, as SQL
 
-# One corpus's predictions joined to its reviews on small integer codes (model index, label, length bucket,
-# bin): the cheap way to aggregate tens of millions of rows. A probability outside [0, 1] (NaN, inf: DuckDB's
-# DOUBLE takes them) has no bin and is left out, as jobs.evaluate leaves it out and counts it. With
-# split=None every split is grouped in one pass (the publish); with a split, that one (a live read).
+
+class Rows(NamedTuple):
+    """Where the aggregates read the rows from: two table expressions with summary_rows' and summary_fields'
+    columns. ``SUMMARY`` (built first at publish, then read by everything else); ``BASE`` computes the same
+    columns from the base tables, for a view published before the summaries existed (rid = the review_id,
+    which orders the same way)."""
+
+    rows: str
+    fields: str
+
+
+SUMMARY = Rows("summary_rows", "summary_fields")
+BASE = Rows("(SELECT p.corpus, p.model, p.review_id AS rid, coalesce(r.split, 'all') AS split, r.label, r.n_chars, "
+            "p.predicted, p.p_positive, p.review_id FROM predictions p JOIN reviews r USING (corpus, review_id))",
+            "(SELECT corpus, field, review_id AS rid, text_value, num_value, time_value FROM review_fields)")
+
+# Aggregated on small integer codes (model index, label, length bucket, bin): the cheap way to group tens of
+# millions of rows. A probability outside [0, 1] (NaN, inf: DuckDB's DOUBLE takes them) has no bin and is
+# left out, as jobs.evaluate leaves it out and counts it. With split=None every split is grouped in one pass
+# (the publish); with a split, that one (a live read).
 _IDX = "idx AS (SELECT unnest($names) AS model, (generate_subscripts($names, 1) - 1)::UTINYINT AS i)"
 _LABEL_CODE = ("CASE label WHEN 'negative' THEN 0 WHEN 'positive' THEN 1 WHEN 'neutral' THEN 2 ELSE 3 END"
                "::UTINYINT AS lc")
 _LENGTH_CODE = ("CASE WHEN n_chars < 500 THEN 0 WHEN n_chars < 1000 THEN 1 WHEN n_chars < 2000 THEN 2 "
                 "ELSE 3 END::UTINYINT AS lb")
-_BIN = f"least(floor(p.p_positive * {BINS}), {BINS - 1})::USMALLINT AS bin"
+_BIN = f"least(floor(p_positive * {BINS}), {BINS - 1})::USMALLINT AS bin"
 LABEL = "['negative', 'positive', 'neutral', NULL][c.lc + 1] AS label"
 LENGTH = "['1: < 500 chars', '2: 500-999', '3: 1000-1999', '4: 2000+'][c.lb + 1] AS length"
 
 
-def _split_scope(split: str | None) -> tuple[str, str]:
-    """(the reviews-side condition, the split column): one split, or every split grouped ('all': none)."""
-    if split is None:
-        return "", "coalesce(split, 'all') AS split, "
-    return " AND coalesce(split, 'all') = $split", ""
+def _scoped(src: Rows, all_splits: bool, where: Where, binned: bool = True) -> tuple[str, dict]:
+    """The CTE ``r``: $corpus's rows of $split (or of every split) and of the models in $names (with their
+    index i) that pass the column filters; ``binned``: only probabilities in [0, 1]."""
+    filt, params = where_sql(where, key="rid", fields=src.fields)
+    cond = "" if all_splits else " AND split = $split"
+    valid = " AND p_positive BETWEEN 0 AND 1" if binned else ""
+    return (f"{_IDX},\n        r AS (SELECT * FROM {src.rows} JOIN idx USING (model) "
+            f"WHERE corpus = $corpus{cond}{valid}{filt})"), params
 
 
-def cube_sql(split: str | None, where: Where = ()) -> tuple[str, dict]:
+def cube_sql(split: str | None, where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
     """model, label, length, bin, n, sum_p (and split when ``split`` is None) for $corpus and $names."""
-    cond, split_col = _split_scope(split)
-    filt, params = where_sql(where)
+    scoped, params = _scoped(src, split is None, where)
+    by = "split, " if split is None else ""
     return f"""
-        WITH {_IDX},
-        r AS (SELECT review_id, {split_col}{_LABEL_CODE}, {_LENGTH_CODE} FROM reviews
-              WHERE corpus = $corpus{cond}{filt}),
-        c AS (SELECT {'r.split, ' if split is None else ''}idx.i, r.lc, r.lb, {_BIN},
-                     count(*) AS n, sum(p.p_positive) AS sum_p
-              FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
-              WHERE p.corpus = $corpus AND p.p_positive BETWEEN 0 AND 1 GROUP BY ALL)
-        SELECT {'c.split, ' if split is None else ''}idx.model, {LABEL}, {LENGTH}, c.bin::INTEGER AS bin, c.n, c.sum_p
+        WITH {scoped},
+        c AS (SELECT {by}i, {_LABEL_CODE}, {_LENGTH_CODE}, {_BIN}, count(*) AS n, sum(p_positive) AS sum_p
+              FROM r GROUP BY ALL)
+        SELECT {'c.split, ' if by else ''}idx.model, {LABEL}, {LENGTH}, c.bin::INTEGER AS bin, c.n, c.sum_p
         FROM c JOIN idx USING (i)""", params
 
 
-def slices_sql(d: SliceDef, split: str | None, where: Where = ()) -> tuple[str, dict]:
+def slices_sql(d: SliceDef, split: str | None, where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
     """value, model, label, bin, n, sum_p (and split when ``split`` is None) of one column's slices."""
-    cond, split_col = _split_scope(split)
-    filt, params = where_sql(where)
+    scoped, params = _scoped(src, split is None, where)
     value, vparams = d.value_sql()
+    by = "r.split, " if split is None else ""
     return f"""
-        WITH {_IDX},
-        f AS (SELECT review_id, {value} AS value FROM review_fields WHERE corpus = $corpus AND field = $field),
-        r AS (SELECT review_id, {split_col}{_LABEL_CODE} FROM reviews WHERE corpus = $corpus{cond}{filt}),
-        rv AS (SELECT r.*, coalesce(f.value, '{MISSING}') AS value FROM r LEFT JOIN f USING (review_id)),
-        c AS (SELECT {'rv.split, ' if split is None else ''}rv.value, idx.i, rv.lc, {_BIN},
-                     count(*) AS n, sum(p.p_positive) AS sum_p
-              FROM predictions p JOIN idx USING (model) JOIN rv USING (review_id)
-              WHERE p.corpus = $corpus AND p.p_positive BETWEEN 0 AND 1 GROUP BY ALL)
-        SELECT {'c.split, ' if split is None else ''}c.value, idx.model, {LABEL}, c.bin::INTEGER AS bin, c.n, c.sum_p
+        WITH {scoped},
+        f AS (SELECT rid, {value} AS value FROM {src.fields} WHERE corpus = $corpus AND field = $field),
+        c AS (SELECT {by}coalesce(f.value, '{MISSING}') AS value, r.i, {_LABEL_CODE}, {_BIN},
+                     count(*) AS n, sum(p_positive) AS sum_p
+              FROM r LEFT JOIN f USING (rid) GROUP BY ALL)
+        SELECT {'c.split, ' if by else ''}c.value, idx.model, {LABEL}, c.bin::INTEGER AS bin, c.n, c.sum_p
         FROM c JOIN idx USING (i)""", {**params, **vparams, "field": d.field}
 
 
-def time_sql(field: str, split: str | None, where: Where = ()) -> tuple[str, dict]:
+def time_sql(field: str, split: str | None, where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
     """day, model, label, positive (predicted), n (and split when ``split`` is None) of a datetime column."""
-    cond, split_col = _split_scope(split)
-    filt, params = where_sql(where)
+    scoped, params = _scoped(src, split is None, where)
+    by = "r.split, " if split is None else ""
     return f"""
-        WITH {_IDX},
-        f AS (SELECT review_id, time_value::DATE AS day FROM review_fields
+        WITH {scoped},
+        f AS (SELECT rid, time_value::DATE AS day FROM {src.fields}
               WHERE corpus = $corpus AND field = $field AND time_value IS NOT NULL),
-        r AS (SELECT review_id, {split_col}{_LABEL_CODE} FROM reviews WHERE corpus = $corpus{cond}{filt}),
-        c AS (SELECT {'r.split, ' if split is None else ''}f.day, idx.i, r.lc, p.p_positive >= 0.5 AS positive,
-                     count(*) AS n
-              FROM predictions p JOIN idx USING (model) JOIN r USING (review_id) JOIN f USING (review_id)
-              WHERE p.corpus = $corpus AND p.p_positive BETWEEN 0 AND 1 GROUP BY ALL)
-        SELECT {'c.split, ' if split is None else ''}c.day, idx.model, {LABEL}, c.positive, c.n
+        c AS (SELECT {by}f.day, r.i, {_LABEL_CODE}, p_positive >= 0.5 AS positive, count(*) AS n
+              FROM r JOIN f USING (rid) GROUP BY ALL)
+        SELECT {'c.split, ' if by else ''}c.day, idx.model, {LABEL}, c.positive, c.n
         FROM c JOIN idx USING (i)""", {**params, "field": field}
 
 
-def disagreement_sql(where: Where = ()) -> tuple[str, dict]:
-    """One pass over the reviews scored by every model of $models in $split: part 'spread' (the $limit
+def disagreement_sql(where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
+    """One pass over the reviews of $split scored by every model of $names: part 'spread' (the $limit
     reviews with the largest max - min P(positive)), 'wrong' (the $limit that every model gets wrong, most
     confidently first) and 'mask' (reviews per label and bitmask of which models predict positive, bit i =
-    i-th model). Aggregated per review before the join, so the join with reviews sees one row per review."""
-    filt, params = where_sql(where)
+    i-th model)."""
+    scoped, params = _scoped(src, False, where, binned=False)
     return f"""
-        WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
+        WITH {scoped},
         per AS (
-            SELECT p.review_id, max(p.p_positive) - min(p.p_positive) AS spread, avg(p.p_positive) AS mean_p,
-                   sum(CASE WHEN p.predicted = 'positive' THEN 1::BIGINT << idx.i ELSE 0 END)::BIGINT AS mask
-            FROM predictions p JOIN idx USING (model) WHERE p.corpus = $corpus
-            GROUP BY p.review_id HAVING count(*) = len($models)),
+            SELECT rid, any_value(review_id) AS review_id, any_value(label) AS label,
+                   max(p_positive) - min(p_positive) AS spread, avg(p_positive) AS mean_p,
+                   sum(CASE WHEN predicted = 'positive' THEN 1::BIGINT << i ELSE 0 END)::BIGINT AS mask
+            FROM r GROUP BY rid HAVING count(*) = len($names)),
         rp AS (
-            SELECT per.*, r.label,
-                   coalesce(r.label = 'positive' AND mask = 0
-                            OR r.label = 'negative' AND mask = (1::BIGINT << len($models)) - 1, false) AS all_contradict
-            FROM per JOIN (SELECT review_id, label FROM reviews
-                           WHERE corpus = $corpus AND coalesce(split, 'all') = $split{filt}) r USING (review_id))
+            SELECT per.*, coalesce(label = 'positive' AND mask = 0
+                                   OR label = 'negative' AND mask = (1::BIGINT << len($names)) - 1,
+                                   false) AS all_contradict
+            FROM per)
         (SELECT 'spread' AS part, review_id, spread, label, NULL::BIGINT AS mask,
                 NULL::BOOLEAN AS all_contradict, NULL::BIGINT AS n
          FROM rp ORDER BY spread DESC, review_id LIMIT $limit)
@@ -347,6 +367,7 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
     names = [r[0] for r in con.execute("SELECT DISTINCT model FROM predictions WHERE corpus = $corpus ORDER BY model",
                                        {"corpus": corpus}).fetchall()]
     scope = {"corpus": corpus, "names": names}
+    _build_rows(con, corpus)  # first: every summary below reads it
     sql, params = cube_sql(None)
     con.execute(f"INSERT INTO summary_cube SELECT $corpus, * FROM ({sql})", {**scope, **params})
     sql, _ = disagreement_sql()
@@ -354,7 +375,7 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
                          {"corpus": corpus}).fetchall()
     for (split,) in splits if len(names) > 1 else []:  # one model disagrees with nobody
         con.execute(f"INSERT INTO summary_disagree SELECT $corpus, $split, $key, * FROM ({sql})",
-                    {"corpus": corpus, "split": split, "models": names, "key": json.dumps(names),
+                    {"corpus": corpus, "split": split, "names": names, "key": json.dumps(names),
                      "limit": DISAGREEMENTS})
     for field, kind in field_kinds(run, corpus).items():
         if kind not in SLICED:
@@ -370,6 +391,23 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
             sql, params = time_sql(field, None)
             con.execute(f"INSERT INTO summary_time SELECT $corpus, c.split, $field, c.* EXCLUDE (split) FROM ({sql}) c",
                         {**scope, **params})
+
+
+def _build_rows(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
+    """summary_rows and summary_fields: the rows keyed by rid, each table in its reads' order (model or
+    field, then rid), so a read of one model's rows skips the others' row groups."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE _rid AS
+        SELECT review_id, (row_number() OVER (ORDER BY review_id) - 1)::INTEGER AS rid, coalesce(split, 'all') AS split,
+               label, n_chars FROM reviews WHERE corpus = $corpus""", {"corpus": corpus})
+    con.execute("""INSERT INTO summary_rows
+        SELECT $corpus, p.model, r.rid, r.split, r.label, r.n_chars, p.predicted, p.p_positive, p.review_id
+        FROM predictions p JOIN _rid r USING (review_id) WHERE p.corpus = $corpus ORDER BY p.model, r.rid""",
+                {"corpus": corpus})
+    con.execute("""INSERT INTO summary_fields
+        SELECT $corpus, f.field, r.rid, f.text_value, f.num_value, f.time_value
+        FROM review_fields f JOIN _rid r USING (review_id) WHERE f.corpus = $corpus ORDER BY f.field, r.rid""",
+                {"corpus": corpus})
+    con.execute("DROP TABLE _rid")
 
 
 def _insert_values(con: duckdb.DuckDBPyConnection, corpus: str, d: SliceDef, values: pd.DataFrame) -> None:

@@ -16,7 +16,7 @@ import streamlit as st
 from core import summaries
 from core.metrics import auc_interval, wilson_interval
 from core.summaries import Where
-from dashboard.db import BINS, CACHE, Source, in_scope, join_scoped, local, query, scope_params
+from dashboard.db import BINS, CACHE, Source, in_scope, local, query, rows_of, scope_params, scoped_rows
 
 # ---------------------------------------------------------------- sidebar and overview
 
@@ -55,8 +55,8 @@ def splits(src: Source, corpus: str) -> list[str]:
                      {"corpus": corpus})["split"].tolist()
     candidates = query(src, f"SELECT DISTINCT coalesce(split, 'all') AS split FROM reviews WHERE corpus = $corpus "
                             f"{order}", {"corpus": corpus})["split"].tolist()
-    join, _ = join_scoped(())
-    return [s for s in candidates if not query(src, f"SELECT 1 AS hit FROM {join} WHERE p.corpus = $corpus LIMIT 1",
+    rows, _ = scoped_rows((), False)
+    return [s for s in candidates if not query(src, f"SELECT 1 AS hit FROM {rows} LIMIT 1",
                                                {"corpus": corpus, "split": s}).empty]
 
 
@@ -307,7 +307,7 @@ def cube(src: Source, corpus: str, split: str, where: Where = (), need_length: b
                           "FROM summary_slices WHERE corpus = $corpus AND split = $split AND field = $field "
                           "AND list_contains($values, value) GROUP BY ALL",
                      {"corpus": corpus, "split": split, "field": f.field, "values": list(f.values)})
-    sql, params = summaries.cube_sql(split, where)
+    sql, params = summaries.cube_sql(split, where, rows_of(summarised(src, corpus)))
     return query(src, sql, {"corpus": corpus, "split": split, "names": models(src, corpus), **params})
 
 
@@ -424,18 +424,18 @@ def confusion_at(src: Source, corpus: str, split: str, models: tuple[str, ...], 
     wholly on one side of it (bin = floor(P * 1000) is monotone in P), so those counts come from the
     cube; the reviews in the threshold's bin are compared with the threshold itself in SQL."""
     edge = min(math.floor(threshold * BINS), BINS - 1)  # the same arithmetic as the cube's bin
-    cond, filt = in_scope(where)
+    rows, filt = scoped_rows(where, summarised(src, corpus))
     inside = query(src, f"""
         WITH idx AS (SELECT unnest($models) AS model, (generate_subscripts($models, 1) - 1)::UTINYINT AS i),
-        r AS (SELECT review_id, label = 'positive' AS y FROM reviews
-              WHERE {cond} AND label IN ('positive', 'negative')),
-        c AS (SELECT idx.i, count(*) FILTER (WHERE NOT y AND p.p_positive < $t) AS tn,
-                     count(*) FILTER (WHERE NOT y AND p.p_positive >= $t) AS fp,
-                     count(*) FILTER (WHERE y AND p.p_positive < $t) AS fn,
-                     count(*) FILTER (WHERE y AND p.p_positive >= $t) AS tp
-              FROM predictions p JOIN idx USING (model) JOIN r USING (review_id)
-              WHERE p.corpus = $corpus AND p.p_positive >= $lo AND p.p_positive < $hi  -- a narrow range scan
-                AND least(floor(p.p_positive * {BINS}), {BINS - 1}) = $edge GROUP BY idx.i)
+        c AS (SELECT idx.i, count(*) FILTER (WHERE NOT y AND p_positive < $t) AS tn,
+                     count(*) FILTER (WHERE NOT y AND p_positive >= $t) AS fp,
+                     count(*) FILTER (WHERE y AND p_positive < $t) AS fn,
+                     count(*) FILTER (WHERE y AND p_positive >= $t) AS tp
+              FROM (SELECT p.model, p.p_positive, p.label = 'positive' AS y FROM {rows}
+                      AND p.label IN ('positive', 'negative')
+                      AND p.p_positive >= $lo AND p.p_positive < $hi  -- a narrow range scan
+                      AND least(floor(p.p_positive * {BINS}), {BINS - 1}) = $edge) p
+              JOIN idx USING (model) GROUP BY idx.i)
         SELECT idx.model, tn, fp, fn, tp FROM c JOIN idx USING (i)""",
                    {**scope_params(corpus, split, models), "t": threshold, "edge": edge, **filt,
                     "lo": (edge - 1) / BINS, "hi": 2.0 if edge == BINS - 1 else (edge + 2) / BINS})

@@ -150,13 +150,18 @@ def in_scope(where: Where) -> tuple[str, dict]:
     return "corpus = $corpus AND coalesce(split, 'all') = $split" + filt, params
 
 
-def join_scoped(where: Where) -> tuple[str, dict]:
-    """Predictions of one corpus joined to the reviews of one split ('all' = reviews without a split) that
-    pass the column filters. The reviews side is filtered first and carries only the small columns (never
-    the text): at millions of reviews this join is the dominant cost of a read, so the aggregates come from
-    the cube instead."""
-    cond, params = in_scope(where)
-    return f"predictions p JOIN (SELECT review_id, label, n_chars FROM reviews WHERE {cond}) r USING (review_id)", params
+def rows_of(summarised: bool) -> summaries.Rows:
+    """The rows every read computes from: the summaries' (keyed by an integer rid) or, in a view published
+    before they existed, the same columns from the base tables."""
+    return summaries.SUMMARY if summarised else summaries.BASE
+
+
+def scoped_rows(where: Where, summarised: bool) -> tuple[str, dict]:
+    """``<rows> p WHERE ...``: one prediction per row of $corpus in $split, passing the column filters, with
+    the review's label and n_chars beside it (and rid, the order the lists page in). Extend with AND."""
+    src = rows_of(summarised)
+    filt, params = summaries.where_sql(where, key="p.rid", fields=src.fields)
+    return f"{src.rows} p WHERE p.corpus = $corpus AND p.split = $split{filt}", params
 
 
 BINS = summaries.BINS  # resolution of the cube: P(positive) in 1/1000 steps

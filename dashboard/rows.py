@@ -23,11 +23,10 @@ from dashboard.db import (
     TEXT_ROWS,
     ReviewFilter,
     Source,
-    in_scope,
-    join_scoped,
     local,
     query,
-    scope_params,
+    rows_of,
+    scoped_rows,
     with_texts,
 )
 
@@ -44,14 +43,14 @@ def cell_reviews(src: Source, corpus: str, split: str, model: str, cell: str, th
     At threshold 0.5 the cube says how far from 0.5 the ``limit`` most confident reviews of the cell lie, so
     only the predictions in that range of P (a few bins at the end) are joined with the reviews."""
     label, positive = CELLS[cell]
-    join, filt = join_scoped(where)
+    rows_where, filt = scoped_rows(where, summarised(src, corpus))
     lo, hi = _confident_range(cube(src, corpus, split, where), model, label, positive, limit) \
         if threshold == 0.5 else (-1.0, 2.0)
     rows = query(src, f"""
-        SELECT p.review_id, r.label, p.p_positive, r.n_chars
-        FROM {join} WHERE p.corpus = $corpus AND p.model = $model AND r.label = $label
-                    AND (p.p_positive >= $t) = $positive AND p.p_positive >= $lo AND p.p_positive < $hi
-        ORDER BY abs(p.p_positive - 0.5) DESC, p.review_id LIMIT $limit""",
+        SELECT p.review_id, p.label, p.p_positive, p.n_chars
+        FROM {rows_where} AND p.model = $model AND p.label = $label
+            AND (p.p_positive >= $t) = $positive AND p.p_positive >= $lo AND p.p_positive < $hi
+        ORDER BY abs(p.p_positive - 0.5) DESC, p.rid LIMIT $limit""",
                  {"corpus": corpus, "split": split, "model": model, "label": label, "positive": positive,
                   "t": threshold, "limit": limit, "lo": lo, "hi": hi, **filt})
     return with_texts(src, corpus, rows)
@@ -85,8 +84,8 @@ def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, 
                           "WHERE corpus = $corpus AND split = $split AND models = $key",
                      {"corpus": corpus, "split": split, "key": json.dumps(list(models))})
     else:
-        sql, filt = summaries.disagreement_sql(where)
-        both = query(src, sql, {**scope_params(corpus, split, models), "limit": limit, **filt})
+        sql, filt = summaries.disagreement_sql(where, rows_of(summarised(src, corpus)))
+        both = query(src, sql, {"corpus": corpus, "split": split, "names": list(models), "limit": limit, **filt})
     spread = both[both["part"] == "spread"].sort_values(["spread", "review_id"], ascending=[False, True])
     wrong = both[both["part"] == "wrong"]  # UNION ALL keeps no order: re-rank after the text is fetched
     masks = both.loc[both["part"] == "mask", ["mask", "label", "all_contradict", "n"]]
@@ -146,44 +145,42 @@ def disagreement_counts(src: Source, corpus: str, split: str, models: tuple[str,
 # ---------------------------------------------------------------- reviews
 
 
-def _review_from(f: ReviewFilter) -> tuple[str, dict]:
-    """FROM + WHERE + parameters for a ReviewFilter; only fixed fragments, every value bound. Review-side
-    conditions (split, label, length, text search) filter the reviews before the join."""
-    scope, filt = in_scope(f.where)
-    inner = [scope]
-    outer = ["p.corpus = $corpus", "p.model = $model", "p.p_positive BETWEEN $p_min AND $p_max"]
+def _review_from(src: Source, f: ReviewFilter) -> tuple[str, dict]:
+    """FROM + WHERE + parameters for a ReviewFilter over one model's rows (dashboard.db.scoped_rows); only
+    fixed fragments, every value bound."""
+    rows_where, filt = scoped_rows(f.where, summarised(src, f.corpus))
+    conds = [rows_where, "p.model = $model", "p.p_positive BETWEEN $p_min AND $p_max"]
     params: dict = {"corpus": f.corpus, "split": f.split, "model": f.model, "p_min": f.p_min, "p_max": f.p_max,
                     **filt}
     if f.predicted:
-        outer.append("p.predicted = $predicted")
+        conds.append("p.predicted = $predicted")
         params["predicted"] = f.predicted
     if f.label == "none":
-        inner.append("label IS NULL")
+        conds.append("p.label IS NULL")
     elif f.label:
-        inner.append("label = $label")
+        conds.append("p.label = $label")
         params["label"] = f.label
     if f.correct is not None:
-        inner.append("label IN ('positive', 'negative')")
-        outer.append("(p.predicted = r.label) = $correct")
+        conds.append("p.label IN ('positive', 'negative') AND (p.predicted = p.label) = $correct")
         params["correct"] = f.correct
     if f.chars_min is not None:
-        inner.append("n_chars >= $chars_min")
+        conds.append("p.n_chars >= $chars_min")
         params["chars_min"] = f.chars_min
     if f.chars_max is not None:
-        inner.append("n_chars <= $chars_max")
+        conds.append("p.n_chars <= $chars_max")
         params["chars_max"] = f.chars_max
     if f.search.strip():
         # Case-insensitive substring: ILIKE on a bound, escaped pattern decides; a regexp_matches(..., 'i')
         # prefilter on the same literal (RE2, about 3x faster than ILIKE over 1M reviews: 1.5 s vs 4.4 s
         # measured) lets ILIKE run only on the reviews that can match (CASE evaluates THEN only there).
+        # The text is only in reviews: its matches are semi-joined to the rows.
         term = f.search.strip()
-        inner.append("CASE WHEN regexp_matches(text, $regex, 'i') THEN text ILIKE $pattern ESCAPE '\\' "
-                     "ELSE false END")
+        conds.append("p.review_id IN (SELECT review_id FROM reviews WHERE corpus = $corpus AND "
+                     "CASE WHEN regexp_matches(text, $regex, 'i') THEN text ILIKE $pattern ESCAPE '\\' "
+                     "ELSE false END)")
         params["regex"] = re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", term)
         params["pattern"] = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    sql = (f"predictions p JOIN (SELECT review_id, label, n_chars FROM reviews WHERE {' AND '.join(inner)}) r "
-           f"USING (review_id) WHERE {' AND '.join(outer)}")
-    return sql, params
+    return " AND ".join(conds), params
 
 
 @st.cache_data(**CACHE)
@@ -195,30 +192,30 @@ def length_range(src: Source, corpus: str) -> tuple[int, int]:
 
 @st.cache_data(**CACHE)
 def review_count(src: Source, f: ReviewFilter) -> int:
-    where, params = _review_from(f)
+    where, params = _review_from(src, f)
     return int(query(src, f"SELECT count(*) AS n FROM {where}", params)["n"].iloc[0])
 
 
 @st.cache_data(**CACHE)
 def review_page(src: Source, f: ReviewFilter, limit: int = 50, offset: int = 0) -> tuple[int, pd.DataFrame]:
-    """(number of matching reviews, one page of them in review_id order with their text). One pass over
-    the filtered set (the count is a window over it); text is read only for the rows of the page."""
-    where, params = _review_from(f)
+    """(number of matching reviews, one page of them in review_id order with their text). The count and
+    the page are two scans of one model's rows (a top-N on the integer rid, not a sort of every match);
+    text is read only for the rows of the page."""
+    where, params = _review_from(src, f)
     rows = query(src, f"""
-        SELECT p.review_id, r.label, p.predicted, p.p_positive, r.n_chars, count(*) OVER () AS total
-        FROM {where} ORDER BY p.review_id LIMIT $limit OFFSET $offset""", {**params, "limit": limit, "offset": offset})
-    total = int(rows["total"].iloc[0]) if not rows.empty else (review_count(src, f) if offset else 0)
-    return total, with_texts(src, f.corpus, rows.drop(columns="total"))
+        SELECT p.review_id, p.label, p.predicted, p.p_positive, p.n_chars
+        FROM {where} ORDER BY p.rid LIMIT $limit OFFSET $offset""", {**params, "limit": limit, "offset": offset})
+    return review_count(src, f), with_texts(src, f.corpus, rows)
 
 
 def review_csv(src: Source, f: ReviewFilter, max_rows: int = CSV_MAX_ROWS) -> bytes:
     """The filtered reviews as CSV (at most ``max_rows``); built only when the download is clicked."""
-    where, params = _review_from(f)
+    where, params = _review_from(src, f)
     table = query(src, f"""
-        WITH page AS (SELECT p.review_id, r.label, p.model, p.predicted, p.p_positive, r.n_chars
-                      FROM {where} ORDER BY p.review_id LIMIT $limit)
-        SELECT page.*, t.text FROM page JOIN (SELECT review_id, text FROM reviews WHERE corpus = $corpus) t
-        USING (review_id) ORDER BY page.review_id""", {**params, "limit": max_rows}, arrow=True)
+        WITH page AS (SELECT p.review_id, p.label, p.model, p.predicted, p.p_positive, p.n_chars, p.rid
+                      FROM {where} ORDER BY p.rid LIMIT $limit)
+        SELECT page.* EXCLUDE (rid), t.text FROM page JOIN (SELECT review_id, text FROM reviews WHERE corpus = $corpus) t
+        USING (review_id) ORDER BY page.rid""", {**params, "limit": max_rows}, arrow=True)
     out = io.BytesIO()
     pa_csv.write_csv(table, out)
     return out.getvalue()

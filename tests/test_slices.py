@@ -5,6 +5,10 @@ AppTest. The corpus: 4,000 reviews with a category, a date, a boolean and a numb
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,13 +41,14 @@ def shop(tmp_path_factory):
         store.insert_reviews(con, "shop", pd.DataFrame({
             "review_id": ids, "text": [f"review {i}" for i in range(N)], "label": np.where(y, "positive", "negative"),
             "split": None, "source_row": np.arange(N)}))
+        votes = rng.integers(0, 200, N).astype(float)
         cells = pd.concat([
             pd.DataFrame({"review_id": ids, "field": "category", "kind": "categorical", "text_value": category,
                           "num_value": np.nan, "time_value": pd.NaT}),
             pd.DataFrame({"review_id": ids, "field": "reviewed", "kind": "datetime", "text_value": None,
                           "num_value": np.nan, "time_value": day}),
             pd.DataFrame({"review_id": ids, "field": "votes", "kind": "numeric", "text_value": None,
-                          "num_value": rng.integers(0, 200, N).astype(float), "time_value": pd.NaT}),
+                          "num_value": votes, "time_value": pd.NaT}),
         ])
         store.insert_fields(con, "shop", cells)
         store.set_field_kinds(con, "shop", {"category": {"kind": "categorical"}, "reviewed": {"kind": "datetime"},
@@ -53,7 +58,7 @@ def shop(tmp_path_factory):
     store.publish(db)
     view = store.view_path(db)
     truth = pd.DataFrame({"review_id": ids, "y": y.astype(int), "category": category, "day": day,
-                          "confident": piled, "noisy": noisy})
+                          "votes": votes, "confident": piled, "noisy": noisy})
     return db, data.Source(str(view), view.stat().st_mtime_ns), truth
 
 
@@ -198,3 +203,61 @@ def test_a_cells_most_confident_reviews_equal_pandas(shop, cell):
         want = cell_rows.assign(c=(cell_rows[model] - 0.5).abs()).sort_values(["c", "review_id"],
                                                                                ascending=[False, True])
         assert got["review_id"].tolist() == want["review_id"].head(data.TEXT_ROWS).tolist()
+
+
+@pytest.fixture(scope="module")
+def unsummarised(shop, tmp_path_factory):
+    """The same view as published by a version before the summaries: every read computes from the base
+    tables (core.summaries.BASE) instead of summary_rows."""
+    _, src, _ = shop
+    old = tmp_path_factory.mktemp("old") / "view.duckdb"
+    old.write_bytes(Path(src.path).read_bytes())
+    with duckdb.connect(str(old)) as con:
+        con.execute("DELETE FROM summary_state")
+    return data.Source(str(old), old.stat().st_mtime_ns)
+
+
+ROW_FILTERS = [
+    ((), {}),
+    ((FieldFilter("category", "categorical", values=("Shoes", "<b>Hats</b>")),), {"predicted": "positive"}),
+    ((FieldFilter("reviewed", "datetime", lo="2021-03-01", hi="2021-09-01"),), {"correct": False}),
+    ((FieldFilter("category", "categorical", values=("Tops",), exclude=True),
+      FieldFilter("votes", "numeric", lo=20, hi=120)), {"p_min": 0.2, "p_max": 0.9, "label": "negative"}),
+]
+
+
+@pytest.mark.parametrize("where, how", ROW_FILTERS)
+def test_the_review_list_equals_pandas_from_the_summaries_and_the_base_tables(shop, unsummarised, where, how):
+    """The Reviews page (count, a page further in, the CSV) and a slice's reviews read summary_rows; a view
+    without summaries reads the base tables. Both give pandas' rows, in review_id order."""
+    _, src, truth = shop
+    frame = truth
+    keep = pd.Series(True, index=frame.index)
+    for f in where:
+        if f.field == "category":
+            hit = frame["category"].isin(f.values)
+            keep &= ~hit if f.exclude else hit
+        elif f.field == "reviewed":
+            keep &= (frame["day"] >= f.lo) & (frame["day"] < f.hi)
+        else:
+            keep &= frame["votes"].between(f.lo, f.hi)
+    p = frame["noisy"]
+    keep &= p.between(how.get("p_min", 0.0), how.get("p_max", 1.0))
+    if "predicted" in how:
+        keep &= (p >= 0.5) == (how["predicted"] == "positive")
+    if "correct" in how:
+        keep &= ((p >= 0.5) == (frame["y"] == 1)) == how["correct"]
+    if "label" in how:
+        keep &= frame["y"] == (how["label"] == "positive")
+    want = frame.loc[keep, "review_id"].sort_values().tolist()
+    f = data.ReviewFilter("shop", "all", "noisy", where=where, **how)
+    assert len(want) > 60  # each case lists pages of reviews
+    for source in (src, unsummarised):
+        assert data.summarised(source, "shop") == (source is src)
+        total, page = data.review_page(source, f, limit=20, offset=40)
+        assert total == len(want)
+        assert page["review_id"].tolist() == want[40:60]
+        assert page["text"].tolist() == [f"review {int(i[1:])}" for i in want[40:60]]
+        csv = pd.read_csv(io.BytesIO(data.review_csv(source, f)))
+        assert csv["review_id"].tolist() == want
+
