@@ -4,6 +4,7 @@ huge inputs, and bitbert's weights really are ternary and really are packed 2 bi
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from bitlinear_pytorch import BitLinear
 from bitlinear_pytorch.bitlinear import weight_quant
 from safetensors import safe_open
 from torch import nn
@@ -23,6 +25,7 @@ from core.models.bert import BertClassifier, BertConfig, Int8Linear
 from core.models.bitbert import (
     WEIGHTS,
     BitBertClassifier,
+    RampBitLinear,
     TernaryLinear,
     encoder_linears,
     pack_ternary,
@@ -252,3 +255,36 @@ def test_compiled_bert_predicts_as_eager(precision):
     compiled = model.predict_proba(texts)
     assert type(model.net).__name__ == "OptimizedModule"
     assert np.allclose(eager, compiled, atol=1e-4)
+
+
+def test_ramped_bitlinear_starts_as_fp32_and_ends_as_b158():
+    torch.manual_seed(0)
+    layer = RampBitLinear(16, 8, bias=True)
+    x = torch.randn(3, 5, 16)
+    layer.mix = 0.0
+    assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    layer.mix = 1.0
+    plain = BitLinear(16, 8, bias=True)
+    plain.load_state_dict(layer.state_dict())
+    assert torch.equal(layer(x), plain(x))
+    layer.mix = 0.5
+    half = layer(x)
+    assert not torch.allclose(half, plain(x)) and not torch.allclose(half, x @ layer.weight.T + layer.bias)
+
+
+def test_bitbert_distils_from_a_trained_teacher_with_unlabelled_reviews(tmp_path):
+    teacher, _, _ = BertClassifier.fit(TOY, TOY, "quick", TINY_BERT, progress=lambda _: None)
+    teacher.save(tmp_path / "teacher")
+    lines: list[str] = []
+    cfg = {**TINY_BERT, "layers": None, "pretrained": str(tmp_path / "teacher"), "train_rows": 16,
+           "kd_logits": 1.0, "kd_hidden": 1.0, "unlabelled": 8, "ramp": 0.5}
+    model, history, hyper = BitBertClassifier.fit(TOY, TOY, "quick", cfg, progress=lines.append)
+    assert_learns(history)
+    said = next(line for line in lines if "distilling from" in line)
+    assert "24 reviews (8 unlabelled)" in said  # 16 labelled + 8 of the train rows left over, without labels
+    assert all(math.isfinite(hyper[k]) and hyper[k] > 0 for k in ("loss_ce", "loss_kl", "loss_hidden"))
+    assert all(isinstance(layer, TernaryLinear) for _, _, layer in encoder_linears(model.net))
+    assert_round_trip(model, BitBertClassifier, tmp_path / "student")
+
+    with pytest.raises(ValueError, match="trained bert folder"):  # raw MiniLM has no trained head to learn from
+        BitBertClassifier.fit(TOY, TOY, "quick", {**TINY_BERT, "kd_logits": 1.0}, progress=lambda _: None)

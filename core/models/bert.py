@@ -36,6 +36,7 @@ from core.models.text_batching import (
     pick_device,
     setup_torch,
     subset,
+    subset_and_rest,
 )
 from core.progress import Progress
 from core.training import LoopSettings, backward_step, train_epochs
@@ -274,6 +275,21 @@ class BertClassifier:
         """Called with the best weights loaded; returns extra hyperparams to record."""
         return {}
 
+    def begin_training(self, x_train: list[list[int]], y_train: np.ndarray, unused: pd.DataFrame, progress
+                       ) -> tuple[list[list[int]], np.ndarray]:
+        """Called with the encoded train reviews (and the train split's reviews not picked); returns the
+        training set. bitbert adds unlabelled reviews (y = -1) and its teacher's logits here."""
+        return x_train, y_train
+
+    def train_loss(self, idx: np.ndarray, seqs: list[list[int]], y: np.ndarray,
+                   cache: list[torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, logits, the labels the train accuracy counts against) of one training batch: cross-entropy
+        on the labels (bitbert adds distillation)."""
+        with self._autocast():
+            logits = self._batch_logits(idx, seqs, cache)  # (B, 2)
+        target = torch.as_tensor(y[idx], dtype=torch.long, device=self.device)
+        return F.cross_entropy(logits.float(), target), logits, target
+
     # ------------------------------------------------------------------ training
 
     @classmethod
@@ -302,7 +318,7 @@ class BertClassifier:
         if auto_bf16:
             progress(f"{cls.kind}: bf16 autocast {'on' if cfg.bf16 else 'off'} (auto; {kernels.current().why()})")
         rng = np.random.default_rng(cfg.seed)
-        train, val = subset(train, cfg.train_rows, cfg.seed), subset(val, cfg.val_rows, cfg.seed)
+        (train, unused), val = subset_and_rest(train, cfg.train_rows, cfg.seed), subset(val, cfg.val_rows, cfg.seed)
         model = cls.from_checkpoint(cfg)
         model.prepare_for_training(progress)
         net = model.net
@@ -311,6 +327,7 @@ class BertClassifier:
 
         x_train, y_train = model.encode(train["text"].tolist()), train["y"].to_numpy()
         x_val, y_val = model.encode(val["text"].tolist()), val["y"].to_numpy()
+        x_train, y_train = model.begin_training(x_train, y_train, unused, progress)
         cache_train = cache_val = None
         if cfg.freeze_layers:
             model._freeze_lower()
@@ -326,10 +343,7 @@ class BertClassifier:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup_decay(s, total, warm))
 
         def step(idx: np.ndarray) -> tuple[float, int]:
-            with model._autocast():
-                logits = model._batch_logits(idx, x_train, cache_train)  # (B, 2)
-            target = torch.as_tensor(y_train[idx], dtype=torch.long, device=model.device)
-            loss = F.cross_entropy(logits.float(), target)
+            loss, logits, target = model.train_loss(idx, x_train, y_train, cache_train)
             backward_step(loss, opt, trainable, cfg.clip, sched)
             return loss.item() * len(idx), int((logits.detach().argmax(-1) == target).sum())
 

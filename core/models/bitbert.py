@@ -13,10 +13,23 @@ The checkpoint packs the codes 2 bits each (4 per uint8) in safetensors and stor
 fp16 or int8 (per-row scale); the in-memory model is rounded the same way when it is frozen, so a reloaded
 model gives identical predictions.
 Files: model.json, config.json (transformers config), bitbert.safetensors, tokenizer files. No pickle.
+
+Distillation (``kd_logits`` / ``kd_hidden`` > 0): a trained full-precision bert (``teacher``; by default the
+``pretrained`` folder the student starts from) teaches the student. The loss of a batch is
+    ce * cross-entropy(labels)                       the labelled reviews only
+  + kd_logits * T^2 * KL(teacher || student at temperature T)
+  + kd_hidden * mean over layers of MSE(student, teacher hidden states)   real tokens only
+as TernaryBERT does (without its attention-score term). The teacher's logits are computed once, before the
+first step; its hidden states on the fly. ``unlabelled`` more reviews of the train split (never validation
+or test) join without their labels: they are learnt from the teacher alone. The quantization is ramped in
+over the first ``ramp`` share of the steps (weights and activations move linearly from fp32 to their
+quantized values), so the student starts as its teacher.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,14 +37,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bitlinear_pytorch import BitLinear
-from bitlinear_pytorch.bitlinear import act_quant
+from bitlinear_pytorch.bitlinear import act_quant, weight_quant
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core import kernels
 from core.models import write_manifest
-from core.models.bert import BertClassifier, BertConfig, encoder_children
-from core.models.text_batching import setup_torch
+from core.models.bert import BertClassifier, BertConfig, encoder_children, padding_mask
+from core.models.text_batching import length_batches, pad_batch, setup_torch
+from core.progress import Progress
 
 KIND = "bitbert"
 WEIGHTS = "bitbert.safetensors"
@@ -42,6 +56,13 @@ class BitBertConfig(BertConfig):
     lr: float = 5e-4                  # ternary weights need bigger steps to flip than fp32 fine-tuning:
     #                                   at 1e-4 the loss stayed at 0.69 for 700 reviews
     embeddings: str = "fp16"          # how the word embeddings are stored: fp16 | int8 (per-row scale) | fp32
+    teacher: str | None = None        # a trained bert folder; None = the `pretrained` folder, when distilling
+    ce: float = 1.0                   # weight of the cross-entropy on the labels
+    kd_logits: float = 0.0            # weight of the KL to the teacher's logits (0: no distillation)
+    kd_hidden: float = 0.0            # weight of the MSE to the teacher's hidden states, every layer
+    temperature: float = 2.0
+    unlabelled: int = 0               # extra train-split reviews learnt from the teacher alone (needs kd_logits)
+    ramp: float = 0.0                 # share of the steps over which the quantization is ramped in
 
 
 PRESETS: dict[str, BitBertConfig] = {
@@ -57,6 +78,20 @@ PRESETS: dict[str, BitBertConfig] = {
     # weights the training never adjusts lose too much.
     "cpu": BitBertConfig(max_len=256, epochs=1, batch_size=16, lr=2e-4, train_rows=6_000, val_rows=1_000),
 }
+
+
+class RampBitLinear(BitLinear):
+    """bitlinear-pytorch's BitLinear, with ``mix`` of its quantization applied (0: fp32, 1: b1.58, as
+    BitLinear itself); the straight-through gradient is unchanged."""
+
+    mix = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mix >= 1.0:
+            return super().forward(x)
+        x_q = x + self.mix * (act_quant(x) - x).detach()
+        w_q = self.weight + self.mix * (weight_quant(self.weight) - self.weight).detach()
+        return F.linear(x_q, w_q, self.bias)
 
 
 class TernaryLinear(nn.Module):
@@ -105,6 +140,18 @@ class TernaryLinear(nn.Module):
         return y + self.bias if self.bias is not None else y
 
 
+def teacher_logits(teacher: BertClassifier, seqs: list[list[int]], batch_size: int, progress) -> torch.Tensor:
+    """The teacher's logits of every training review, computed once: (N, 2) float32."""
+    out = torch.empty(len(seqs), 2)
+    ticker = Progress("bitbert teacher", len(seqs), "reviews", emit=progress, every=10.0)
+    teacher.net.eval()
+    with torch.inference_mode():
+        for idx in length_batches([len(s) for s in seqs], batch_size):
+            out[idx] = teacher._logits([seqs[i] for i in idx]).float().cpu()
+            ticker.update(len(idx))
+    return out
+
+
 def encoder_linears(net: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     """(parent, attribute, layer) for every nn.Linear / BitLinear / TernaryLinear inside the encoder."""
     return encoder_children(net, (nn.Linear, TernaryLinear))
@@ -116,8 +163,8 @@ def to_bitlinear(net: nn.Module) -> int:
     for parent, name, layer in encoder_linears(net):
         if isinstance(layer, BitLinear):
             continue
-        bit = BitLinear(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                        device=layer.weight.device)
+        bit = RampBitLinear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                            device=layer.weight.device)
         bit.weight.data.copy_(layer.weight.data)
         if layer.bias is not None:
             bit.bias.data.copy_(layer.bias.data)
@@ -170,6 +217,7 @@ class BitBertClassifier(BertClassifier):
     precisions = ("int8", "float")  # integer kernels; the training-time fp32 arithmetic
     training_precision = "float"
     precision = "float"
+    _distil = False  # while training with a teacher (begin_training)
 
     def set_precision(self, precision: str = "auto") -> str:
         """auto (what load() picks): int8 where an integer kernel measures at least as fast as fp32 here, else
@@ -198,11 +246,89 @@ class BitBertClassifier(BertClassifier):
         n = to_bitlinear(self.net)
         progress(f"bitbert: {n} encoder linear layers are now BitLinear (ternary weights, 8-bit activations)")
 
+    # ------------------------------------------------------------------ distillation
+
+    def begin_training(self, x_train, y_train, unused, progress):
+        cfg = self.cfg
+        self._teacher, self._distil, self._steps, self._terms = None, False, 0, {"ce": 0.0, "kl": 0.0, "hidden": 0.0, "n": 0}
+        total = cfg.epochs * math.ceil((len(x_train) + min(cfg.unlabelled, len(unused))) / cfg.batch_size)
+        self._ramp_steps = int(cfg.ramp * total)
+        if cfg.kd_logits <= 0 and cfg.kd_hidden <= 0:
+            if cfg.unlabelled:
+                raise ValueError("bitbert: unlabelled reviews are learnt from a teacher: set kd_logits > 0")
+            return x_train, y_train
+        if cfg.freeze_layers:
+            raise ValueError("bitbert: distillation trains every layer; freeze_layers must be 0")
+        path = Path(cfg.teacher or cfg.pretrained or "")
+        if not (path / "model.json").is_file():
+            raise ValueError(f"bitbert: the teacher must be a trained bert folder (model.json), not {str(path)!r}: "
+                             "--set teacher=data/models/bert-quick")
+        teacher = BertClassifier.load(path, self.device)
+        if teacher.tokenizer.get_vocab() != self.tokenizer.get_vocab() or (
+                cfg.kd_hidden > 0 and teacher.net.config.hidden_size != self.net.config.hidden_size):
+            raise ValueError(f"bitbert: the teacher {path} must share the student's tokenizer (and, for kd_hidden, "
+                             "its hidden size): start the student from it (--set pretrained=...)")
+        extra = unused.sample(n=min(cfg.unlabelled, len(unused)), random_state=cfg.seed)["text"].tolist()
+        if extra:
+            x_train = [*x_train, *self.encode(extra)]
+            y_train = np.concatenate([y_train, np.full(len(extra), -1)])  # -1: no label, teacher only
+        t = time.perf_counter()
+        self._teacher_logits = teacher_logits(teacher, x_train, cfg.eval_batch_size, progress)  # (N, 2)
+        agree = float((self._teacher_logits[y_train >= 0].argmax(-1).numpy() == y_train[y_train >= 0]).mean())
+        progress(f"bitbert: distilling from {path} (logits x{cfg.kd_logits}, hidden states x{cfg.kd_hidden}, "
+                 f"T={cfg.temperature}); {len(x_train):,} reviews ({len(extra):,} unlabelled); teacher logits "
+                 f"in {time.perf_counter() - t:.0f} s, teacher accuracy on the labelled ones {agree:.4f}")
+        self._teacher = teacher if cfg.kd_hidden > 0 else None  # logits are cached: the net only for states
+        self._distil = True
+        return x_train, y_train
+
+    def train_loss(self, idx, seqs, y, cache):
+        cfg = self.cfg
+        mix = min(1.0, (self._steps + 1) / self._ramp_steps) if self._ramp_steps else 1.0
+        for module in self.net.modules():
+            if isinstance(module, RampBitLinear):
+                module.mix = mix
+        self._steps += 1
+        if not self._distil:
+            return super().train_loss(idx, seqs, y, cache)
+        ids, lengths = pad_batch([seqs[i] for i in idx], self.tokenizer.pad_token_id)  # (B, T)
+        mask = padding_mask(lengths, ids.size(1)).to(self.device)  # (B, T)
+        out = self.net(input_ids=ids.to(self.device), attention_mask=mask, output_hidden_states=cfg.kd_hidden > 0)
+        logits = out.logits.float()  # (B, 2)
+        target = torch.as_tensor(y[idx], dtype=torch.long, device=self.device)
+        labelled = target >= 0
+        ce = F.cross_entropy(logits[labelled], target[labelled]) if labelled.any() else logits.sum() * 0
+        t = cfg.temperature
+        soft = self._teacher_logits[idx].to(self.device)  # (B, 2)
+        kl = F.kl_div(F.log_softmax(logits / t, -1), F.log_softmax(soft / t, -1), log_target=True,
+                      reduction="batchmean") * t * t
+        hidden = logits.sum() * 0
+        if self._teacher is not None:
+            with torch.no_grad():
+                teacher_states = self._teacher.net(input_ids=ids.to(self.device), attention_mask=mask,
+                                                   output_hidden_states=True).hidden_states
+            real = mask.unsqueeze(-1).float()  # (B, T, 1)
+            for s_h, t_h in zip(out.hidden_states[1:], teacher_states[1:], strict=True):  # every layer's output
+                hidden = hidden + (((s_h - t_h) ** 2) * real).sum() / (real.sum() * s_h.size(-1))
+            hidden = hidden / (len(teacher_states) - 1)
+        loss = cfg.ce * ce + cfg.kd_logits * kl + cfg.kd_hidden * hidden
+        n = self._terms["n"]
+        for key, value in (("ce", ce), ("kl", kl), ("hidden", hidden)):  # running means, for the record
+            self._terms[key] = (self._terms[key] * n + float(value.detach())) / (n + 1)
+        self._terms["n"] = n + 1
+        return loss, logits, torch.where(labelled, target, soft.argmax(-1))  # unlabelled: counted vs the teacher
+
     def _embedding(self) -> nn.Embedding:
         return self.net.base_model.embeddings.word_embeddings
 
     def finish_training(self, x_val, y_val, progress) -> dict:
         """Freeze to ternary codes, then round the word embeddings as they will be stored; measure both."""
+        terms = {}
+        if self._distil:
+            terms = {f"loss_{k}": round(v, 5) for k, v in self._terms.items() if k != "n"}
+            progress(f"bitbert: mean loss terms over training: {terms}")
+            self._teacher = self._teacher_logits = None
+            self._distil = False
         to_ternary(self.net)
         progress(f"bitbert: validation with {self.set_precision('auto')}")
         _, acc_fp32 = self._evaluate(x_val, y_val)
@@ -211,7 +337,7 @@ class BitBertClassifier(BertClassifier):
         _, acc_stored = self._evaluate(x_val, y_val)
         progress(f"bitbert: validation accuracy with fp32 embeddings {acc_fp32:.4f}, with "
                  f"{self.cfg.embeddings} embeddings {acc_stored:.4f}")
-        return {"val_acc_fp32_embeddings": acc_fp32, "val_acc_stored_embeddings": acc_stored}
+        return {"val_acc_fp32_embeddings": acc_fp32, "val_acc_stored_embeddings": acc_stored, **terms}
 
     def n_params(self) -> int:
         ternary = sum(m.codes.numel() for m in self.net.modules() if isinstance(m, TernaryLinear))

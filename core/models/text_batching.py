@@ -83,6 +83,12 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
 
 def subset(df, rows: int | None, seed: int):
     """A stratification-free random subset of ``rows`` rows (all rows when None or larger)."""
+    return subset_and_rest(df, rows, seed)[0]
+
+
+def subset_and_rest(df, rows: int | None, seed: int):
+    """(subset(df, rows, seed), the rows it left out)."""
     if rows is None or rows >= len(df):
-        return df.reset_index(drop=True)
-    return df.sample(n=rows, random_state=seed).reset_index(drop=True)
+        return df.reset_index(drop=True), df.iloc[:0]
+    picked = df.sample(n=rows, random_state=seed)
+    return picked.reset_index(drop=True), df.drop(picked.index).reset_index(drop=True)
