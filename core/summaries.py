@@ -5,6 +5,8 @@ page's cost does not grow with the corpus (10 million reviews x 6 models read as
     summary_slices  corpus, split, field, value, model, label, bin, n, sum_p  per kept column's slice
     summary_time    corpus, split, field, day, model, label, positive, n      per datetime column and day
     summary_values  corpus, field, value, ord, n, sliced                      a column's values / buckets
+    summary_agree   corpus, split, models, rid, review_id, label, spread, mean_p, mask
+                    per review scored by every model of the corpus (per_review_sql), in rid order
     summary_disagree corpus, split, models, part, review_id, spread, label, mask, all_contradict, n
                     the Disagreements page's pass (disagreement_sql) for every model of the corpus
     summary_rows    corpus, model, rid, split, label, n_chars, predicted, p_positive, review_id
@@ -64,11 +66,13 @@ CREATE TABLE IF NOT EXISTS summary_rows (corpus VARCHAR, model VARCHAR, rid INTE
     label VARCHAR, n_chars INTEGER, predicted VARCHAR, p_positive DOUBLE, review_id VARCHAR);
 CREATE TABLE IF NOT EXISTS summary_fields (corpus VARCHAR, field VARCHAR, rid INTEGER, text_value VARCHAR,
     num_value DOUBLE, time_value TIMESTAMP);
+CREATE TABLE IF NOT EXISTS summary_agree (corpus VARCHAR, split VARCHAR, models VARCHAR, rid INTEGER,
+    review_id VARCHAR, label VARCHAR, spread DOUBLE, mean_p DOUBLE, mask BIGINT);
 CREATE TABLE IF NOT EXISTS summary_disagree (corpus VARCHAR, split VARCHAR, models VARCHAR, part VARCHAR,
     review_id VARCHAR, spread DOUBLE, label VARCHAR, mask BIGINT, all_contradict BOOLEAN, n BIGINT);
 """
 TABLES = ("summary_cube", "summary_slices", "summary_time", "summary_values", "summary_disagree", "summary_rows",
-          "summary_fields")
+          "summary_fields", "summary_agree")
 DISAGREEMENTS = 50  # reviews the Disagreements page lists (of each kind)
 
 Run = Callable[[str, dict], pd.DataFrame]  # runs one statement with bound parameters
@@ -282,19 +286,31 @@ def time_sql(field: str, split: str | None, where: Where = (), src: Rows = SUMMA
         FROM c JOIN idx USING (i)""", {**params, "field": field}
 
 
-def disagreement_sql(where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
-    """One pass over the reviews of $split scored by every model of $names: part 'spread' (the $limit
-    reviews with the largest max - min P(positive)), 'wrong' (the $limit that every model gets wrong, most
-    confidently first) and 'mask' (reviews per label and bitmask of which models predict positive, bit i =
-    i-th model)."""
+def per_review_sql(where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
+    """Per review of $split scored by every model of $names: rid, review_id, label, spread (max - min
+    P(positive)), mean_p and mask (bit i: the i-th model predicts positive). summary_agree holds it for
+    every model of the corpus, the Disagreements page's default."""
     scoped, params = _scoped(src, False, where, binned=False)
     return f"""
-        WITH {scoped},
-        per AS (
-            SELECT rid, any_value(review_id) AS review_id, any_value(label) AS label,
-                   max(p_positive) - min(p_positive) AS spread, avg(p_positive) AS mean_p,
-                   sum(CASE WHEN predicted = 'positive' THEN 1::BIGINT << i ELSE 0 END)::BIGINT AS mask
-            FROM r GROUP BY rid HAVING count(*) = len($names)),
+        WITH {scoped}
+        SELECT rid, any_value(review_id) AS review_id, any_value(label) AS label,
+               max(p_positive) - min(p_positive) AS spread, avg(p_positive) AS mean_p,
+               sum(CASE WHEN predicted = 'positive' THEN 1::BIGINT << i ELSE 0 END)::BIGINT AS mask
+        FROM r GROUP BY rid HAVING count(*) = len($names)""", params
+
+
+def disagreement_sql(where: Where = (), src: Rows = SUMMARY, agree: bool = False) -> tuple[str, dict]:
+    """One pass over the per-review aggregate (per_review_sql, or with ``agree`` its copy in summary_agree
+    for every model of the corpus): part 'spread' (the $limit reviews with the largest spread), 'wrong' (the
+    $limit that every model gets wrong, most confidently first) and 'mask' (reviews per label and bitmask)."""
+    if agree:
+        filt, params = where_sql(where, key="rid", fields=src.fields)
+        per = (f"SELECT rid, review_id, label, spread, mean_p, mask FROM summary_agree "
+               f"WHERE corpus = $corpus AND split = $split AND models = $key{filt}")
+    else:
+        per, params = per_review_sql(where, src)
+    return f"""
+        WITH per AS ({per}),
         rp AS (
             SELECT per.*, coalesce(label = 'positive' AND mask = 0
                                    OR label = 'negative' AND mask = (1::BIGINT << len($names)) - 1,
@@ -302,10 +318,10 @@ def disagreement_sql(where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]
             FROM per)
         (SELECT 'spread' AS part, review_id, spread, label, NULL::BIGINT AS mask,
                 NULL::BOOLEAN AS all_contradict, NULL::BIGINT AS n
-         FROM rp ORDER BY spread DESC, review_id LIMIT $limit)
+         FROM rp ORDER BY spread DESC, rid LIMIT $limit)
         UNION ALL
         (SELECT 'wrong', review_id, spread, label, NULL, NULL, NULL FROM rp WHERE all_contradict
-         ORDER BY abs(mean_p - (label = 'positive')::DOUBLE) DESC, review_id LIMIT $limit)
+         ORDER BY abs(mean_p - (label = 'positive')::DOUBLE) DESC, rid LIMIT $limit)
         UNION ALL
         SELECT 'mask', NULL, NULL, label, mask, all_contradict, count(*) FROM rp GROUP BY ALL""", params
 
@@ -370,13 +386,15 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
     _build_rows(con, corpus)  # first: every summary below reads it
     sql, params = cube_sql(None)
     con.execute(f"INSERT INTO summary_cube SELECT $corpus, * FROM ({sql})", {**scope, **params})
-    sql, _ = disagreement_sql()
     splits = con.execute("SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus ORDER BY split",
                          {"corpus": corpus}).fetchall()
     for (split,) in splits if len(names) > 1 else []:  # one model disagrees with nobody
+        key = {"corpus": corpus, "split": split, "names": names, "key": json.dumps(names)}
+        sql, _ = per_review_sql()
+        con.execute(f"INSERT INTO summary_agree SELECT $corpus, $split, $key, * FROM ({sql}) ORDER BY rid", key)
+        sql, _ = disagreement_sql(agree=True)
         con.execute(f"INSERT INTO summary_disagree SELECT $corpus, $split, $key, * FROM ({sql})",
-                    {"corpus": corpus, "split": split, "names": names, "key": json.dumps(names),
-                     "limit": DISAGREEMENTS})
+                    {**key, "limit": DISAGREEMENTS})
     for field, kind in field_kinds(run, corpus).items():
         if kind not in SLICED:
             continue

@@ -77,15 +77,17 @@ def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, 
                        where: Where = ()) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One pass over the per-review aggregate: (top reviews by spread, top reviews every model gets
     wrong, ranked by mean confidence against the label, counts by bitmask/label), so the page's toggle
-    costs nothing more. Read from the summaries for the default choice (every model, in order, no filter)."""
-    if (not where and limit == summaries.DISAGREEMENTS and summarised(src, corpus)
-            and list(models) == corpus_models(src, corpus)):
+    costs nothing more. For the default choice (every model of the corpus, in order) read from the
+    summaries: summary_disagree itself, or under a filter summary_agree (one row per review, no grouping)."""
+    every = len(models) > 1 and summarised(src, corpus) and list(models) == corpus_models(src, corpus)
+    scope = {"corpus": corpus, "split": split}
+    key = {"key": json.dumps(list(models))} if every else {}  # names the model set in the summaries
+    if not where and limit == summaries.DISAGREEMENTS and every:
         both = query(src, "SELECT part, review_id, spread, label, mask, all_contradict, n FROM summary_disagree "
-                          "WHERE corpus = $corpus AND split = $split AND models = $key",
-                     {"corpus": corpus, "split": split, "key": json.dumps(list(models))})
+                          "WHERE corpus = $corpus AND split = $split AND models = $key", {**scope, **key})
     else:
-        sql, filt = summaries.disagreement_sql(where, rows_of(summarised(src, corpus)))
-        both = query(src, sql, {"corpus": corpus, "split": split, "names": list(models), "limit": limit, **filt})
+        sql, filt = summaries.disagreement_sql(where, rows_of(summarised(src, corpus)), agree=every)
+        both = query(src, sql, {**scope, **key, "names": list(models), "limit": limit, **filt})
     spread = both[both["part"] == "spread"].sort_values(["spread", "review_id"], ascending=[False, True])
     wrong = both[both["part"] == "wrong"]  # UNION ALL keeps no order: re-rank after the text is fetched
     masks = both.loc[both["part"] == "mask", ["mask", "label", "all_contradict", "n"]]

@@ -261,3 +261,25 @@ def test_the_review_list_equals_pandas_from_the_summaries_and_the_base_tables(sh
         csv = pd.read_csv(io.BytesIO(data.review_csv(source, f)))
         assert csv["review_id"].tolist() == want
 
+
+@pytest.mark.parametrize("where", [(), (FieldFilter("category", "categorical", values=("Shoes", "Tops")),),
+                                   (FieldFilter("reviewed", "datetime", lo="2021-06-01", hi="2022-01-01"),)])
+def test_disagreements_equal_pandas_from_the_summaries_and_the_base_tables(shop, unsummarised, where):
+    """The Disagreements page under a filter reads summary_agree (one row per review); unfiltered,
+    summary_disagree; a view without summaries, the base tables. All equal pandas."""
+    _, src, truth = shop
+    scope = truth
+    for f in where:
+        scope = scope[scope["category"].isin(f.values)] if f.kind == "categorical" else \
+            scope[(scope["day"] >= f.lo) & (scope["day"] < f.hi)]
+    votes = scope[list(MODELS)] >= 0.5
+    spread = (scope["confident"] - scope["noisy"]).abs()
+    wrong = (votes["confident"] != (scope["y"] == 1)) & (votes["noisy"] != (scope["y"] == 1))
+    top = scope.assign(s=spread).sort_values(["s", "review_id"], ascending=[False, True])["review_id"]
+    for source in (src, unsummarised):
+        counts = data.disagreement_counts(source, "shop", "all", MODELS, where=where)
+        assert counts == {"reviews": len(scope), "split_decisions": int((votes["confident"] != votes["noisy"]).sum()),
+                          "all_contradict": int(wrong.sum())}
+        listed = data.disagreements(source, "shop", "all", MODELS, where=where)
+        assert listed["review_id"].tolist() == top.head(data.TEXT_ROWS).tolist()
+        assert listed["spread"].to_numpy() == pytest.approx(spread.loc[top.head(data.TEXT_ROWS).index].to_numpy())
