@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core import summaries
-from core.errors import StoreError
+from core.errors import InputError, StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS corpora (
@@ -668,3 +669,96 @@ def export_resampled_imdb(db: Path, out: Path, rows: int, seed: int, log: Callab
         out_sql = str(out).replace("'", "''")  # COPY takes no parameter for its file name
         con.execute(f"COPY ({query}) TO '{out_sql}' {EXPORT_FORMATS[out.suffix.lower()]}", [rows, seed, n_pool])
     return n_pool
+
+
+# ---------------------------------------------------------------- a synthetic benchmark database (jobs.bench_dashboard)
+
+BENCH_FIELDS = {"category": "categorical", "product_id": "categorical", "reviewed": "datetime"}  # synthetic kept columns
+
+
+def build_bench_corpus(con: duckdb.DuckDBPyConnection, source: Path, rows: int, n_models: int,
+                       score: Callable[[list[str]], tuple[str, np.ndarray]], log: Callable[[str], None]) -> None:
+    """Fill an empty database with corpus imdb: ``rows`` reviews resampled from ``source``'s imdb reviews
+    (row i = pool review ``hash(i) mod n``), ``n_models`` models' predictions of each and the BENCH_FIELDS
+    kept columns (synthetic, a hash of the row number). The pool is the reviews every stored model scored, model j
+    starting from stored model ``j mod k``; with none stored, the imdb test split, which ``score(texts)``
+    scores (returning the model's name and P(positive)). Models past the k stored add their own noise in
+    logit space (about N(0, 0.6), a hash of review and model)."""
+    source = _attach_readable(con, source, log)
+    stored = [r[0] for r in con.execute(
+        "SELECT DISTINCT model FROM src.predictions WHERE corpus = 'imdb' ORDER BY model").fetchall()]
+    if stored:
+        con.execute("""
+            CREATE TEMP TABLE pool AS
+            SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, review_id, text, label, n_chars
+            FROM src.reviews r WHERE corpus = 'imdb' AND review_id IN (  -- scored by every stored model
+                SELECT review_id FROM src.predictions WHERE corpus = 'imdb'
+                GROUP BY review_id HAVING count(DISTINCT model) = $k)""", {"k": len(stored)})
+        con.execute("""CREATE TEMP TABLE pool_p AS
+            SELECT pool.k, p.model, p.p_positive FROM pool JOIN src.predictions p
+            ON p.corpus = 'imdb' AND p.review_id = pool.review_id""")
+        how = f"stored predictions of {', '.join(stored)}"
+    else:
+        con.execute("""
+            CREATE TEMP TABLE pool AS
+            SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, review_id, text, label, n_chars
+            FROM src.reviews WHERE corpus = 'imdb' AND split = 'test'""")
+        pool = con.execute("SELECT k, text FROM pool ORDER BY k").df()
+        name, p = score(pool["text"].tolist()) if len(pool) else ("none", np.zeros(0))
+        con.register("_pool_p", pool[["k"]].assign(model=name, p_positive=p))
+        con.execute("CREATE TEMP TABLE pool_p AS SELECT * FROM _pool_p")
+        con.unregister("_pool_p")
+        stored, how = [name], f"{name} predictions on the unique texts"
+    n_pool = con.execute("SELECT count(*) FROM pool").fetchone()[0]
+    if n_pool == 0:
+        raise InputError(f"{source} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
+    log(f"pool: {n_pool:,} real IMDB reviews; probabilities from {how}")
+
+    names = [stored[j % len(stored)] + ("" if j < len(stored) else f"-v{j}") for j in range(n_models)]
+    con.execute("CREATE TEMP TABLE bench_models AS SELECT unnest($names) AS model, "
+                "unnest($bases) AS base, unnest(range($n)) AS j",
+                {"names": names, "bases": [stored[j % len(stored)] for j in range(n_models)], "n": n_models})
+    con.execute("CREATE TEMP TABLE pick AS SELECT i, hash(i, 'bench') % $n AS k FROM range($rows) t(i)",
+                {"n": n_pool, "rows": rows})
+    upsert_corpus(con, "imdb", f"bench: {rows:,} reviews resampled from {source}", {"bench": True})
+    t = time.perf_counter()
+    con.execute("""
+        INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars)
+        SELECT 'imdb', printf('b%07d', pick.i), pool.text, pool.label, 'test', pick.i, pool.n_chars
+        FROM pick JOIN pool USING (k) ORDER BY pick.i""")
+    log(f"reviews: {rows:,} rows in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    con.execute("""
+        INSERT INTO predictions
+        SELECT 'imdb', printf('b%07d', pick.i), m.model, q.p,
+               CASE WHEN q.p >= 0.5 THEN 'positive' ELSE 'negative' END, 'bench'
+        FROM pick CROSS JOIN bench_models m
+        JOIN pool_p ON pool_p.k = pick.k AND pool_p.model = m.base,
+        LATERAL (SELECT CASE WHEN m.j < $k THEN pool_p.p_positive ELSE  -- a stored model as is
+            1 / (1 + exp(-(ln(c / (1 - c)) + 1.2 * ((hash(pick.i, m.j, 1) % 10000 + hash(pick.i, m.j, 2)
+                 % 10000 + hash(pick.i, m.j, 3) % 10000) / 10000.0 - 1.5))))  -- logit + ~N(0, 0.6)
+            END AS p FROM (SELECT greatest(least(pool_p.p_positive, 1 - 1e-6), 1e-6) AS c)) q
+        ORDER BY pick.i, m.model""", {"k": len(stored)})
+    log(f"predictions: {rows * n_models:,} rows in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    con.execute("""
+        INSERT INTO review_fields
+        SELECT 'imdb', printf('b%07d', i), 'category', 'categorical',
+               printf('category %02d', least(floor(-ln(1 - (hash(i, 'c') % 1000000) / 1000000.0) * 5), 19)::INT),
+               NULL, NULL FROM range($rows) t(i)
+        UNION ALL
+        SELECT 'imdb', printf('b%07d', i), 'product_id', 'categorical', printf('P%05d', hash(i, 'p') % 50000),
+               NULL, NULL FROM range($rows) t(i)
+        UNION ALL
+        SELECT 'imdb', printf('b%07d', i), 'reviewed', 'datetime', NULL, NULL,
+               TIMESTAMP '2015-01-01' + to_days((hash(i, 'd') % 3287)::INT) FROM range($rows) t(i)
+        ORDER BY 2, 3""", {"rows": rows})
+    set_field_kinds(con, "imdb", {f: {"kind": k} for f, k in BENCH_FIELDS.items()})
+    log(f"kept columns: {rows * len(BENCH_FIELDS):,} rows in {time.perf_counter() - t:.1f} s")
+    for table in ("models", "training_log"):
+        con.execute(f"INSERT INTO {table} SELECT * FROM src.{table} ON CONFLICT DO NOTHING")
+    con.execute("""INSERT INTO model_speed (model, corpus, rows, seconds, rows_per_s, peak_rss_mb)
+        SELECT m.model, 'imdb', s.rows, s.seconds, s.rows_per_s, s.peak_rss_mb FROM bench_models m
+        JOIN (SELECT model, arg_max(COLUMNS(['rows', 'seconds', 'rows_per_s', 'peak_rss_mb']), measured_at)
+              FROM src.model_speed GROUP BY model) s ON s.model = m.base""")
+    con.execute("DETACH src")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pytest
 
+from core import store
 from core.ingest import StoredIds
-from jobs import make_corpus, score
+from core.models import load_model
+from jobs import bench_dashboard, make_corpus, score
 from tests.conftest import write_csv
 
 
@@ -48,3 +51,25 @@ def test_make_corpus_is_reproducible_and_prefix_stable(scored_db, tmp_path):
         head = con.execute("SELECT * FROM read_csv(?) LIMIT 50", [str(big)]).fetchall()
         assert head == con.execute("SELECT * FROM read_csv(?)", [str(small)]).fetchall()
     assert rows == (500, 500) and len(lines) > 500
+
+
+def test_the_bench_database_resamples_real_reviews_with_real_and_noisy_predictions(scored_db, tmp_path):
+    """jobs.bench_dashboard's build (core.store.build_bench_corpus): no imdb predictions stored, so the pool is
+    the imdb test split scored by the trained tfidf-lr; model 0 carries its probabilities, the others noise."""
+    db = tmp_path / "bench.duckdb"
+    bench_dashboard.build(db, scored_db.db, 3000, 3)
+    with duckdb.connect(str(store.view_path(db)), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT review_id) FROM reviews").fetchone() == (3000, 3000)
+        per_model = dict(con.execute("SELECT model, count(*) FROM predictions GROUP BY model").fetchall())
+        assert per_model == {"tfidf-lr": 3000, "tfidf-lr-v1": 3000, "tfidf-lr-v2": 3000}
+        sample = con.execute("SELECT r.text, p.p_positive FROM predictions p JOIN reviews r USING (corpus, review_id) "
+                             "WHERE p.model = 'tfidf-lr' ORDER BY review_id LIMIT 20").df()
+        assert sample["p_positive"].to_numpy() == pytest.approx(
+            load_model("tfidf-lr", scored_db.models_dir).predict_proba(sample["text"].tolist()))
+        noisy = con.execute("SELECT corr(a.p_positive, b.p_positive), avg(abs(a.p_positive - b.p_positive)) "
+                            "FROM predictions a JOIN predictions b USING (review_id) "
+                            "WHERE a.model = 'tfidf-lr' AND b.model = 'tfidf-lr-v2'").fetchone()
+        assert 0.5 < noisy[0] < 0.999 and noisy[1] > 0.01
+        fields = dict(con.execute("SELECT field, count(*) FROM review_fields GROUP BY field").fetchall())
+        assert fields == {"category": 3000, "product_id": 3000, "reviewed": 3000}
+        assert con.execute("SELECT count(*) FROM summary_state WHERE corpus = 'imdb'").fetchone()[0] == 1
