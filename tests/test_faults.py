@@ -125,8 +125,15 @@ def test_contradictions_and_impossible_paths_end_with_one_clear_line(scored_db, 
 
 def test_ctrl_c_while_starting_is_one_line_not_a_traceback(scored_db, tmp_path):
     csv = imdb_csv(scored_db, tmp_path / "r.csv", 5)
-    proc = subprocess.Popen(job(scored_db, csv, tmp_path / "i.duckdb", "c"), cwd=REPO_ROOT, env=ENV,
-                            stderr=subprocess.PIPE, text=True)
+    # Ctrl-C must reach the job whatever this test runner inherited: a shell without job control starts
+    # background commands with SIGINT ignored, and an ignored signal stays ignored across exec (a handled
+    # one is reset to the default), so handle it here while the job starts
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(job(scored_db, csv, tmp_path / "i.duckdb", "c"), cwd=REPO_ROOT, env=ENV,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     time.sleep(0.3)  # still importing pandas/duckdb/scikit-learn
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
