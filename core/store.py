@@ -687,37 +687,35 @@ def build_bench_corpus(con: duckdb.DuckDBPyConnection, source: Path, rows: int, 
     source = _attach_readable(con, source, log)
     stored = [r[0] for r in con.execute(
         "SELECT DISTINCT model FROM src.predictions WHERE corpus = 'imdb' ORDER BY model").fetchall()]
+    # the pool: the reviews every stored model scored, or (none stored) the imdb test split
+    scored_by_all = ("review_id IN (SELECT review_id FROM src.predictions WHERE corpus = 'imdb' "
+                     "GROUP BY review_id HAVING count(DISTINCT model) = $k)")
+    con.execute(f"""
+        CREATE TEMP TABLE pool AS
+        SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, review_id, text, label, n_chars
+        FROM src.reviews WHERE corpus = 'imdb' AND {scored_by_all if stored else "split = 'test'"}""",
+                {"k": len(stored)} if stored else {})
+    n_pool = con.execute("SELECT count(*) FROM pool").fetchone()[0]
+    if n_pool == 0:
+        raise InputError(f"{source} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
     if stored:
-        con.execute("""
-            CREATE TEMP TABLE pool AS
-            SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, review_id, text, label, n_chars
-            FROM src.reviews r WHERE corpus = 'imdb' AND review_id IN (  -- scored by every stored model
-                SELECT review_id FROM src.predictions WHERE corpus = 'imdb'
-                GROUP BY review_id HAVING count(DISTINCT model) = $k)""", {"k": len(stored)})
         con.execute("""CREATE TEMP TABLE pool_p AS
             SELECT pool.k, p.model, p.p_positive FROM pool JOIN src.predictions p
             ON p.corpus = 'imdb' AND p.review_id = pool.review_id""")
         how = f"stored predictions of {', '.join(stored)}"
     else:
-        con.execute("""
-            CREATE TEMP TABLE pool AS
-            SELECT row_number() OVER (ORDER BY review_id) - 1 AS k, review_id, text, label, n_chars
-            FROM src.reviews WHERE corpus = 'imdb' AND split = 'test'""")
         pool = con.execute("SELECT k, text FROM pool ORDER BY k").df()
-        name, p = score(pool["text"].tolist()) if len(pool) else ("none", np.zeros(0))
+        name, p = score(pool["text"].tolist())
         con.register("_pool_p", pool[["k"]].assign(model=name, p_positive=p))
         con.execute("CREATE TEMP TABLE pool_p AS SELECT * FROM _pool_p")
         con.unregister("_pool_p")
         stored, how = [name], f"{name} predictions on the unique texts"
-    n_pool = con.execute("SELECT count(*) FROM pool").fetchone()[0]
-    if n_pool == 0:
-        raise InputError(f"{source} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
     log(f"pool: {n_pool:,} real IMDB reviews; probabilities from {how}")
 
-    names = [stored[j % len(stored)] + ("" if j < len(stored) else f"-v{j}") for j in range(n_models)]
+    bases = [stored[j % len(stored)] for j in range(n_models)]  # the stored model each bench model starts from
+    names = [base if j < len(stored) else f"{base}-v{j}" for j, base in enumerate(bases)]
     con.execute("CREATE TEMP TABLE bench_models AS SELECT unnest($names) AS model, "
-                "unnest($bases) AS base, unnest(range($n)) AS j",
-                {"names": names, "bases": [stored[j % len(stored)] for j in range(n_models)], "n": n_models})
+                "unnest($bases) AS base, unnest(range($n)) AS j", {"names": names, "bases": bases, "n": n_models})
     con.execute("CREATE TEMP TABLE pick AS SELECT i, hash(i, 'bench') % $n AS k FROM range($rows) t(i)",
                 {"n": n_pool, "rows": rows})
     upsert_corpus(con, "imdb", f"bench: {rows:,} reviews resampled from {source}", {"bench": True})
