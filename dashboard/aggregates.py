@@ -291,13 +291,23 @@ def summarised(src: Source, corpus: str) -> bool:
 
 
 @st.cache_data(**CACHE)
+def wide(src: Source, corpus: str) -> summaries.Wide | None:
+    """The corpus's one-row-per-review table that the summaries hold (core.summaries.Wide): what an
+    aggregate under a column filter reads."""
+    if not summarised(src, corpus):
+        return None
+    return summaries.wide_of(lambda sql, params: query(src, sql, params), corpus)
+
+
+@st.cache_data(**CACHE)
 def cube(src: Source, corpus: str, split: str, where: Where = (), need_length: bool = False) -> pd.DataFrame:
     """Counts of every model's predictions by true label, length bucket and P(positive) bin (1/1000),
     with the sum of P per cell: at most models x 4 x 4 x 1000 rows. Distributions, ROC/PR curves,
     calibration and thresholds are aggregated (in DuckDB) from this. Read from the summaries published with
     the view: summary_cube, or under a filter on one column's named slices (the sidebar's usual 'category
     is X or Y') the sum of those slices' cubes, which have no length bucket (``need_length`` asks for it).
-    Otherwise computed from the rows (one pass, core.summaries.cube_sql)."""
+    Otherwise computed from the rows (one pass, core.summaries.cube_sql; from the summaries' one row per
+    review where they hold it)."""
     if not where and summarised(src, corpus):
         return query(src, "SELECT model, label, length, bin, n, sum_p FROM summary_cube "
                           "WHERE corpus = $corpus AND split = $split", {"corpus": corpus, "split": split})
@@ -307,7 +317,7 @@ def cube(src: Source, corpus: str, split: str, where: Where = (), need_length: b
                           "FROM summary_slices WHERE corpus = $corpus AND split = $split AND field = $field "
                           "AND list_contains($values, value) GROUP BY ALL",
                      {"corpus": corpus, "split": split, "field": f.field, "values": list(f.values)})
-    sql, params = summaries.cube_sql(split, where, rows_of(summarised(src, corpus)))
+    sql, params = summaries.cube_sql(split, where, rows_of(summarised(src, corpus)), wide(src, corpus))
     return query(src, sql, {"corpus": corpus, "split": split, "names": models(src, corpus), **params})
 
 

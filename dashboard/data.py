@@ -37,6 +37,7 @@ from dashboard.aggregates import (  # noqa: F401
     summary,
     trained_models,
     training_log,
+    wide,
     with_provenance,
 )
 from dashboard.db import (  # noqa: F401
@@ -44,6 +45,7 @@ from dashboard.db import (  # noqa: F401
     CACHE,
     CSV_MAX_ROWS,
     HINT,
+    SEARCH_CHUNK,
     TEXT_ROWS,
     ReviewFilter,
     Selection,
@@ -65,4 +67,6 @@ from dashboard.rows import (  # noqa: F401
     review_count,
     review_csv,
     review_page,
+    search_bound,
+    searched,
 )

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core import summaries
 from core.summaries import MISSING, OTHER, FieldFilter, SliceDef, Where
-from dashboard.aggregates import binned_metrics, models, summarised
+from dashboard.aggregates import binned_metrics, models, summarised, wide
 from dashboard.db import CACHE, Source, local, query, rows_of
 
 PERIODS = {"day": "day", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
@@ -73,7 +73,7 @@ def _slice_cube(src: Source, corpus: str, split: str, field: str, kind: str, whe
                           "WHERE corpus = $corpus AND split = $split AND field = $field",
                      {"corpus": corpus, "split": split, "field": field})
     sql, params = summaries.slices_sql(slice_def(src, corpus, field, kind), split, where,
-                                       rows_of(summarised(src, corpus)))
+                                       rows_of(summarised(src, corpus)), wide(src, corpus))
     return query(src, sql, {**params, "corpus": corpus, "split": split, "names": models(src, corpus)})
 
 
@@ -111,7 +111,7 @@ def over_time(src: Source, corpus: str, split: str, models: tuple[str, ...], fie
                           "AND split = $split AND field = $field AND list_contains($models, model)",
                      {"corpus": corpus, "split": split, "field": field, "models": list(models)})
     else:
-        sql, params = summaries.time_sql(field, split, where, rows_of(summarised(src, corpus)))
+        sql, params = summaries.time_sql(field, split, where, rows_of(summarised(src, corpus)), wide(src, corpus))
         days = query(src, sql, {**params, "corpus": corpus, "split": split, "names": list(models)})
     return local(f"""
         SELECT date_trunc('{PERIODS[period]}', day)::DATE AS period, model, sum(n)::BIGINT AS reviews,

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import store
 from core.summaries import FieldFilter
-from dashboard import data, slicing
+from dashboard import data, rows, slicing
 from tests.test_dashboard import HOME, frames
 
 N = 4000
@@ -283,3 +283,76 @@ def test_disagreements_equal_pandas_from_the_summaries_and_the_base_tables(shop,
         listed = data.disagreements(source, "shop", "all", MODELS, where=where)
         assert listed["review_id"].tolist() == top.head(data.TEXT_ROWS).tolist()
         assert listed["spread"].to_numpy() == pytest.approx(spread.loc[top.head(data.TEXT_ROWS).index].to_numpy())
+
+
+@pytest.mark.parametrize("where, _", ROW_FILTERS[1:])
+def test_filtered_aggregates_from_the_wide_table_equal_pandas_and_the_base_tables(shop, unsummarised, where, _):
+    """Under a column filter the cube, another column's slices and the series over time are computed live:
+    from summary_wide_<tab> (one row per review, the filters on its columns) or, in a view without
+    summaries, from the base tables. Both equal pandas."""
+    _, src, truth = shop
+    keep = pd.Series(True, index=truth.index)
+    for f in where:
+        if f.field == "category":
+            hit = truth["category"].isin(f.values)
+            keep &= ~hit if f.exclude else hit
+        elif f.field == "reviewed":
+            keep &= (truth["day"] >= f.lo) & (truth["day"] < f.hi)
+        else:
+            keep &= truth["votes"].between(f.lo, f.hi)
+    scope = truth[keep]
+    assert data.wide(src, "shop").covers(where) and data.wide(unsummarised, "shop") is None
+    month = scope["day"].dt.to_period("M").dt.start_time
+    for source in (src, unsummarised):
+        cube = data.cube(source, "shop", "all", where, need_length=True)
+        for model in MODELS:
+            mine = cube[cube["model"] == model]
+            assert mine.groupby("label")["n"].sum().to_dict() == \
+                scope["y"].map({1: "positive", 0: "negative"}).value_counts().to_dict()
+            assert mine["sum_p"].sum() == pytest.approx(scope[model].sum())
+            assert set(mine["length"]) == {"1: < 500 chars"}  # every text is 'review <i>'
+        table = slicing.slices(source, "shop", "all", MODELS, "category", "categorical", 10, where)
+        for row in table.itertuples():
+            want = sk(scope[scope["category"] == row.value], row.model)
+            assert row.reviews == want["n"] and row.accuracy == pytest.approx(want["accuracy"], abs=1e-12)
+        assert table.groupby("model")["reviews"].sum().eq(len(scope)).all()
+        series = slicing.over_time(source, "shop", "all", MODELS, "reviewed", "month", where)
+        for model in MODELS:
+            want = scope.assign(month=month, right=(scope[model] >= 0.5) == scope["y"].astype(bool)).groupby(
+                "month").agg(reviews=("right", "size"), accuracy=("right", "mean"))
+            got = series[series["model"] == model].set_index("period")
+            assert got["reviews"].tolist() == want["reviews"].tolist()
+            np.testing.assert_allclose(got["accuracy"], want["accuracy"])
+
+
+def test_a_text_search_reads_the_reviews_in_steps_and_the_page_searches_further(shop, monkeypatch):
+    """A search reads SEARCH_CHUNK reviews (in stored order) per step: its count and its page are the
+    matches among the reviews read so far, and the page's 'Search further' reads the next step."""
+    db, src, truth = shop
+    monkeypatch.setattr(rows, "SEARCH_CHUNK", 1000)
+    with duckdb.connect(src.path, read_only=True) as con:  # the view's own stored order
+        stored = con.execute("SELECT review_id, text FROM reviews ORDER BY rowid").df()
+    hits = stored["text"].str.contains("review 1", regex=False)
+    for steps in (1, 2, 4):
+        upto = data.search_bound(src, "shop", steps)
+        assert (upto is None) == (steps == 4)
+        assert data.searched(src, "shop", upto) == min(steps * 1000, N)
+        want = stored.head(steps * 1000)[hits.head(steps * 1000)]["review_id"].sort_values().tolist()
+        total, page = data.review_page(src, data.ReviewFilter("shop", "all", "noisy", search="REVIEW 1",
+                                                              search_upto=upto), 20, 10)
+        assert total == len(want) and page["review_id"].tolist() == want[10:30]
+    assert len(want) == 1111  # 1, 10-19, 100-199, 1000-1999
+
+    monkeypatch.setenv("SENTIMENT_DB", str(db))
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    at.switch_page("views/reviews.py").run()
+    at.text_input(key="rv_search").set_value("review 1").run()
+    assert "read the first 1,000 of 4,000 reviews" in " ".join(c.value for c in at.caption)
+    assert f"**{hits.head(1000).sum():,}** matching reviews" in [m.value for m in at.markdown]
+    at.button(key="rv_search_more").click().run()
+    assert "read the first 2,000 of 4,000 reviews" in " ".join(c.value for c in at.caption)
+    assert f"**{hits.head(2000).sum():,}** matching reviews" in [m.value for m in at.markdown]
+    assert 0 < hits.head(1000).sum() < hits.head(2000).sum() < 1111
+    at.text_input(key="rv_search").set_value("review 39").run()  # a new term starts over
+    assert "read the first 1,000 of 4,000 reviews" in " ".join(c.value for c in at.caption)

@@ -19,6 +19,13 @@ with st.container(border=True):
     chars = c6.slider("Length (characters)", lo, max(hi, lo + 1), (lo, max(hi, lo + 1)), key="rv_chars")
     search = c7.text_input("Text contains", key="rv_search", placeholder="case-insensitive substring")
 
+# A text search reads the reviews in stored order, SEARCH_CHUNK more per step, so it answers at once even
+# at millions of reviews; "Search further" takes the next step (the steps start over for a new term).
+term = search.strip()
+if st.session_state.get("rv_search_of") != (sel.corpus, term):
+    st.session_state["rv_search_of"], st.session_state["rv_search_steps"] = (sel.corpus, term), 1
+upto = data.search_bound(sel.src, sel.corpus, st.session_state["rv_search_steps"]) if term else None
+
 flt = data.ReviewFilter(
     sel.corpus, sel.split, model,
     predicted=None if predicted == ANY else predicted,
@@ -26,13 +33,19 @@ flt = data.ReviewFilter(
     label=None if label == ANY else label,
     correct=None if correct == ANY else correct == "correct",
     chars_min=chars[0] if chars[0] > lo else None, chars_max=chars[1] if chars[1] < hi else None,
-    search=search, where=sel.where,
+    search=search, search_upto=upto, where=sel.where,
 )
 left, right = st.columns([3, 1])
 page = right.number_input("Page", min_value=1, value=1, key="rv_page")
 total, rows = data.review_page(sel.src, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE)
 pages = max(1, -(-total // PAGE_SIZE))
 left.markdown(f"**{total:,}** matching reviews")
+if upto is not None:
+    read, every = data.searched(sel.src, sel.corpus, upto), data.searched(sel.src, sel.corpus, None)
+    left.caption(f"The search has read the first {read:,} of {every:,} reviews (in stored order).")
+    if left.button("Search further", key="rv_search_more"):
+        st.session_state["rv_search_steps"] += 1
+        st.rerun()
 shown = st.dataframe(rows, hide_index=True, on_select="rerun", selection_mode="single-row", key="rv_table",
                      column_config={
                          "p_positive": st.column_config.ProgressColumn("P(positive)", format="%.3f",
