@@ -328,7 +328,7 @@ def test_filtered_aggregates_from_the_wide_table_equal_pandas_and_the_base_table
 def test_a_text_search_reads_the_reviews_in_steps_and_the_page_searches_further(shop, monkeypatch):
     """A search reads SEARCH_CHUNK reviews (in stored order) per step: its count and its page are the
     matches among the reviews read so far, and the page's 'Search further' reads the next step."""
-    db, src, truth = shop
+    db, src, _ = shop
     monkeypatch.setattr(rows, "SEARCH_CHUNK", 1000)
     with duckdb.connect(src.path, read_only=True) as con:  # the view's own stored order
         stored = con.execute("SELECT review_id, text FROM reviews ORDER BY rowid").df()
