@@ -151,22 +151,22 @@ class SliceDef(NamedTuple):
     values: tuple[str, ...] = ()
     edges: tuple[float, ...] = ()
 
-    def value_sql(self, col: str | None = None) -> tuple[str, dict]:
+    def value_sql(self, col: str | None = None, p: str = "s") -> tuple[str, dict]:
         """A SQL expression over review_fields (or the column ``col`` of summary_wide_<tab>) naming each
-        row's slice (NULL: the column has no value)."""
+        row's slice (NULL: the column has no value); its parameters' names start with ``p``."""
         num = col or "num_value"
         if self.kind == "datetime":
             return f"strftime({col or 'time_value'}, '%Y')", {}
         if self.kind == "numeric" and self.edges:
             inner = self.edges[1:-1]
             labels = bucket_labels(self.edges)
-            cases = " ".join(f"WHEN {num} < $se{k} THEN $sl{k}" for k in range(len(inner)))
-            params = {**{f"se{k}": e for k, e in enumerate(inner)}, **{f"sl{k}": v for k, v in enumerate(labels[:-1])}}
-            params["slast"] = labels[-1]
-            return f"CASE WHEN {num} IS NULL THEN NULL {cases} ELSE $slast END", params
+            cases = " ".join(f"WHEN {num} < ${p}e{k} THEN ${p}l{k}" for k in range(len(inner)))
+            params = {**{f"{p}e{k}": e for k, e in enumerate(inner)}, **{f"{p}l{k}": v for k, v in enumerate(labels[:-1])}}
+            params[f"{p}last"] = labels[-1]
+            return f"CASE WHEN {num} IS NULL THEN NULL {cases} ELSE ${p}last END", params
         expr = f"printf('%.15g', {num})" if self.kind == "numeric" else _value(self.kind, col)
-        return f"CASE WHEN {expr} IS NULL THEN NULL WHEN list_contains($svals, {expr}) THEN {expr} ELSE '{OTHER}' END", {
-            "svals": list(self.values)}
+        case = f"CASE WHEN {expr} IS NULL THEN NULL WHEN list_contains(${p}vals, {expr}) THEN {expr} ELSE '{OTHER}' END"
+        return case, {f"{p}vals": list(self.values)}
 
     def slice_filter(self, value: str) -> FieldFilter | None:
         """The sidebar filter that selects one slice's reviews (None for '(missing)')."""
@@ -239,7 +239,8 @@ BASE = Rows("(SELECT p.corpus, p.model, p.review_id AS rid, coalesce(r.split, 'a
 class Wide(NamedTuple):
     """summary_wide_<tab> of one corpus: per review with predictions, corpus, rid, split, label and n_chars, then
     c<j> the j-th kept column of ``fields`` (one typed column: text_value, num_value or time_value as its
-    kind stores it) and p<i> the i-th model of ``models`` (NULL where it did not score the review)."""
+    kind stores it), s<j> its slice (SliceDef.value_sql at publish; for the SLICED kinds) and p<i> the i-th
+    model of ``models`` (NULL where it did not score the review)."""
 
     table: str
     models: tuple[str, ...]
@@ -248,6 +249,10 @@ class Wide(NamedTuple):
     def column(self, field: str) -> str | None:
         names = [name for name, _ in self.fields]
         return f"c{names.index(field)}" if field in names else None
+
+    def slice_column(self, field: str) -> str | None:
+        kinds = dict(self.fields)
+        return f"s{self.column(field)[1:]}" if kinds.get(field) in SLICED else None
 
     def covers(self, where: Where) -> bool:
         return all(self.column(f.field) for f in where)
@@ -329,10 +334,9 @@ def cube_sql(split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wi
 def slices_sql(d: SliceDef, split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wide | None = None
                ) -> tuple[str, dict]:
     """value, model, label, bin, n, sum_p (and split when ``split`` is None) of one column's slices."""
-    if _live(split, where, wide) and wide.column(d.field):
-        value, vparams = d.value_sql(wide.column(d.field))
-        scoped, params = _wide_scoped(wide, where, f", {value} AS value")
-        rows = "r"
+    if _live(split, where, wide) and wide.slice_column(d.field):
+        scoped, params = _wide_scoped(wide, where, f", {wide.slice_column(d.field)} AS value")
+        vparams, rows = {}, "r"
     else:
         value, vparams = d.value_sql()
         vparams["field"] = d.field
@@ -470,7 +474,9 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
                                        {"corpus": corpus}).fetchall()]
     scope = {"corpus": corpus, "names": names}
     _build_rows(con, corpus)  # first: every summary below reads it
-    _build_wide(con, corpus, names, field_kinds(run, corpus))
+    kinds = field_kinds(run, corpus)
+    defs = {field: slice_def(run, corpus, field, kind) for field, kind in kinds.items() if kind in SLICED}
+    _build_wide(con, corpus, names, kinds, defs)
     sql, params = cube_sql(None)
     con.execute(f"INSERT INTO summary_cube SELECT $corpus, * FROM ({sql})", {**scope, **params})
     splits = con.execute("SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus ORDER BY split",
@@ -482,17 +488,14 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
         sql, _ = disagreement_sql(agree=True)
         con.execute(f"INSERT INTO summary_disagree SELECT $corpus, $split, $key, * FROM ({sql})",
                     {**key, "limit": DISAGREEMENTS})
-    for field, kind in field_kinds(run, corpus).items():
-        if kind not in SLICED:
-            continue
-        d = slice_def(run, corpus, field, kind)
+    for field, d in defs.items():
         sql, params = slices_sql(d, None)
         con.execute(f"INSERT INTO summary_slices SELECT $corpus, c.split, $field, c.* EXCLUDE (split) "
                     f"FROM ({sql}) c", {**scope, **params})
         sql, params = values_sql(d)
         values = con.execute(sql, {**params, "corpus": corpus}).df()
         _insert_values(con, corpus, d, values)
-        if kind == "datetime":
+        if d.kind == "datetime":
             sql, params = time_sql(field, None)
             con.execute(f"INSERT INTO summary_time SELECT $corpus, c.split, $field, c.* EXCLUDE (split) FROM ({sql}) c",
                         {**scope, **params})
@@ -515,11 +518,18 @@ def _build_rows(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
     con.execute("DROP TABLE _rid")
 
 
-def _build_wide(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str], kinds: dict[str, str]) -> None:
+def _build_wide(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str], kinds: dict[str, str],
+                defs: dict[str, SliceDef]) -> None:
     """summary_wide_<tab> (``Wide``) from summary_rows and summary_fields, in rid order; <tab> is the next
     free number, recorded in summary_wide with the models' and the columns' order."""
     tab = int(con.execute("SELECT coalesce(max(tab), -1) + 1 FROM summary_wide").fetchone()[0])
     fields = list(kinds.items())
+    sliced, sparams = [], {}
+    for j, (field, _) in enumerate(fields):
+        if field in defs:
+            value, vparams = defs[field].value_sql(f"c{j}", p=f"v{j}_")
+            sliced.append(f", {value} AS s{j}")
+            sparams.update(vparams)
     models = ", ".join(f"any_value(p_positive) FILTER (WHERE model = $m{i}) AS p{i}" for i in range(len(names)))
     cols = ", ".join(f"any_value({_WIDE_VALUE[kind]}) FILTER (WHERE field = $f{j}) AS c{j}"
                      for j, (_, kind) in enumerate(fields))
@@ -528,8 +538,8 @@ def _build_wide(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str], k
         WITH p AS (SELECT $corpus AS corpus, rid, any_value(split) AS split, any_value(label) AS label, any_value(n_chars) AS n_chars,
                           {models}
                    FROM summary_rows WHERE corpus = $corpus GROUP BY rid){kept}
-        SELECT * FROM p {'LEFT JOIN f USING (rid) ' if fields else ''}ORDER BY rid""",
-                {"corpus": corpus, **{f"m{i}": m for i, m in enumerate(names)},
+        SELECT *{''.join(sliced)} FROM p {'LEFT JOIN f USING (rid) ' if fields else ''}ORDER BY rid""",
+                {"corpus": corpus, **sparams, **{f"m{i}": m for i, m in enumerate(names)},
                  **{f"f{j}": name for j, (name, _) in enumerate(fields)}})
     con.execute("INSERT INTO summary_wide VALUES ($corpus, $tab, $models, $fields)",
                 {"corpus": corpus, "tab": tab, "models": json.dumps(names), "fields": json.dumps(fields)})

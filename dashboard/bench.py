@@ -26,6 +26,9 @@ def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list
     kinds = dict(zip(*[slicing.sliceable(src, corpus)[c] for c in ("field", "kind")], strict=True))
     cat, day = (next((f for f, k in kinds.items() if k == kind), None) for kind in ("categorical", "datetime"))
 
+    def search(term: str, steps: int | None) -> data.ReviewFilter:
+        return base._replace(search=term, search_steps=steps)
+
     def slice_reviews():
         value = slicing.slices(*scope, cat, kinds[cat], 10, where)["value"].iloc[0]
         flt = base._replace(where=(*where, slicing.slice_filter(src, corpus, cat, kinds[cat], value)))
@@ -55,9 +58,12 @@ def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list
         "6 Reviews": (None, [lambda: data.length_range(src, corpus), lambda: data.review_page(src, base, 50, 0)]),
         "  filters": ("6 Reviews", [lambda: data.review_page(
             src, base._replace(predicted="negative", label="positive", correct=False, p_min=0.1), 50, 0)]),
-        "  text search": ("6 Reviews", [lambda: data.review_page(src, base._replace(search="Wonderful"), 50, 0)]),
-        "  text search, no match": ("6 Reviews", [lambda: data.review_page(
-            src, base._replace(search="zqxj onerror"), 50, 0)]),
+        "  text search (its first step)": ("6 Reviews", [lambda: data.review_page(src, search("Wonderful", 1), 50, 0)]),
+        "  search further (the second step)": ("  text search (its first step)", [
+            lambda: data.review_page(src, search("Wonderful", 2), 50, 0)]),
+        "  text search, no match": ("6 Reviews", [lambda: data.review_page(src, search("zqxj onerror", 1), 50, 0)]),
+        "  text search of every review at once": ("6 Reviews", [
+            lambda: data.review_page(src, search("Wonderful", None), 50, 0)]),
         "  page 1,000": ("6 Reviews", [lambda: data.review_page(src, base, 50, 50 * 999)]),
         "  CSV download (100k rows, on click)": ("6 Reviews", [lambda: data.review_csv(src, base)]),
         "8 Training": (None, [lambda: data.training_log(src), lambda: data.trained_models(src)]),

@@ -67,6 +67,5 @@ from dashboard.rows import (  # noqa: F401
     review_count,
     review_csv,
     review_page,
-    search_bound,
     searched,
 )

@@ -67,7 +67,7 @@ class ReviewFilter(NamedTuple):
     chars_min: int | None = None
     chars_max: int | None = None
     search: str = ""
-    search_upto: int | None = None  # search only the reviews stored before this rowid (None: all)
+    search_steps: int | None = None  # search only that many SEARCH_CHUNKs of reviews (None: all at once)
     where: Where = ()
 
 

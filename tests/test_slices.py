@@ -303,6 +303,15 @@ def test_filtered_aggregates_from_the_wide_table_equal_pandas_and_the_base_table
     scope = truth[keep]
     assert data.wide(src, "shop").covers(where) and data.wide(unsummarised, "shop") is None
     month = scope["day"].dt.to_period("M").dt.start_time
+    years = slicing.slices(src, "shop", "all", MODELS, "reviewed", "datetime", 10, where)
+    assert years.groupby(["value", "model"])["reviews"].sum().to_dict() == \
+        scope.assign(year=scope["day"].dt.year.astype(str)).melt(id_vars="year", value_vars=list(MODELS),
+                                                                var_name="model").groupby(["year", "model"]).size().to_dict()
+    for column, kind in (("votes", "numeric"), ("reviewed", "datetime")):  # its buckets, its years
+        from_wide = slicing.slices(src, "shop", "all", MODELS, column, kind, 10, where)
+        pd.testing.assert_frame_equal(from_wide, slicing.slices(unsummarised, "shop", "all", MODELS, column, kind,
+                                                                10, where))
+        assert from_wide.groupby("model")["reviews"].sum().eq(len(scope)).all()
     for source in (src, unsummarised):
         cube = data.cube(source, "shop", "all", where, need_length=True)
         for model in MODELS:
@@ -333,15 +342,16 @@ def test_a_text_search_reads_the_reviews_in_steps_and_the_page_searches_further(
     with duckdb.connect(src.path, read_only=True) as con:  # the view's own stored order
         stored = con.execute("SELECT review_id, text FROM reviews ORDER BY rowid").df()
     hits = stored["text"].str.contains("review 1", regex=False)
-    for steps in (1, 2, 4):
-        upto = data.search_bound(src, "shop", steps)
-        assert (upto is None) == (steps == 4)
-        assert data.searched(src, "shop", upto) == min(steps * 1000, N)
+    for steps in (1, 2, 4, 5):
+        assert data.searched(src, "shop", steps) == (min(steps * 1000, N), N)
         want = stored.head(steps * 1000)[hits.head(steps * 1000)]["review_id"].sort_values().tolist()
-        total, page = data.review_page(src, data.ReviewFilter("shop", "all", "noisy", search="REVIEW 1",
-                                                              search_upto=upto), 20, 10)
+        f = data.ReviewFilter("shop", "all", "noisy", search="REVIEW 1", search_steps=steps)
+        total, page = data.review_page(src, f, 20, 10)
         assert total == len(want) and page["review_id"].tolist() == want[10:30]
+        csv = pd.read_csv(io.BytesIO(data.review_csv(src, f)))
+        assert csv["review_id"].tolist() == want
     assert len(want) == 1111  # 1, 10-19, 100-199, 1000-1999
+    assert data.review_page(src, f._replace(search_steps=None), 20, 10)[0] == 1111  # one scan of every review
 
     monkeypatch.setenv("SENTIMENT_DB", str(db))
     at = AppTest.from_file(HOME, default_timeout=60)

@@ -24,7 +24,7 @@ with st.container(border=True):
 term = search.strip()
 if st.session_state.get("rv_search_of") != (sel.corpus, term):
     st.session_state["rv_search_of"], st.session_state["rv_search_steps"] = (sel.corpus, term), 1
-upto = data.search_bound(sel.src, sel.corpus, st.session_state["rv_search_steps"]) if term else None
+steps = st.session_state["rv_search_steps"] if term else None
 
 flt = data.ReviewFilter(
     sel.corpus, sel.split, model,
@@ -33,15 +33,15 @@ flt = data.ReviewFilter(
     label=None if label == ANY else label,
     correct=None if correct == ANY else correct == "correct",
     chars_min=chars[0] if chars[0] > lo else None, chars_max=chars[1] if chars[1] < hi else None,
-    search=search, search_upto=upto, where=sel.where,
+    search=search, search_steps=steps, where=sel.where,
 )
 left, right = st.columns([3, 1])
 page = right.number_input("Page", min_value=1, value=1, key="rv_page")
 total, rows = data.review_page(sel.src, flt, PAGE_SIZE, (page - 1) * PAGE_SIZE)
 pages = max(1, -(-total // PAGE_SIZE))
 left.markdown(f"**{total:,}** matching reviews")
-if upto is not None:
-    read, every = data.searched(sel.src, sel.corpus, upto), data.searched(sel.src, sel.corpus, None)
+read, every = data.searched(sel.src, sel.corpus, steps) if steps else (0, 0)
+if read < every:
     left.caption(f"The search has read the first {read:,} of {every:,} reviews (in stored order).")
     if left.button("Search further", key="rv_search_more"):
         st.session_state["rv_search_steps"] += 1
