@@ -50,7 +50,7 @@ from typing import NamedTuple
 import duckdb
 import pandas as pd
 
-VERSION = 3       # of the summaries' layout: a corpus summarised by another version is rebuilt
+VERSION = 4       # of the summaries' layout: a corpus summarised by another version is rebuilt
 BINS = 1000       # resolution of P(positive) in every summary
 TOP = 30          # slices of a categorical column (the rest are '(other)')
 VALUES = 1000     # values of a categorical column offered to the sidebar's filter
