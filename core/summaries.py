@@ -12,7 +12,7 @@ page's cost does not grow with the corpus (10 million reviews x 6 models read as
     summary_rows    corpus, model, rid, split, label, n_chars, predicted, p_positive, review_id
                     every prediction beside its review's small columns, in (model, rid) order
     summary_fields  corpus, field, rid, text_value, num_value, time_value    review_fields, keyed by rid
-    summary_wide    corpus, tab, models, fields      names summary_wide_<tab>, the corpus's rows one per review
+    summary_wide    corpus, tab, models, fields, slices   names summary_wide_<tab>: the corpus's rows, one per review
                     (``Wide``): what a filtered aggregate reads
     summary_state   corpus, built_at, seconds, version       present, at VERSION = summaries current
 
@@ -50,7 +50,7 @@ from typing import NamedTuple
 import duckdb
 import pandas as pd
 
-VERSION = 4       # of the summaries' layout: a corpus summarised by another version is rebuilt
+VERSION = 5       # of the summaries' layout: a corpus summarised by another version is rebuilt
 BINS = 1000       # resolution of P(positive) in every summary
 TOP = 30          # slices of a categorical column (the rest are '(other)')
 VALUES = 1000     # values of a categorical column offered to the sidebar's filter
@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS summary_agree (corpus VARCHAR, split VARCHAR, models 
     review_id VARCHAR, label VARCHAR, spread DOUBLE, mean_p DOUBLE, mask BIGINT);
 CREATE TABLE IF NOT EXISTS summary_disagree (corpus VARCHAR, split VARCHAR, models VARCHAR, part VARCHAR,
     review_id VARCHAR, spread DOUBLE, label VARCHAR, mask BIGINT, all_contradict BOOLEAN, n BIGINT);
-CREATE TABLE IF NOT EXISTS summary_wide (corpus VARCHAR, tab INTEGER, models VARCHAR, fields VARCHAR);
+CREATE TABLE IF NOT EXISTS summary_wide (corpus VARCHAR, tab INTEGER, models VARCHAR, fields VARCHAR,
+    slices VARCHAR);
 """
 TABLES = ("summary_cube", "summary_slices", "summary_time", "summary_values", "summary_disagree", "summary_rows",
           "summary_fields", "summary_agree", "summary_wide")
@@ -237,14 +238,19 @@ BASE = Rows("(SELECT p.corpus, p.model, p.review_id AS rid, coalesce(r.split, 'a
             "(SELECT corpus, field, review_id AS rid, text_value, num_value, time_value FROM review_fields)")
 
 class Wide(NamedTuple):
-    """summary_wide_<tab> of one corpus: per review with predictions, corpus, rid, split, label and n_chars, then
-    c<j> the j-th kept column of ``fields`` (one typed column: text_value, num_value or time_value as its
-    kind stores it), s<j> its slice (SliceDef.value_sql at publish; for the SLICED kinds) and p<i> the i-th
-    model of ``models`` (NULL where it did not score the review)."""
+    """summary_wide_<tab> of one corpus: per review with predictions, corpus, rid, split, label, n_chars and
+    review_id, then c<j> the j-th kept column of ``fields`` (one typed column: text_value, num_value or
+    time_value as its kind stores it), s<j> its slice (by ``defs``, at publish; for the SLICED kinds), p<i>
+    the i-th model of ``models`` (NULL where it did not score the review), and summary_agree's spread,
+    mean_p and mask (NULL unless every model scored the review)."""
 
     table: str
     models: tuple[str, ...]
     fields: tuple[tuple[str, str], ...]  # (name, kind)
+    defs: tuple[SliceDef, ...] = ()     # how each sliced column was cut
+
+    def slice_def(self, field: str) -> SliceDef | None:
+        return next((d for d in self.defs if d.field == field), None)
 
     def column(self, field: str) -> str | None:
         names = [name for name, _ in self.fields]
@@ -264,12 +270,14 @@ _WIDE_VALUE = {"categorical": "text_value", "text": "text_value", "boolean": "nu
 
 def wide_of(run: Run, corpus: str) -> Wide | None:
     """The corpus's summary_wide_<tab>, if the summaries hold one."""
-    rows = run("SELECT tab, models, fields FROM summary_wide WHERE corpus = $corpus", {"corpus": corpus})
+    rows = run("SELECT tab, models, fields, slices FROM summary_wide WHERE corpus = $corpus", {"corpus": corpus})
     if rows.empty:
         return None
     row = rows.iloc[0]
+    defs = tuple(SliceDef(d["field"], d["kind"], tuple(d["values"]), tuple(d["edges"]))
+                 for d in json.loads(row["slices"]))
     return Wide(f"summary_wide_{int(row['tab'])}", tuple(json.loads(row["models"])),
-                tuple((name, kind) for name, kind in json.loads(row["fields"])))
+                tuple((name, kind) for name, kind in json.loads(row["fields"])), defs)
 
 
 # Aggregated on small integer codes (model index, label, length bucket, bin): the cheap way to group tens of
@@ -312,16 +320,16 @@ def _wide_scoped(wide: Wide, where: Where, extra: str = "") -> tuple[str, dict]:
         r AS (SELECT * FROM u JOIN idx USING (model) WHERE p_positive BETWEEN 0 AND 1)"""), params
 
 
-def _live(split: str | None, where: Where, wide: Wide | None) -> bool:
-    """Whether a live read of one split under filters can read summary_wide_<tab>."""
-    return wide is not None and split is not None and bool(where) and wide.covers(where)
+def _live(where: Where, wide: Wide | None) -> bool:
+    """Whether a live read under filters can read summary_wide_<tab> (of one split: never the publish)."""
+    return wide is not None and bool(where) and wide.covers(where)
 
 
 def cube_sql(split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wide | None = None
              ) -> tuple[str, dict]:
     """model, label, length, bin, n, sum_p (and split when ``split`` is None) for $corpus and $names; under
     filters read from ``wide`` where given."""
-    scoped, params = _wide_scoped(wide, where) if _live(split, where, wide) else _scoped(src, split is None, where)
+    scoped, params = _wide_scoped(wide, where) if split is not None and _live(where, wide) else _scoped(src, split is None, where)
     by = "split, " if split is None else ""
     return f"""
         WITH {scoped},
@@ -334,7 +342,7 @@ def cube_sql(split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wi
 def slices_sql(d: SliceDef, split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wide | None = None
                ) -> tuple[str, dict]:
     """value, model, label, bin, n, sum_p (and split when ``split`` is None) of one column's slices."""
-    if _live(split, where, wide) and wide.slice_column(d.field):
+    if split is not None and _live(where, wide) and wide.slice_column(d.field):
         scoped, params = _wide_scoped(wide, where, f", {wide.slice_column(d.field)} AS value")
         vparams, rows = {}, "r"
     else:
@@ -356,7 +364,7 @@ def slices_sql(d: SliceDef, split: str | None, where: Where = (), src: Rows = SU
 def time_sql(field: str, split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wide | None = None
              ) -> tuple[str, dict]:
     """day, model, label, positive (predicted), n (and split when ``split`` is None) of a datetime column."""
-    if _live(split, where, wide) and wide.column(field):
+    if split is not None and _live(where, wide) and wide.column(field):
         scoped, params = _wide_scoped(wide, where, f", {wide.column(field)}::DATE AS day")
         rows = "r WHERE day IS NOT NULL"
     else:
@@ -387,11 +395,20 @@ def per_review_sql(where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
         FROM r GROUP BY rid HAVING count(*) = len($names)""", params
 
 
-def disagreement_sql(where: Where = (), src: Rows = SUMMARY, agree: bool = False) -> tuple[str, dict]:
+def disagreement_sql(where: Where = (), src: Rows = SUMMARY, agree: bool = False, wide: Wide | None = None
+                     ) -> tuple[str, dict]:
     """One pass over the per-review aggregate (per_review_sql, or with ``agree`` its copy in summary_agree
-    for every model of the corpus): part 'spread' (the $limit reviews with the largest spread), 'wrong' (the
-    $limit that every model gets wrong, most confidently first) and 'mask' (reviews per label and bitmask)."""
-    if agree:
+    for every model of the corpus, read from ``wide`` under filters where given): part 'spread' (the $limit
+    reviews with the largest spread), 'wrong' (the $limit that every model gets wrong, most confidently
+    first) and 'mask' (reviews per label and bitmask)."""
+    if agree and _live(where, wide):
+        conds, params = ["corpus = $corpus", "split = $split", "mask IS NOT NULL"], {}
+        for k, f in enumerate(where):
+            test, tparams = _test(f, k, wide.column(f.field))
+            conds.append(test)
+            params.update(tparams)
+        per = f"SELECT rid, review_id, label, spread, mean_p, mask FROM {wide.table} WHERE {' AND '.join(conds)}"
+    elif agree:
         filt, params = where_sql(where, key="rid", fields=src.fields)
         per = (f"SELECT rid, review_id, label, spread, mean_p, mask FROM summary_agree "
                f"WHERE corpus = $corpus AND split = $split AND models = $key{filt}")
@@ -476,7 +493,6 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
     _build_rows(con, corpus)  # first: every summary below reads it
     kinds = field_kinds(run, corpus)
     defs = {field: slice_def(run, corpus, field, kind) for field, kind in kinds.items() if kind in SLICED}
-    _build_wide(con, corpus, names, kinds, defs)
     sql, params = cube_sql(None)
     con.execute(f"INSERT INTO summary_cube SELECT $corpus, * FROM ({sql})", {**scope, **params})
     splits = con.execute("SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus ORDER BY split",
@@ -488,6 +504,7 @@ def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
         sql, _ = disagreement_sql(agree=True)
         con.execute(f"INSERT INTO summary_disagree SELECT $corpus, $split, $key, * FROM ({sql})",
                     {**key, "limit": DISAGREEMENTS})
+    _build_wide(con, corpus, names, kinds, defs)  # after summary_agree: it holds its columns
     for field, d in defs.items():
         sql, params = slices_sql(d, None)
         con.execute(f"INSERT INTO summary_slices SELECT $corpus, c.split, $field, c.* EXCLUDE (split) "
@@ -535,14 +552,19 @@ def _build_wide(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str], k
                      for j, (_, kind) in enumerate(fields))
     kept = (f", f AS (SELECT rid, {cols} FROM summary_fields WHERE corpus = $corpus GROUP BY rid)" if fields else "")
     con.execute(f"""CREATE TABLE summary_wide_{tab} AS
-        WITH p AS (SELECT $corpus AS corpus, rid, any_value(split) AS split, any_value(label) AS label, any_value(n_chars) AS n_chars,
-                          {models}
-                   FROM summary_rows WHERE corpus = $corpus GROUP BY rid){kept}
-        SELECT *{''.join(sliced)} FROM p {'LEFT JOIN f USING (rid) ' if fields else ''}ORDER BY rid""",
-                {"corpus": corpus, **sparams, **{f"m{i}": m for i, m in enumerate(names)},
+        WITH p AS (SELECT $corpus AS corpus, rid, any_value(split) AS split, any_value(label) AS label,
+                          any_value(n_chars) AS n_chars, any_value(review_id) AS review_id, {models}
+                   FROM summary_rows WHERE corpus = $corpus GROUP BY rid){kept},
+        a AS (SELECT rid, spread, mean_p, mask FROM summary_agree WHERE corpus = $corpus AND models = $key)
+        SELECT *{''.join(sliced)} FROM p {'LEFT JOIN f USING (rid) ' if fields else ''}LEFT JOIN a USING (rid)
+        ORDER BY rid""",
+                {"corpus": corpus, "key": json.dumps(names), **sparams, **{f"m{i}": m for i, m in enumerate(names)},
                  **{f"f{j}": name for j, (name, _) in enumerate(fields)}})
-    con.execute("INSERT INTO summary_wide VALUES ($corpus, $tab, $models, $fields)",
-                {"corpus": corpus, "tab": tab, "models": json.dumps(names), "fields": json.dumps(fields)})
+    slices = [{"field": d.field, "kind": d.kind, "values": list(d.values), "edges": list(d.edges)}
+              for d in defs.values()]
+    con.execute("INSERT INTO summary_wide VALUES ($corpus, $tab, $models, $fields, $slices)",
+                {"corpus": corpus, "tab": tab, "models": json.dumps(names), "fields": json.dumps(fields),
+                 "slices": json.dumps(slices)})
 
 
 def _insert_values(con: duckdb.DuckDBPyConnection, corpus: str, d: SliceDef, values: pd.DataFrame) -> None:

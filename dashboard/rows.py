@@ -14,7 +14,7 @@ import streamlit as st
 
 from core import summaries
 from core.summaries import Where
-from dashboard.aggregates import cube, summarised
+from dashboard.aggregates import cube, summarised, wide
 from dashboard.aggregates import models as corpus_models  # the reads' `models` argument shadows the name
 from dashboard.db import (
     BINS,
@@ -86,6 +86,9 @@ def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, 
     if not where and limit == summaries.DISAGREEMENTS and every:
         both = query(src, "SELECT part, review_id, spread, label, mask, all_contradict, n FROM summary_disagree "
                           "WHERE corpus = $corpus AND split = $split AND models = $key", {**scope, **key})
+    elif every and where and wide(src, corpus) and wide(src, corpus).covers(where):  # no join: the wide table
+        sql, filt = summaries.disagreement_sql(where, agree=True, wide=wide(src, corpus))
+        both = query(src, sql, {**scope, "names": list(models), "limit": limit, **filt})
     else:
         sql, filt = summaries.disagreement_sql(where, rows_of(summarised(src, corpus)), agree=every)
         both = query(src, sql, {**scope, **key, "names": list(models), "limit": limit, **filt})

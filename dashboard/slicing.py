@@ -56,8 +56,10 @@ def bounds(src: Source, corpus: str, field: str) -> tuple:
 
 @st.cache_data(**CACHE)
 def slice_def(src: Source, corpus: str, field: str, kind: str) -> SliceDef:
-    """How the column is cut into slices (decided on the whole corpus, as at publish time)."""
-    return summaries.slice_def(_run(src), corpus, field, kind)
+    """How the column is cut into slices (decided on the whole corpus, as at publish time: the summaries
+    record it)."""
+    recorded = wide(src, corpus).slice_def(field) if wide(src, corpus) else None
+    return recorded or summaries.slice_def(_run(src), corpus, field, kind)
 
 
 def slice_filter(src: Source, corpus: str, field: str, kind: str, value: str) -> FieldFilter | None:

@@ -15,7 +15,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
 from streamlit.testing.v1 import AppTest
 
-from core import store
+from core import store, summaries
 from core.summaries import FieldFilter
 from dashboard import data, rows, slicing
 from tests.test_dashboard import HOME, frames
@@ -302,6 +302,10 @@ def test_filtered_aggregates_from_the_wide_table_equal_pandas_and_the_base_table
             keep &= truth["votes"].between(f.lo, f.hi)
     scope = truth[keep]
     assert data.wide(src, "shop").covers(where) and data.wide(unsummarised, "shop") is None
+    for column, kind in (("category", "categorical"), ("votes", "numeric"), ("reviewed", "datetime")):
+        recorded = data.wide(src, "shop").slice_def(column)  # what the publish cut the column by
+        assert recorded == summaries.slice_def(lambda sql, params: data.query(src, sql, params), "shop", column, kind)
+        assert recorded.values or recorded.edges or kind == "datetime"
     month = scope["day"].dt.to_period("M").dt.start_time
     years = slicing.slices(src, "shop", "all", MODELS, "reviewed", "datetime", 10, where)
     assert years.groupby(["value", "model"])["reviews"].sum().to_dict() == \
