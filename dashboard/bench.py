@@ -112,12 +112,14 @@ def time_pages(data, slicing, repeat: int, where=()) -> list[tuple[str, float]]:
     return results
 
 
-def time_try_it() -> tuple[float, float]:
-    """Try it queries no database: load every model (once, then cached) and score one text."""
+def time_try_it(chosen: tuple[str, ...]) -> tuple[float, float]:
+    """Try it queries no database: load the page's default models (the trained ones among the sidebar's
+    ``chosen``, else every trained one; once, then cached) and score one text."""
     from core.models import available_models, load_model
 
+    names = [m for m in chosen if m in available_models()] or available_models()
     t = time.perf_counter()
-    loaded = [load_model(n) for n in available_models()]
+    loaded = [load_model(n) for n in names]
     load = time.perf_counter() - t
     t = time.perf_counter()
     for m in loaded:
@@ -157,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{title}:")
         for name, seconds in time_pages(data, slicing, args.repeat, where):
             print(f"{name:<42}{seconds:>9.3f}")
-    load, predict = time_try_it()
-    print(f"{'7 Try it: load every model (first time)':<42}{load:>9.3f}")
-    print(f"{'  score one text with every model':<42}{predict:>9.3f}")
+    load, predict = time_try_it(tuple(data.models(src, corpus)))
+    print(f"{'7 Try it: load its models (first time)':<42}{load:>9.3f}")
+    print(f"{'  score one text with them':<42}{predict:>9.3f}")
     print(f"\nload average during the run: {os.getloadavg()[0]:.1f} (other processes share the CPU)")
     return 0
 

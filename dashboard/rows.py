@@ -264,13 +264,20 @@ def review_page(src: Source, f: ReviewFilter, limit: int = 50, offset: int = 0) 
 
 
 def review_csv(src: Source, f: ReviewFilter, max_rows: int = CSV_MAX_ROWS) -> bytes:
-    """The filtered reviews as CSV (at most ``max_rows``); built only when the download is clicked."""
+    """The filtered reviews as CSV (at most ``max_rows``), in rid order; built only when the download is
+    clicked. Any ``max_rows`` matches (the first a scan streams: a LIMIT without ORDER BY stops early) have a
+    largest rid, ``last``; the first ``max_rows`` matches in rid order all lie at or below it, so the sort
+    reads only those rows (at 10M reviews, 100k: 0.5-0.8 s where a top-N over every match took 2 s)."""
     where, params = _review_from(src, f)
+    last = query(src, f"SELECT max(rid) AS last FROM (SELECT p.rid FROM {where} LIMIT $limit)",
+                 {**params, "limit": max_rows})["last"].tolist()[0]  # a Python int (or str: BASE's rid)
+    if pd.isna(last):  # nothing matches: the header alone
+        where, last = where + " AND false", None
     table = query(src, f"""
         WITH page AS (SELECT p.review_id, p.label, p.model, p.predicted, p.p_positive, p.n_chars, p.rid
-                      FROM {where} ORDER BY p.rid LIMIT $limit)
+                      FROM {where} AND p.rid <= $last ORDER BY p.rid LIMIT $limit)
         SELECT page.* EXCLUDE (rid), t.text FROM page JOIN (SELECT review_id, text FROM reviews WHERE corpus = $corpus) t
-        USING (review_id) ORDER BY page.rid""", {**params, "limit": max_rows}, arrow=True)
+        USING (review_id) ORDER BY page.rid""", {**params, "limit": max_rows, "last": last}, arrow=True)
     out = io.BytesIO()
     pa_csv.write_csv(table, out)
     return out.getvalue()

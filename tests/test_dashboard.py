@@ -211,6 +211,8 @@ def test_try_it_scores_with_every_model(scored_db, monkeypatch):
     at.text_area(key="try_text").input("An awful, boring, terrible film. I hated it.").run()
     scores = frames(at)[0].set_index("model")["p_positive"]
     assert set(scores.index) == {"tfidf-lr", "vader"} and (scores < 0.5).all()
+    at.multiselect(key="try_models").set_value(["vader"]).run()  # only the models asked for are loaded
+    assert frames(at)[0]["model"].tolist() == ["vader"]
 
 
 def test_training_curves(scored_db, monkeypatch):

@@ -260,6 +260,10 @@ def test_the_review_list_equals_pandas_from_the_summaries_and_the_base_tables(sh
         assert page["text"].tolist() == [f"review {int(i[1:])}" for i in want[40:60]]
         csv = pd.read_csv(io.BytesIO(data.review_csv(source, f)))
         assert csv["review_id"].tolist() == want
+        first = pd.read_csv(io.BytesIO(data.review_csv(source, f, max_rows=25)))  # the first 25, in order
+        assert first["review_id"].tolist() == want[:25] and first["text"].iloc[0] == f"review {int(want[0][1:])}"
+        none = pd.read_csv(io.BytesIO(data.review_csv(source, f._replace(p_min=0.3, p_max=0.2))))
+        assert none.empty and "text" in none.columns
 
 
 @pytest.mark.parametrize("where", [(), (FieldFilter("category", "categorical", values=("Shoes", "Tops")),),

@@ -12,7 +12,10 @@ def model(name: str):
 
 
 st.title("Try it")
-names = available_models()
+# Loading a BERT takes seconds the first time: start with the trained models the sidebar has chosen.
+trained = available_models()
+chosen = [m for m in st.session_state["sel"].models if m in trained] or trained
+names = st.multiselect("Models", trained, default=chosen, key="try_models")
 text = st.text_area("A review", "The plot was thin, but the acting was wonderful and I loved every minute.",
                     key="try_text", height=120)
 if not text.strip():
