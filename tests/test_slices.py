@@ -226,21 +226,27 @@ ROW_FILTERS = [
 ]
 
 
+def kept(truth: pd.DataFrame, where) -> pd.Series:
+    """Which reviews the sidebar's filters on category, reviewed and votes keep, by pandas."""
+    keep = pd.Series(True, index=truth.index)
+    for f in where:
+        if f.field == "category":
+            hit = truth["category"].isin(f.values)
+            keep &= ~hit if f.exclude else hit
+        elif f.field == "reviewed":
+            keep &= (truth["day"] >= f.lo) & (truth["day"] < f.hi)
+        else:
+            keep &= truth["votes"].between(f.lo, f.hi)
+    return keep
+
+
 @pytest.mark.parametrize("where, how", ROW_FILTERS)
 def test_the_review_list_equals_pandas_from_the_summaries_and_the_base_tables(shop, unsummarised, where, how):
     """The Reviews page (count, a page further in, the CSV) and a slice's reviews read summary_rows; a view
     without summaries reads the base tables. Both give pandas' rows, in review_id order."""
     _, src, truth = shop
     frame = truth
-    keep = pd.Series(True, index=frame.index)
-    for f in where:
-        if f.field == "category":
-            hit = frame["category"].isin(f.values)
-            keep &= ~hit if f.exclude else hit
-        elif f.field == "reviewed":
-            keep &= (frame["day"] >= f.lo) & (frame["day"] < f.hi)
-        else:
-            keep &= frame["votes"].between(f.lo, f.hi)
+    keep = kept(truth, where)
     p = frame["noisy"]
     keep &= p.between(how.get("p_min", 0.0), how.get("p_max", 1.0))
     if "predicted" in how:
@@ -295,16 +301,7 @@ def test_filtered_aggregates_from_the_wide_table_equal_pandas_and_the_base_table
     from summary_wide_<tab> (one row per review, the filters on its columns) or, in a view without
     summaries, from the base tables. Both equal pandas."""
     _, src, truth = shop
-    keep = pd.Series(True, index=truth.index)
-    for f in where:
-        if f.field == "category":
-            hit = truth["category"].isin(f.values)
-            keep &= ~hit if f.exclude else hit
-        elif f.field == "reviewed":
-            keep &= (truth["day"] >= f.lo) & (truth["day"] < f.hi)
-        else:
-            keep &= truth["votes"].between(f.lo, f.hi)
-    scope = truth[keep]
+    scope = truth[kept(truth, where)]
     assert data.wide(src, "shop").covers(where) and data.wide(unsummarised, "shop") is None
     for column, kind in (("category", "categorical"), ("votes", "numeric"), ("reviewed", "datetime")):
         recorded = data.wide(src, "shop").slice_def(column)  # what the publish cut the column by
