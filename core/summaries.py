@@ -105,26 +105,28 @@ class FieldFilter(NamedTuple):
 
 Where = tuple[FieldFilter, ...]
 
+# the review_fields column that holds a kept column's value, by its kind (summary_wide_<tab> holds that one)
+_STORED = {"categorical": "text_value", "text": "text_value", "boolean": "num_value", "numeric": "num_value",
+           "datetime": "time_value"}
+
+
 def _value(kind: str, col: str | None = None) -> str:
     """A kept column's value as the text a slice or a filter names it by: of a review_fields row, or of
-    the column ``col`` of summary_wide_<tab> (which holds each kept column in one typed column)."""
-    if kind == "boolean":
-        return f"CASE {col or 'num_value'} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END"
-    return col or "text_value"
+    the column ``col`` of summary_wide_<tab>."""
+    col = col or _STORED[kind]
+    return f"CASE {col} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END" if kind == "boolean" else col
 
 
 def _test(f: FieldFilter, k: int, col: str | None = None) -> tuple[str, dict]:
     """The condition that filter number ``k`` keeps a row: on review_fields' columns, or on ``col``."""
-    if f.kind in ("categorical", "text", "boolean"):
-        return f"{'NOT ' if f.exclude else ''}list_contains($wv{k}, {_value(f.kind, col)})", {f"wv{k}": list(f.values)}
+    if f.kind not in _STORED:
+        raise ValueError(f"cannot filter on a column of kind {f.kind!r}")
+    v = col or _STORED[f.kind]
     if f.kind == "numeric":
-        return (f"{col or 'num_value'} BETWEEN $wlo{k} AND $whi{k}",
-                {f"wlo{k}": float(f.lo), f"whi{k}": float(f.hi)})
+        return f"{v} BETWEEN $wlo{k} AND $whi{k}", {f"wlo{k}": float(f.lo), f"whi{k}": float(f.hi)}
     if f.kind == "datetime":
-        t = col or "time_value"
-        return (f"{t} >= $wlo{k}::TIMESTAMP AND {t} < $whi{k}::TIMESTAMP",
-                {f"wlo{k}": str(f.lo), f"whi{k}": str(f.hi)})
-    raise ValueError(f"cannot filter on a column of kind {f.kind!r}")
+        return f"{v} >= $wlo{k}::TIMESTAMP AND {v} < $whi{k}::TIMESTAMP", {f"wlo{k}": str(f.lo), f"whi{k}": str(f.hi)}
+    return f"{'NOT ' if f.exclude else ''}list_contains($wv{k}, {_value(f.kind, v)})", {f"wv{k}": list(f.values)}
 
 
 def where_sql(where: Where, key: str = "review_id", fields: str = "review_fields") -> tuple[str, dict]:
@@ -155,17 +157,17 @@ class SliceDef(NamedTuple):
     def value_sql(self, col: str | None = None, p: str = "s") -> tuple[str, dict]:
         """A SQL expression over review_fields (or the column ``col`` of summary_wide_<tab>) naming each
         row's slice (NULL: the column has no value); its parameters' names start with ``p``."""
-        num = col or "num_value"
+        stored = col or _STORED[self.kind]
         if self.kind == "datetime":
-            return f"strftime({col or 'time_value'}, '%Y')", {}
+            return f"strftime({stored}, '%Y')", {}
         if self.kind == "numeric" and self.edges:
             inner = self.edges[1:-1]
             labels = bucket_labels(self.edges)
-            cases = " ".join(f"WHEN {num} < ${p}e{k} THEN ${p}l{k}" for k in range(len(inner)))
+            cases = " ".join(f"WHEN {stored} < ${p}e{k} THEN ${p}l{k}" for k in range(len(inner)))
             params = {**{f"{p}e{k}": e for k, e in enumerate(inner)}, **{f"{p}l{k}": v for k, v in enumerate(labels[:-1])}}
             params[f"{p}last"] = labels[-1]
-            return f"CASE WHEN {num} IS NULL THEN NULL {cases} ELSE ${p}last END", params
-        expr = f"printf('%.15g', {num})" if self.kind == "numeric" else _value(self.kind, col)
+            return f"CASE WHEN {stored} IS NULL THEN NULL {cases} ELSE ${p}last END", params
+        expr = f"printf('%.15g', {stored})" if self.kind == "numeric" else _value(self.kind, col)
         case = f"CASE WHEN {expr} IS NULL THEN NULL WHEN list_contains(${p}vals, {expr}) THEN {expr} ELSE '{OTHER}' END"
         return case, {f"{p}vals": list(self.values)}
 
@@ -253,19 +255,15 @@ class Wide(NamedTuple):
         return next((d for d in self.defs if d.field == field), None)
 
     def column(self, field: str) -> str | None:
-        names = [name for name, _ in self.fields]
-        return f"c{names.index(field)}" if field in names else None
+        j = next((j for j, (name, _) in enumerate(self.fields) if name == field), None)
+        return None if j is None else f"c{j}"
 
     def slice_column(self, field: str) -> str | None:
-        kinds = dict(self.fields)
-        return f"s{self.column(field)[1:]}" if kinds.get(field) in SLICED else None
+        j = next((j for j, (name, kind) in enumerate(self.fields) if name == field and kind in SLICED), None)
+        return None if j is None else f"s{j}"
 
     def covers(self, where: Where) -> bool:
         return all(self.column(f.field) for f in where)
-
-
-_WIDE_VALUE = {"categorical": "text_value", "text": "text_value", "boolean": "num_value", "numeric": "num_value",
-               "datetime": "time_value"}
 
 
 def wide_of(run: Run, corpus: str) -> Wide | None:
@@ -304,20 +302,25 @@ def _scoped(src: Rows, all_splits: bool, where: Where, binned: bool = True) -> t
             f"WHERE corpus = $corpus{cond}{valid}{filt})"), params
 
 
+def _wide_where(wide: Wide, where: Where) -> tuple[str, dict]:
+    """``FROM summary_wide_<tab> WHERE ...``: the reviews of $corpus in $split that pass the filters, each a
+    condition on its own column."""
+    tests = [_test(f, k, wide.column(f.field)) for k, f in enumerate(where)]
+    conds = ["corpus = $corpus", "split = $split", *(test for test, _ in tests)]
+    return f"FROM {wide.table} WHERE {' AND '.join(conds)}", {k: v for _, params in tests for k, v in params.items()}
+
+
 def _wide_scoped(wide: Wide, where: Where, extra: str = "") -> tuple[str, dict]:
-    """``_scoped`` of one split read from summary_wide_<tab>: the filters are conditions on its columns,
-    each review's row is unnested into one row per model of $names, and ``extra`` adds columns computed on
-    the review's row (a slice's value, a day)."""
-    conds, params = ["corpus = $corpus", "split = $split"], {"wide_models": list(wide.models)}
-    for k, f in enumerate(where):
-        test, tparams = _test(f, k, wide.column(f.field))
-        conds.append(test)
-        params.update(tparams)
+    """``_scoped`` of one split read from summary_wide_<tab>: each review's row that passes the filters is
+    unnested into one row per model of $names, and ``extra`` adds columns computed on the review's row (a
+    slice's value, a day)."""
+    rows, params = _wide_where(wide, where)
     ps = ", ".join(f"p{i}" for i in range(len(wide.models)))
     return (f"""{_IDX},
-        w AS (SELECT rid, split, label, n_chars{extra}, [{ps}] AS ps FROM {wide.table} WHERE {' AND '.join(conds)}),
+        w AS (SELECT rid, split, label, n_chars{extra}, [{ps}] AS ps {rows}),
         u AS (SELECT w.* EXCLUDE (ps), unnest(ps) AS p_positive, unnest($wide_models) AS model FROM w),
-        r AS (SELECT * FROM u JOIN idx USING (model) WHERE p_positive BETWEEN 0 AND 1)"""), params
+        r AS (SELECT * FROM u JOIN idx USING (model) WHERE p_positive BETWEEN 0 AND 1)"""), {
+        **params, "wide_models": list(wide.models)}
 
 
 def _live(where: Where, wide: Wide | None) -> bool:
@@ -402,12 +405,8 @@ def disagreement_sql(where: Where = (), src: Rows = SUMMARY, agree: bool = False
     reviews with the largest spread), 'wrong' (the $limit that every model gets wrong, most confidently
     first) and 'mask' (reviews per label and bitmask)."""
     if agree and _live(where, wide):
-        conds, params = ["corpus = $corpus", "split = $split", "mask IS NOT NULL"], {}
-        for k, f in enumerate(where):
-            test, tparams = _test(f, k, wide.column(f.field))
-            conds.append(test)
-            params.update(tparams)
-        per = f"SELECT rid, review_id, label, spread, mean_p, mask FROM {wide.table} WHERE {' AND '.join(conds)}"
+        rows, params = _wide_where(wide, where)
+        per = f"SELECT rid, review_id, label, spread, mean_p, mask {rows} AND mask IS NOT NULL"
     elif agree:
         filt, params = where_sql(where, key="rid", fields=src.fields)
         per = (f"SELECT rid, review_id, label, spread, mean_p, mask FROM summary_agree "
@@ -548,7 +547,7 @@ def _build_wide(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str], k
             sliced.append(f", {value} AS s{j}")
             sparams.update(vparams)
     models = ", ".join(f"any_value(p_positive) FILTER (WHERE model = $m{i}) AS p{i}" for i in range(len(names)))
-    cols = ", ".join(f"any_value({_WIDE_VALUE[kind]}) FILTER (WHERE field = $f{j}) AS c{j}"
+    cols = ", ".join(f"any_value({_STORED[kind]}) FILTER (WHERE field = $f{j}) AS c{j}"
                      for j, (_, kind) in enumerate(fields))
     kept = (f", f AS (SELECT rid, {cols} FROM summary_fields WHERE corpus = $corpus GROUP BY rid)" if fields else "")
     con.execute(f"""CREATE TABLE summary_wide_{tab} AS

@@ -117,7 +117,8 @@ def time_try_it(chosen: tuple[str, ...]) -> tuple[float, float]:
     ``chosen``, else every trained one; once, then cached) and score one text."""
     from core.models import available_models, load_model
 
-    names = [m for m in chosen if m in available_models()] or available_models()
+    trained = available_models()
+    names = [m for m in chosen if m in trained] or trained
     t = time.perf_counter()
     loaded = [load_model(n) for n in names]
     load = time.perf_counter() - t

@@ -81,13 +81,14 @@ def _disagreement_pass(src: Source, corpus: str, split: str, models: tuple[str, 
     costs nothing more. For the default choice (every model of the corpus, in order) read from the
     summaries: summary_disagree itself, or under a filter summary_agree (one row per review, no grouping)."""
     every = len(models) > 1 and summarised(src, corpus) and list(models) == corpus_models(src, corpus)
+    table = wide(src, corpus) if every and where else None  # every model's figures per review, one row each
     scope = {"corpus": corpus, "split": split}
     key = {"key": json.dumps(list(models))} if every else {}  # names the model set in the summaries
     if not where and limit == summaries.DISAGREEMENTS and every:
         both = query(src, "SELECT part, review_id, spread, label, mask, all_contradict, n FROM summary_disagree "
                           "WHERE corpus = $corpus AND split = $split AND models = $key", {**scope, **key})
-    elif every and where and wide(src, corpus) and wide(src, corpus).covers(where):  # no join: the wide table
-        sql, filt = summaries.disagreement_sql(where, agree=True, wide=wide(src, corpus))
+    elif table is not None and table.covers(where):  # the filters are conditions on its columns: no join
+        sql, filt = summaries.disagreement_sql(where, agree=True, wide=table)
         both = query(src, sql, {**scope, "names": list(models), "limit": limit, **filt})
     else:
         sql, filt = summaries.disagreement_sql(where, rows_of(summarised(src, corpus)), agree=every)
@@ -255,7 +256,10 @@ def review_page(src: Source, f: ReviewFilter, limit: int = 50, offset: int = 0) 
         rows = query(src, f"""
             SELECT p.review_id, p.label, p.predicted, p.p_positive, p.n_chars, count(*) OVER () AS total
             FROM {where} ORDER BY p.rid LIMIT $limit OFFSET $offset""", {**params, "limit": limit, "offset": offset})
-        total = int(rows["total"].iloc[0]) if len(rows) else review_count(src, f) if offset else 0
+        if len(rows):
+            total = int(rows["total"].iloc[0])
+        else:  # no row on this page: a page past the last match, or no match at all
+            total = review_count(src, f) if offset else 0
         return total, with_texts(src, f.corpus, rows.drop(columns="total"))
     rows = query(src, f"""
         SELECT p.review_id, p.label, p.predicted, p.p_positive, p.n_chars
