@@ -117,6 +117,14 @@ CREATE TABLE IF NOT EXISTS training_log (
     seconds     DOUBLE,
     PRIMARY KEY (model, epoch)
 );
+CREATE TABLE IF NOT EXISTS training_terms (  -- the loss curve within training, each term of the loss apart
+    model    VARCHAR,                         --   (bitbert: ce, and when distilling kl, hidden, total)
+    step     INTEGER,                         -- optimizer steps so far
+    examples BIGINT,                          -- training examples seen so far
+    term     VARCHAR,
+    value    DOUBLE,                          -- the term's mean over the steps since the previous point
+    PRIMARY KEY (model, step, term)
+);
 CREATE TABLE IF NOT EXISTS model_speed (
     model          VARCHAR,
     corpus         VARCHAR,
@@ -512,13 +520,15 @@ def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected
     )
 
 
-def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict]) -> None:
+def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict],
+                 terms: list[dict] | None = None) -> None:
     """info keys: model, kind, preset, hyperparams (dict), n_params, bytes_on_disk, train_seconds, device,
     train_rows, trained_on (a corpus; None for vader), train_classes (label -> train reviews offered).
-    history: one dict per epoch with epoch, train_loss, val_loss, train_acc, val_acc, seconds."""
+    history: one dict per epoch with epoch, train_loss, val_loss, train_acc, val_acc, seconds.
+    terms: the loss curve by term, dicts of step, examples, term, value (a model's ``loss_curve``)."""
     with transaction(con):
-        con.execute("DELETE FROM models WHERE model = ?", [info["model"]])
-        con.execute("DELETE FROM training_log WHERE model = ?", [info["model"]])
+        for table in ("models", "training_log", "training_terms"):
+            con.execute(f"DELETE FROM {table} WHERE model = ?", [info["model"]])
         con.execute(
             "INSERT INTO models (model, kind, preset, hyperparams, n_params, bytes_on_disk, train_seconds, device, "
             "trained_at, train_rows, trained_on, train_classes) "
@@ -534,6 +544,9 @@ def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict]
                 [info["model"], h["epoch"], h.get("train_loss"), h.get("val_loss"), h.get("train_acc"),
                  h.get("val_acc"), h.get("seconds")],
             )
+        if terms:
+            con.executemany("INSERT INTO training_terms VALUES (?, ?, ?, ?, ?)",
+                            [[info["model"], t["step"], t["examples"], t["term"], t["value"]] for t in terms])
 
 
 def record_speed(con, model: str, corpus: str, rows: int, seconds: float, peak_rss_mb: float | None) -> None:

@@ -476,6 +476,16 @@ def training_log(src: Source) -> pd.DataFrame:
 
 
 @st.cache_data(**CACHE)
+def training_terms(src: Source) -> pd.DataFrame:
+    """model, step, examples, term, value: the loss curves by term (empty in a view published before the
+    table existed)."""
+    tables = query(src, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'db'")["table_name"]
+    if "training_terms" not in set(tables):
+        return pd.DataFrame(columns=["model", "step", "examples", "term", "value"])
+    return query(src, "SELECT model, step, examples, term, value FROM training_terms ORDER BY model, term, step")
+
+
+@st.cache_data(**CACHE)
 def trained_models(src: Source) -> pd.DataFrame:
     """One row per recorded model: where it learnt (trained_on, train_rows, train_classes as
     'negative 800 · positive 800'), what it is, its cost."""

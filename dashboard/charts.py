@@ -258,6 +258,17 @@ def training(df: pd.DataFrame, metric: str) -> alt.Chart:
     ).properties(height=300, title={"acc": "accuracy"}.get(metric, metric))
 
 
+def loss_terms(df: pd.DataFrame) -> alt.FacetChart:
+    """One panel per model: each term of its training loss against the training examples seen (df: model,
+    examples, term, value; data.training_terms)."""
+    return alt.Chart(df).mark_line().encode(
+        x=alt.X("examples:Q", title="training examples seen"),
+        y=alt.Y("value:Q", title="loss term (mean since the previous point)", scale=alt.Scale(zero=True)),
+        color=alt.Color("term:N", legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["model", "term", alt.Tooltip("examples:Q", format=","), alt.Tooltip("value:Q", format=".4f")],
+    ).properties(height=220, width=320).facet(facet=alt.Facet("model:N", title=None), columns=2)
+
+
 SLICE_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC-AUC", "positive_share": "predicted positive"}
 
 

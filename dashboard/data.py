@@ -37,6 +37,7 @@ from dashboard.aggregates import (  # noqa: F401
     summary,
     trained_models,
     training_log,
+    training_terms,
     wide,
     with_provenance,
 )

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     with store.connect(db) as con:
-        store.record_model(con, {**info, "device": str(info["device"])}, history)
+        store.record_model(con, {**info, "device": str(info["device"])}, history, getattr(model, "loss_curve", None))
     store.publish(db, log)
     log(f"saved {target} ({info['bytes_on_disk'] / 1e6:.1f} MB, {info['n_params']:,} parameters) "
         f"in {seconds:.0f} s")

@@ -221,6 +221,31 @@ def test_training_curves(scored_db, monkeypatch):
     assert "tfidf-lr" in set(frames(at)[0]["model"])
 
 
+def test_a_bitbert_trained_by_the_job_shows_its_loss_curve(scored_db, tmp_path, monkeypatch):
+    """jobs.train records the student's loss terms every few steps (training_terms); the Training page draws
+    them for the models shown."""
+    db, models = tmp_path / "reviews.duckdb", tmp_path / "models"
+    shutil.copyfile(scored_db.db, db)
+    tiny = ["layers=1", "max_len=32", "epochs=2", "batch_size=4", "train_rows=16", "val_rows=8"]
+    assert train.main(["--model", "bitbert", "--name", "tiny-bit", "--db", str(db), "--models-dir", str(models),
+                       *[arg for kv in tiny for arg in ("--set", kv)]]) == 0
+    with store.connect(db, read_only=True) as con:
+        curve = con.execute("SELECT step, examples, term, value FROM training_terms WHERE model = 'tiny-bit' "
+                            "ORDER BY step").df()
+    assert set(curve["term"]) == {"ce"}  # labels only: the cross-entropy is the whole loss
+    assert curve["step"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8]  # 16 reviews / 4 per step x 2 epochs: every step
+    assert curve["examples"].tolist() == [4 * s for s in range(1, 9)]
+    assert (curve["value"] > 0).all() and np.isfinite(curve["value"]).all()
+
+    at = open_app(db, monkeypatch, "training")
+    assert not at.exception
+    assert "Loss terms within training" in [h.value for h in at.subheader]
+    drawn = [c for c in at.get("vega_lite_chart") if "training examples seen" in str(c.proto.spec)]
+    assert len(drawn) == 1
+    at.multiselect(key="train_models").set_value(["tfidf-lr"]).run()  # a model without terms: no such chart
+    assert "Loss terms within training" not in [h.value for h in at.subheader]
+
+
 def test_unlabelled_corpus_pages_show_a_note(unlabelled_db, monkeypatch):
     at = open_app(unlabelled_db, monkeypatch)
     at.sidebar.selectbox(key="corpus").set_value("unlabelled").run()
@@ -509,6 +534,7 @@ def test_a_view_from_before_trained_on_reads_as_imdb(cross_db, tmp_path, monkeyp
     with duckdb.connect(str(store.view_path(db))) as con:
         con.execute("ALTER TABLE models DROP COLUMN trained_on")
         con.execute("ALTER TABLE models DROP COLUMN train_classes")
+        con.execute("DROP TABLE training_terms")  # added later still
     at = open_app(db, monkeypatch, "overview")
     board = frames(at)[1].set_index("model")
     assert board.loc["tfidf-lr", "trained_on"] == "imdb" and board.loc["vader", "trained_on"] == data.LEXICON

@@ -283,6 +283,12 @@ def test_bitbert_distils_from_a_trained_teacher_with_unlabelled_reviews(tmp_path
     said = next(line for line in lines if "distilling from" in line)
     assert "24 reviews (8 unlabelled)" in said  # 16 labelled + 8 of the train rows left over, without labels
     assert all(math.isfinite(hyper[k]) and hyper[k] > 0 for k in ("loss_ce", "loss_kl", "loss_hidden"))
+    curve = pd.DataFrame(model.loss_curve)  # 24 reviews / 4 per step x 4 epochs = 24 steps, a point each
+    assert set(curve["term"]) == {"ce", "kl", "hidden", "total"}
+    for term, points in curve.groupby("term"):
+        assert points["step"].tolist() == list(range(1, 25)) and points["examples"].iloc[-1] == 96
+        if term != "total":  # the curve's points average to the manifest's mean of the term
+            assert math.isclose(points["value"].mean(), hyper[f"loss_{term}"], rel_tol=1e-3)
     assert all(isinstance(layer, TernaryLinear) for _, _, layer in encoder_linears(model.net))
     assert_round_trip(model, BitBertClassifier, tmp_path / "student")
 

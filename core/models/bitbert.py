@@ -49,6 +49,7 @@ from core.progress import Progress
 
 KIND = "bitbert"
 WEIGHTS = "bitbert.safetensors"
+CURVE_POINTS = 50  # points per term in the recorded loss curve (training_terms), over the whole training
 
 
 @dataclass
@@ -252,9 +253,13 @@ class BitBertClassifier(BertClassifier):
 
     def begin_training(self, x_train, y_train, unused, progress):
         cfg = self.cfg
-        self._teacher, self._distil, self._steps, self._terms = None, False, 0, {"ce": 0.0, "kl": 0.0, "hidden": 0.0, "n": 0}
+        self._teacher, self._distil, self._steps = None, False, 0
         total = cfg.epochs * math.ceil((len(x_train) + min(cfg.unlabelled, len(unused))) / cfg.batch_size)
         self._ramp_steps = int(cfg.ramp * total)
+        self._totals: dict[str, float] = {}  # each loss term summed over every step, for the manifest's means
+        self._window: dict[str, float] = {}  # ... over the steps since the last point of the loss curve
+        self._every, self._examples = max(1, total // CURVE_POINTS), 0
+        self.loss_curve: list[dict] = []  # {step, examples, term, value}: jobs.train records it (training_terms)
         if cfg.kd_logits <= 0 and cfg.kd_hidden <= 0:
             if cfg.unlabelled:
                 raise ValueError("bitbert: unlabelled reviews are learnt from a teacher: set kd_logits > 0")
@@ -292,7 +297,9 @@ class BitBertClassifier(BertClassifier):
                 module.mix = mix
         self._steps += 1
         if not self._distil:
-            return super().train_loss(idx, seqs, y, cache)
+            loss, logits, target = super().train_loss(idx, seqs, y, cache)
+            self._record(len(idx), {"ce": loss})
+            return loss, logits, target
         ids, lengths = pad_batch([seqs[i] for i in idx], self.tokenizer.pad_token_id)  # (B, T)
         mask = padding_mask(lengths, ids.size(1)).to(self.device)  # (B, T)
         out = self.net(input_ids=ids.to(self.device), attention_mask=mask, output_hidden_states=cfg.kd_hidden > 0)
@@ -314,20 +321,35 @@ class BitBertClassifier(BertClassifier):
                 hidden = hidden + (((s_h - t_h) ** 2) * real).sum() / (real.sum() * s_h.size(-1))
             hidden = hidden / (len(teacher_states) - 1)
         loss = cfg.ce * ce + cfg.kd_logits * kl + cfg.kd_hidden * hidden
-        n = self._terms["n"]
-        for key, value in (("ce", ce), ("kl", kl), ("hidden", hidden)):  # running means, for the record
-            self._terms[key] = (self._terms[key] * n + float(value.detach())) / (n + 1)
-        self._terms["n"] = n + 1
+        self._record(len(idx), {"ce": ce, "kl": kl, "hidden": hidden, "total": loss})
         return loss, logits, torch.where(labelled, target, soft.argmax(-1))  # unlabelled: counted vs the teacher
+
+    def _record(self, n: int, terms: dict[str, torch.Tensor]) -> None:
+        self._examples += n
+        for key, value in terms.items():
+            value = float(value.detach())
+            self._totals[key] = self._totals.get(key, 0.0) + value
+            self._window[key] = self._window.get(key, 0.0) + value
+        if self._steps % self._every == 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        """One point per term of the loss curve: its mean over the steps since the last point."""
+        steps = self._steps % self._every or self._every
+        if self._window:
+            self.loss_curve += [{"step": self._steps, "examples": self._examples, "term": key, "value": total / steps}
+                                for key, total in self._window.items()]
+        self._window = {}
 
     def _embedding(self) -> nn.Embedding:
         return self.net.base_model.embeddings.word_embeddings
 
     def finish_training(self, x_val, y_val, progress) -> dict:
         """Freeze to ternary codes, then round the word embeddings as they will be stored; measure both."""
+        self._flush()
         terms = {}
         if self._distil:
-            terms = {f"loss_{k}": round(v, 5) for k, v in self._terms.items() if k != "n"}
+            terms = {f"loss_{k}": round(v / self._steps, 5) for k, v in self._totals.items() if k != "total"}
             progress(f"bitbert: mean loss terms over training: {terms}")
             self._teacher = self._teacher_logits = None
             self._distil = False

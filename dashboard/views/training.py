@@ -19,6 +19,13 @@ if log[["train_loss", "val_loss"]].notna().any().any():
 else:
     left.info("These models log no loss (e.g. tfidf-lr logs one row per regularisation setting).")
 right.altair_chart(charts.training(log, "acc"), width="stretch")
+terms = data.training_terms(sel.src)
+terms = terms[terms["model"].isin(shown)]
+if not terms.empty:
+    st.subheader("Loss terms within training")
+    st.caption("ce: cross-entropy on the labels; kl: to the teacher's logits; hidden: to the teacher's hidden "
+               "states; total: their weighted sum. Each point is the mean over the steps since the one before.")
+    st.altair_chart(charts.loss_terms(terms), width="content")
 st.dataframe(trained, hide_index=True, column_order=[
     "model", "trained_on", "train_rows", "train_classes", "kind", "preset", "n_params", "bytes_on_disk",
     "train_seconds", "device", "trained_at"], column_config={
