@@ -29,6 +29,7 @@ from core.models.bitbert import (
     TernaryLinear,
     encoder_linears,
     pack_ternary,
+    relation_kl,
     to_bitlinear,
     unpack_ternary,
 )
@@ -257,6 +258,30 @@ def test_compiled_bert_predicts_as_eager(precision):
     assert np.allclose(eager, compiled, atol=1e-4)
 
 
+def test_relation_kl_is_zero_for_the_same_projections_and_ignores_padding():
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 8)  # (B, T, C): 2 heads of 4
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    assert relation_kl(x, x, mask, heads=2).abs() < 1e-6
+    other = x + 0.5 * torch.randn_like(x)
+    loss = relation_kl(other, x, mask, heads=2)
+    assert loss > 0 and torch.isfinite(loss)
+    padded = other.clone()
+    padded[1, 3:] = 100.0  # what sits at padded positions changes nothing
+    assert torch.isclose(relation_kl(padded, x, mask, heads=2), loss)
+
+    def by_hand(student, teacher):  # one review's real tokens (T, C): KL per head and query, averaged
+        kls = []
+        for h in range(2):
+            t, s = teacher[:, 4 * h:4 * h + 4], student[:, 4 * h:4 * h + 4]
+            p_t, p_s = torch.softmax(t @ t.T / 2, -1), torch.softmax(s @ s.T / 2, -1)  # (T, T), sqrt(d) = 2
+            kls.append((p_t * (p_t / p_s).log()).sum(-1).mean())
+        return sum(kls) / 2
+
+    assert torch.isclose(relation_kl(other[:1], x[:1], mask[:1], heads=2), by_hand(other[0], x[0]))
+    assert torch.isclose(relation_kl(other[1:], x[1:], mask[1:], heads=2), by_hand(other[1, :3], x[1, :3]))
+
+
 def test_ramped_bitlinear_starts_as_fp32_and_ends_as_b158():
     torch.manual_seed(0)
     layer = RampBitLinear(16, 8, bias=True)
@@ -277,14 +302,14 @@ def test_bitbert_distils_from_a_trained_teacher_with_unlabelled_reviews(tmp_path
     teacher.save(tmp_path / "teacher")
     lines: list[str] = []
     cfg = {**TINY_BERT, "layers": None, "pretrained": str(tmp_path / "teacher"), "train_rows": 16,
-           "kd_logits": 1.0, "kd_hidden": 1.0, "unlabelled": 8, "ramp": 0.5}
+           "kd_logits": 1.0, "kd_hidden": 1.0, "kd_attn": 1.0, "unlabelled": 8, "ramp": 0.5}
     model, history, hyper = BitBertClassifier.fit(TOY, TOY, "quick", cfg, progress=lines.append)
     assert_learns(history)
     said = next(line for line in lines if "distilling from" in line)
     assert "24 reviews (8 unlabelled)" in said  # 16 labelled + 8 of the train rows left over, without labels
-    assert all(math.isfinite(hyper[k]) and hyper[k] > 0 for k in ("loss_ce", "loss_kl", "loss_hidden"))
+    assert all(math.isfinite(hyper[k]) and hyper[k] > 0 for k in ("loss_ce", "loss_kl", "loss_hidden", "loss_attn"))
     curve = pd.DataFrame(model.loss_curve)  # 24 reviews / 4 per step x 4 epochs = 24 steps, a point each
-    assert set(curve["term"]) == {"ce", "kl", "hidden", "total"}
+    assert set(curve["term"]) == {"ce", "kl", "hidden", "attn", "total"}
     for term, points in curve.groupby("term"):
         assert points["step"].tolist() == list(range(1, 25)) and points["examples"].iloc[-1] == 96
         if term != "total":  # the curve's points average to the manifest's mean of the term

@@ -19,8 +19,11 @@ Distillation (``kd_logits`` / ``kd_hidden`` > 0): a trained full-precision bert 
     ce * cross-entropy(labels)                       the labelled reviews only
   + kd_logits * T^2 * KL(teacher || student at temperature T)
   + kd_hidden * mean over layers of MSE(student, teacher hidden states)   real tokens only
-as TernaryBERT does (without its attention-score term). The teacher's logits are computed once, before the
-first step; its hidden states on the fly. ``unlabelled`` more reviews of the train split (never validation
+  + kd_attn * mean over Q, K, V of KL(teacher || student relations)      the last layer, as MiniLMv2
+as TernaryBERT does with hidden states, and BitDistill with the relations: softmax(X X^T / sqrt(d)) per head
+for X = the last layer's queries, keys and values. The teacher's logits are computed once, before the first
+step; its hidden states and relations on the fly. Every 1/50 of the steps each term's mean goes to
+``loss_curve``, which jobs.train records (training_terms). ``unlabelled`` more reviews of the train split (never validation
 or test) join without their labels: they are learnt from the teacher alone. The quantization is ramped in
 over the first ``ramp`` share of the steps (weights and activations move linearly from fp32 to their
 quantized values), so the student starts as its teacher.
@@ -30,6 +33,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,6 +66,7 @@ class BitBertConfig(BertConfig):
     ce: float = 1.0                   # weight of the cross-entropy on the labels
     kd_logits: float = 0.0            # weight of the KL to the teacher's logits (0: no distillation)
     kd_hidden: float = 0.0            # weight of the MSE to the teacher's hidden states, every layer
+    kd_attn: float = 0.0              # weight of the KL to the teacher's last-layer Q-Q, K-K, V-V relations
     temperature: float = 2.0
     unlabelled: int = 0               # extra train-split reviews learnt from the teacher alone (needs kd_logits)
     ramp: float = 0.0                 # share of the steps over which the quantization is ramped in
@@ -153,6 +159,39 @@ def teacher_logits(teacher: BertClassifier, seqs: list[list[int]], batch_size: i
             out[idx] = teacher._logits([seqs[i] for i in idx]).float().cpu()
             ticker.update(len(idx))
     return out
+
+
+@contextmanager
+def last_qkv(net: nn.Module, on: bool = True) -> Iterator[dict[int, torch.Tensor]]:
+    """While open, {0: Q, 1: K, 2: V}, each (B, T, C): the last encoder layer's projections of the latest
+    forward pass (forward hooks, removed on exit). Yields an empty dict when not ``on``."""
+    seen: dict[int, torch.Tensor] = {}
+    attention = net.base_model.encoder.layer[-1].attention.self
+    hooks = [layer.register_forward_hook(lambda _m, _x, y, k=k: seen.__setitem__(k, y))
+             for k, layer in enumerate((attention.query, attention.key, attention.value))] if on else []
+    try:
+        yield seen
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def relation_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, heads: int) -> torch.Tensor:
+    """MiniLMv2's self-attention relation loss for one of Q, K, V: KL(teacher || student) between each head's
+    softmax(X X^T / sqrt(d)) over the real tokens, averaged over heads and real query tokens.
+    student, teacher: (B, T, C); mask: (B, T) bool, True = a real token."""
+    b, t, c = student.shape
+    keys = mask[:, None, None, :]  # (B, 1, 1, T)
+
+    def relations(x: torch.Tensor) -> torch.Tensor:
+        x = x.float().view(b, t, heads, c // heads).transpose(1, 2)  # (B, H, T, d)
+        scores = x @ x.transpose(-1, -2) / math.sqrt(c // heads)  # (B, H, T, T)
+        return scores.masked_fill(~keys, float("-inf")).log_softmax(-1)
+
+    log_s, log_t = relations(student), relations(teacher)
+    kl = (log_t.exp() * (log_t - log_s).masked_fill(~keys, 0.0)).sum(-1)  # (B, H, T)
+    queries = mask[:, None, :].float()  # (B, 1, T)
+    return (kl * queries).sum() / (queries.sum() * heads)
 
 
 def encoder_linears(net: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
@@ -260,7 +299,8 @@ class BitBertClassifier(BertClassifier):
         self._window: dict[str, float] = {}  # ... over the steps since the last point of the loss curve
         self._every, self._examples = max(1, total // CURVE_POINTS), 0
         self.loss_curve: list[dict] = []  # {step, examples, term, value}: jobs.train records it (training_terms)
-        if cfg.kd_logits <= 0 and cfg.kd_hidden <= 0:
+        states = cfg.kd_hidden > 0 or cfg.kd_attn > 0  # the teacher's net runs on every step
+        if cfg.kd_logits <= 0 and not states:
             if cfg.unlabelled:
                 raise ValueError("bitbert: unlabelled reviews are learnt from a teacher: set kd_logits > 0")
             return x_train, y_train
@@ -272,9 +312,9 @@ class BitBertClassifier(BertClassifier):
                              "--set teacher=data/models/bert-quick")
         teacher = BertClassifier.load(path, self.device)
         if teacher.tokenizer.get_vocab() != self.tokenizer.get_vocab() or (
-                cfg.kd_hidden > 0 and teacher.net.config.hidden_size != self.net.config.hidden_size):
-            raise ValueError(f"bitbert: the teacher {path} must share the student's tokenizer (and, for kd_hidden, "
-                             "its hidden size): start the student from it (--set pretrained=...)")
+                states and teacher.net.config.hidden_size != self.net.config.hidden_size):
+            raise ValueError(f"bitbert: the teacher {path} must share the student's tokenizer (and, for kd_hidden "
+                             "or kd_attn, its hidden size): start the student from it (--set pretrained=...)")
         extra = unused.sample(n=min(cfg.unlabelled, len(unused)), random_state=cfg.seed)["text"].tolist()
         if extra:
             x_train = [*x_train, *self.encode(extra)]
@@ -283,9 +323,10 @@ class BitBertClassifier(BertClassifier):
         self._teacher_logits = teacher_logits(teacher, x_train, cfg.eval_batch_size, progress)  # (N, 2)
         agree = float((self._teacher_logits[y_train >= 0].argmax(-1).numpy() == y_train[y_train >= 0]).mean())
         progress(f"bitbert: distilling from {path} (logits x{cfg.kd_logits}, hidden states x{cfg.kd_hidden}, "
+                 f"Q/K/V relations x{cfg.kd_attn}, "
                  f"T={cfg.temperature}); {len(x_train):,} reviews ({len(extra):,} unlabelled); teacher logits "
                  f"in {time.perf_counter() - t:.0f} s, teacher accuracy on the labelled ones {agree:.4f}")
-        self._teacher = teacher if cfg.kd_hidden > 0 else None  # logits are cached: the net only for states
+        self._teacher = teacher if states else None  # logits are cached: the net only for states and relations
         self._distil = True
         return x_train, y_train
 
@@ -302,7 +343,8 @@ class BitBertClassifier(BertClassifier):
             return loss, logits, target
         ids, lengths = pad_batch([seqs[i] for i in idx], self.tokenizer.pad_token_id)  # (B, T)
         mask = padding_mask(lengths, ids.size(1)).to(self.device)  # (B, T)
-        out = self.net(input_ids=ids.to(self.device), attention_mask=mask, output_hidden_states=cfg.kd_hidden > 0)
+        with last_qkv(self.net, cfg.kd_attn > 0) as student_qkv:
+            out = self.net(input_ids=ids.to(self.device), attention_mask=mask, output_hidden_states=cfg.kd_hidden > 0)
         logits = out.logits.float()  # (B, 2)
         target = torch.as_tensor(y[idx], dtype=torch.long, device=self.device)
         labelled = target >= 0
@@ -311,17 +353,23 @@ class BitBertClassifier(BertClassifier):
         soft = self._teacher_logits[idx].to(self.device)  # (B, 2)
         kl = F.kl_div(F.log_softmax(logits / t, -1), F.log_softmax(soft / t, -1), log_target=True,
                       reduction="batchmean") * t * t
-        hidden = logits.sum() * 0
+        hidden = attn = logits.sum() * 0
         if self._teacher is not None:
-            with torch.no_grad():
+            with torch.no_grad(), last_qkv(self._teacher.net, cfg.kd_attn > 0) as teacher_qkv:
                 teacher_states = self._teacher.net(input_ids=ids.to(self.device), attention_mask=mask,
                                                    output_hidden_states=True).hidden_states
-            real = mask.unsqueeze(-1).float()  # (B, T, 1)
-            for s_h, t_h in zip(out.hidden_states[1:], teacher_states[1:], strict=True):  # every layer's output
-                hidden = hidden + (((s_h - t_h) ** 2) * real).sum() / (real.sum() * s_h.size(-1))
-            hidden = hidden / (len(teacher_states) - 1)
-        loss = cfg.ce * ce + cfg.kd_logits * kl + cfg.kd_hidden * hidden
-        self._record(len(idx), {"ce": ce, "kl": kl, "hidden": hidden, "total": loss})
+            if cfg.kd_hidden > 0:
+                real = mask.unsqueeze(-1).float()  # (B, T, 1)
+                for s_h, t_h in zip(out.hidden_states[1:], teacher_states[1:], strict=True):  # every layer's output
+                    hidden = hidden + (((s_h - t_h) ** 2) * real).sum() / (real.sum() * s_h.size(-1))
+                hidden = hidden / (len(teacher_states) - 1)
+            if cfg.kd_attn > 0:
+                heads = self.net.config.num_attention_heads
+                attn = sum(relation_kl(student_qkv[k], teacher_qkv[k], mask.bool(), heads) for k in range(3)) / 3
+        loss = cfg.ce * ce + cfg.kd_logits * kl + cfg.kd_hidden * hidden + cfg.kd_attn * attn
+        weights = {"ce": cfg.ce, "kl": cfg.kd_logits, "hidden": cfg.kd_hidden, "attn": cfg.kd_attn}
+        terms = {"ce": ce, "kl": kl, "hidden": hidden, "attn": attn}
+        self._record(len(idx), {**{k: v for k, v in terms.items() if weights[k] > 0}, "total": loss})
         return loss, logits, torch.where(labelled, target, soft.argmax(-1))  # unlabelled: counted vs the teacher
 
     def _record(self, n: int, terms: dict[str, torch.Tensor]) -> None:
