@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS training_log (
     PRIMARY KEY (model, epoch)
 );
 CREATE TABLE IF NOT EXISTS training_terms (  -- the loss curve within training, each term of the loss apart
-    model    VARCHAR,                         --   (bitbert: ce, and when distilling kl, hidden, total)
+    model    VARCHAR,                         --   (bitbert: ce; distilling, the weighted of kl, hidden, attn + total)
     step     INTEGER,                         -- optimizer steps so far
     examples BIGINT,                          -- training examples seen so far
     term     VARCHAR,

@@ -280,11 +280,16 @@ def fill_commands(cells: pd.DataFrame) -> str:
 
 
 @st.cache_data(**CACHE)
+def tables(src: Source) -> set[str]:
+    """The tables the view holds (an older view lacks some)."""
+    return set(query(src, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'db'")["table_name"])
+
+
+@st.cache_data(**CACHE)
 def summarised(src: Source, corpus: str) -> bool:
     """Whether the view holds current summaries of ``corpus`` (core.summaries; a view published by an older
     version has none: then every aggregate is computed from the rows)."""
-    tables = set(query(src, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'db'")["table_name"])
-    if not {"summary_state", *summaries.TABLES} <= tables:
+    if not {"summary_state", *summaries.TABLES} <= tables(src):
         return False
     return not query(src, "SELECT 1 AS hit FROM summary_state WHERE corpus = $corpus AND version = $v",
                      {"corpus": corpus, "v": summaries.VERSION}).empty
@@ -479,8 +484,7 @@ def training_log(src: Source) -> pd.DataFrame:
 def training_terms(src: Source) -> pd.DataFrame:
     """model, step, examples, term, value: the loss curves by term (empty in a view published before the
     table existed)."""
-    tables = query(src, "SELECT table_name FROM duckdb_tables() WHERE database_name = 'db'")["table_name"]
-    if "training_terms" not in set(tables):
+    if "training_terms" not in tables(src):
         return pd.DataFrame(columns=["model", "step", "examples", "term", "value"])
     return query(src, "SELECT model, step, examples, term, value FROM training_terms ORDER BY model, term, step")
 

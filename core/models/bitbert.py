@@ -22,9 +22,9 @@ Distillation (``kd_logits`` / ``kd_hidden`` > 0): a trained full-precision bert 
   + kd_attn * mean over Q, K, V of KL(teacher || student relations)      the last layer, as MiniLMv2
 as TernaryBERT does with hidden states, and BitDistill with the relations: softmax(X X^T / sqrt(d)) per head
 for X = the last layer's queries, keys and values. The teacher's logits are computed once, before the first
-step; its hidden states and relations on the fly. Every 1/50 of the steps each term's mean goes to
-``loss_curve``, which jobs.train records (training_terms). ``unlabelled`` more reviews of the train split (never validation
-or test) join without their labels: they are learnt from the teacher alone. The quantization is ramped in
+step; its hidden states and relations on the fly. Every 1/50 of the steps each weighted term's mean goes to
+``loss_curve``, which jobs.train records (training_terms). ``unlabelled`` more reviews of the train split
+(never validation or test) join without their labels: they are learnt from the teacher alone. The quantization is ramped in
 over the first ``ramp`` share of the steps (weights and activations move linearly from fp32 to their
 quantized values), so the student starts as its teacher.
 """
@@ -366,10 +366,10 @@ class BitBertClassifier(BertClassifier):
             if cfg.kd_attn > 0:
                 heads = self.net.config.num_attention_heads
                 attn = sum(relation_kl(student_qkv[k], teacher_qkv[k], mask.bool(), heads) for k in range(3)) / 3
-        loss = cfg.ce * ce + cfg.kd_logits * kl + cfg.kd_hidden * hidden + cfg.kd_attn * attn
-        weights = {"ce": cfg.ce, "kl": cfg.kd_logits, "hidden": cfg.kd_hidden, "attn": cfg.kd_attn}
-        terms = {"ce": ce, "kl": kl, "hidden": hidden, "attn": attn}
-        self._record(len(idx), {**{k: v for k, v in terms.items() if weights[k] > 0}, "total": loss})
+        weighted = {"ce": (cfg.ce, ce), "kl": (cfg.kd_logits, kl), "hidden": (cfg.kd_hidden, hidden),
+                    "attn": (cfg.kd_attn, attn)}
+        loss = sum(w * value for w, value in weighted.values())
+        self._record(len(idx), {**{k: value for k, (w, value) in weighted.items() if w > 0}, "total": loss})
         return loss, logits, torch.where(labelled, target, soft.argmax(-1))  # unlabelled: counted vs the teacher
 
     def _record(self, n: int, terms: dict[str, torch.Tensor]) -> None:
