@@ -26,6 +26,7 @@ from core.models.bitbert import (
     WEIGHTS,
     BitBertClassifier,
     RampBitLinear,
+    SubLN,
     TernaryLinear,
     encoder_linears,
     pack_ternary,
@@ -295,6 +296,22 @@ def test_ramped_bitlinear_starts_as_fp32_and_ends_as_b158():
     layer.mix = 0.5
     half = layer(x)
     assert not torch.allclose(half, plain(x)) and not torch.allclose(half, x @ layer.weight.T + layer.bias)
+
+
+def test_bitbert_subln_is_calibrated_trained_and_round_trips(tmp_path):
+    model, history, _ = BitBertClassifier.fit(TOY, TOY, "quick", {**TINY_BERT, "subln": True},
+                                              progress=lambda _: None)
+    assert_learns(history)
+    norms = [m for m in model.net.modules() if isinstance(m, SubLN)]
+    assert len(norms) == 2 and all(bool(m.calibrated) for m in norms)  # attention output, FFN down: 1 layer
+    layer = model.net.base_model.encoder.layer[0]
+    assert isinstance(layer.output.dense[0], SubLN) and isinstance(layer.output.dense[1], TernaryLinear)
+    # the gains started at their input's RMS (not 1) and training moved them channel by channel
+    assert all(not torch.allclose(m.weight, torch.ones_like(m.weight)) and m.weight.std() > 0 for m in norms)
+    assert_round_trip(model, BitBertClassifier, tmp_path / "subln")
+    loaded = BitBertClassifier.load(tmp_path / "subln")
+    assert all(torch.equal(a.weight, b.weight) for a, b in
+               zip(norms, [m for m in loaded.net.modules() if isinstance(m, SubLN)], strict=True))
 
 
 def test_bitbert_distils_from_a_trained_teacher_with_unlabelled_reviews(tmp_path):

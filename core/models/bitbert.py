@@ -26,7 +26,8 @@ step; its hidden states and relations on the fly. Every 1/50 of the steps each w
 ``loss_curve``, which jobs.train records (training_terms). ``unlabelled`` more reviews of the train split
 (never validation or test) join without their labels: they are learnt from the teacher alone. The quantization is ramped in
 over the first ``ramp`` share of the steps (weights and activations move linearly from fp32 to their
-quantized values), so the student starts as its teacher.
+quantized values), so the student starts as its teacher. ``subln`` puts an RMSNorm (BitNet's SubLN) before each
+attention output and FFN down projection, its gain calibrated on one batch.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class BitBertConfig(BertConfig):
     temperature: float = 2.0
     unlabelled: int = 0               # extra train-split reviews learnt from the teacher alone (needs kd_logits)
     ramp: float = 0.0                 # share of the steps over which the quantization is ramped in
+    subln: bool = False               # an RMSNorm (SubLN) before each attention output and FFN down projection
 
 
 PRESETS: dict[str, BitBertConfig] = {
@@ -149,6 +151,46 @@ class TernaryLinear(nn.Module):
                                        self.out_features, self.kernel)  # (..., out)
         y = F.linear(act_quant(x), self.packed_codes("float", x.dtype)) * self.scale  # (..., out): {-1,0,1} matmul
         return y + self.bias if self.bias is not None else y
+
+
+class SubLN(nn.Module):
+    """BitNet's sub-layer norm: an RMSNorm with a per-channel gain in front of a projection whose input no
+    LayerNorm precedes (the attention output, the FFN down projection), so the gain can shrink the channels
+    whose outliers would dominate that projection's 8-bit absmax activations. A pretrained layer did not
+    expect normalised input: ``calibrate_subln`` starts each gain at the mean RMS of its input on one
+    batch, so the projection's input keeps about its old scale."""
+
+    def __init__(self, width: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+        self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rms = x.float().pow(2).mean(-1, keepdim=True).add(self.eps).sqrt()  # (..., 1)
+        if not self.calibrated:
+            self.weight.data.fill_(float(rms.mean()))
+            self.calibrated.fill_(True)
+        return (x.float() / rms * self.weight).to(x.dtype)
+
+
+def add_subln(net: nn.Module) -> int:
+    """Put a SubLN in front of every encoder layer's attention output and FFN down projection."""
+    count = 0
+    for layer in net.base_model.encoder.layer:
+        for parent in (layer.attention.output, layer.output):
+            if not isinstance(parent.dense, nn.Sequential):
+                parent.dense = nn.Sequential(SubLN(parent.dense.in_features).to(parent.dense.weight.device),
+                                             parent.dense)
+                count += 1
+    return count
+
+
+def calibrate_subln(model: BertClassifier, seqs: list[list[int]]) -> None:
+    """One forward pass over ``seqs`` sets the gain of every SubLN not yet calibrated."""
+    ids, lengths = pad_batch(seqs, model.tokenizer.pad_token_id)  # (B, T)
+    with torch.no_grad():
+        model.net(input_ids=ids.to(model.device), attention_mask=padding_mask(lengths, ids.size(1)).to(model.device))
 
 
 def teacher_logits(teacher: BertClassifier, seqs: list[list[int]], batch_size: int, progress) -> torch.Tensor:
@@ -287,6 +329,8 @@ class BitBertClassifier(BertClassifier):
         super().compile()
 
     def prepare_for_training(self, progress) -> None:
+        if self.cfg.subln:
+            progress(f"bitbert: {add_subln(self.net)} SubLN norms before the attention output and FFN down projections")
         n = to_bitlinear(self.net)
         progress(f"bitbert: {n} encoder linear layers are now BitLinear (ternary weights, 8-bit activations)")
 
@@ -295,6 +339,8 @@ class BitBertClassifier(BertClassifier):
     def begin_training(self, x_train, y_train, unused, progress):
         cfg = self.cfg
         self._teacher, self._distil, self._steps = None, False, 0
+        if cfg.subln:
+            calibrate_subln(self, x_train[:cfg.batch_size])
         total = cfg.epochs * math.ceil((len(x_train) + min(cfg.unlabelled, len(unused))) / cfg.batch_size)
         self._ramp_steps = int(cfg.ramp * total)
         self._totals: dict[str, float] = {}  # each loss term summed over every step, for the manifest's means
@@ -456,6 +502,9 @@ class BitBertClassifier(BertClassifier):
         setup_torch(0)
         manifest = json.loads((directory / "model.json").read_text())
         net = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(directory))
+        cfg = cls.read_config(directory)
+        if cfg.subln:
+            add_subln(net)
         to_bitlinear(net)
         to_ternary(net)
         stored = load_file(str(directory / WEIGHTS))
@@ -473,6 +522,6 @@ class BitBertClassifier(BertClassifier):
                 state[key] = value
         state.update({base: dequantize_embedding(parts) for base, parts in emb_parts.items()})
         net.load_state_dict(state, strict=True)
-        model = cls(net, AutoTokenizer.from_pretrained(directory), cls.read_config(directory), device)
+        model = cls(net, AutoTokenizer.from_pretrained(directory), cfg, device)
         model.set_precision("auto")
         return model
