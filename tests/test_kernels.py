@@ -118,30 +118,6 @@ def test_bitbert_auto_follows_the_plan_and_predicts_as_trained(ternary_bert, mon
     assert torch.allclose(torch.from_numpy(p_auto), torch.from_numpy(ternary_bert.predict_proba(texts)), atol=1e-5)
 
 
-@pytest.mark.skipif(not KERNELS, reason="no integer kernel on this CPU")
-def test_bitbert_bf16_runs_the_integer_kernel_with_the_rest_in_bf16(monkeypatch):
-    """bf16: the ternary layers keep their int8 kernel and fp32 scales; everything else is bfloat16; the
-    probabilities stay close to the training arithmetic's."""
-    monkeypatch.setattr(kernels, "current", lambda: VNNI)
-    torch.manual_seed(0)
-    model = BertClassifier.from_checkpoint(BertConfig(layers=1, max_len=64))
-    to_bitlinear(model.net)
-    to_ternary(model.net)
-    model = BitBertClassifier(model.net, model.tokenizer, model.cfg)
-    texts = ["A wonderful, moving film.", "Dreadful and dull.", "meh " * 30]
-    model.set_precision("float")
-    p_float = model.predict_proba(texts)
-    note = model.set_precision("bf16")
-    assert model.precision == "bf16" and "the rest in bf16" in note
-    layers = [m for m in model.net.modules() if isinstance(m, TernaryLinear)]
-    assert {m.kernel for m in layers} == {VNNI.fastest_int8}
-    assert all(m.scale.dtype == torch.float32 and m.bias.dtype == torch.float32 for m in layers)
-    assert model.net.base_model.embeddings.word_embeddings.weight.dtype == torch.bfloat16
-    p_bf16 = model.predict_proba(texts)
-    assert p_bf16.dtype == p_float.dtype and abs(p_bf16 - p_float).max() < 0.02
-    assert not (p_bf16 == p_float).all()  # it really ran another arithmetic
-
-
 def test_bert_auto_is_bf16_only_where_fast_and_bf16_warns_where_not_native(monkeypatch):
     monkeypatch.setattr(kernels, "current", lambda: VNNI)
     fast = BertClassifier.from_checkpoint(BertConfig(layers=1, max_len=32))

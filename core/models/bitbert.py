@@ -302,34 +302,24 @@ def dequantize_embedding(parts: dict[str, torch.Tensor]) -> torch.Tensor:
 class BitBertClassifier(BertClassifier):
     kind = KIND
     presets = PRESETS
-    precisions = ("int8", "bf16", "float")  # integer kernels; they with the rest in bf16; the training arithmetic
+    precisions = ("int8", "float")  # integer kernels; the training-time fp32 arithmetic
     training_precision = "float"
     precision = "float"
     _distil = False  # while training with a teacher (begin_training)
 
     def set_precision(self, precision: str = "auto") -> str:
         """auto (what load() picks): int8 where an integer kernel measures at least as fast as fp32 here, else
-        float. int8: the fastest integer kernel, fast or not. bf16: that kernel for the ternary layers, and
-        everything else (embeddings, attention scores, LayerNorm, GELU, classifier) in bfloat16, as bert's bf16
-        path; the activations are still quantized from fp32 copies. Once after loading, as bert's: a cast to
-        bf16 is not undone exactly. Returns what runs and why, in one line."""
+        float. int8: the fastest integer kernel, fast or not. Returns what runs and why, in one line."""
         plan = kernels.current()
         if precision not in ("auto", *self.precisions):
-            raise ValueError(f"unknown precision {precision!r} for bitbert; known: auto, int8, bf16, float")
-        kernel = {"auto": plan.int8_kernel, "int8": plan.fastest_int8, "bf16": plan.fastest_int8,
-                  "float": None}[precision]
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.net = self.net.to(dtype)
+            raise ValueError(f"unknown precision {precision!r} for bitbert; known: auto, int8, float")
+        kernel = {"auto": plan.int8_kernel, "int8": plan.fastest_int8, "float": None}[precision]
         for module in self.net.modules():
             if isinstance(module, TernaryLinear):
                 module.kernel = kernel or "float"
-                module.float()  # scale and bias stay fp32 (the codes are int8 either way)
-        self.precision = "bf16" if precision == "bf16" else "int8" if kernel else "float"
+        self.precision = "int8" if kernel else "float"
         if kernel:
             note = f"int8 x ternary via {kernel} ({plan.speedup(kernel):.2f}x fp32 on this CPU)"
-            if precision == "bf16":
-                note += f", the rest in bf16 ({plan.speedup('bf16'):.2f}x fp32" + (
-                    ")" if plan.bf16 else "; not native here, expect it slower)")
         else:
             note = "float: ternary codes as fp32 numbers, the training arithmetic"
         return f"{note} ({'auto' if precision == 'auto' else 'asked for'})"
