@@ -88,8 +88,8 @@ PRESETS: dict[str, BitBertConfig] = {
     # but reached only 0.845 validation accuracy against bert-cpu's 0.917: ternary weights the training never
     # adjusts lose too much. Distilled from bert-cpu (logits + every layer's hidden states, weights 1): 6,000
     # reviews x 1 epoch gave 0.8714 on the imdb test split (labels only, 0.8673), x 2 epochs 0.8787 (validation
-    # 0.8740, falling after epoch 1); the same steps spent on 12,000 reviews x 1 epoch reached validation
-    # 0.8860: more reviews beat more epochs. About 65 min on the AVX-512 EPYC (11 of them the teacher's logits).
+    # 0.8740, falling after epoch 1); the same steps spent on 12,000 reviews x 1 epoch gave 0.8850 (validation
+    # 0.8860): more reviews beat more epochs. 66 min on the AVX-512 EPYC, 11 of them the teacher's logits.
     "cpu": BitBertConfig(max_len=256, epochs=1, batch_size=16, lr=2e-4, train_rows=12_000, val_rows=1_000,
                          kd_logits=1.0, kd_hidden=1.0),
 }
