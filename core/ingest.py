@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from core import columns, store
-from core.corpus import FIELD, REJECT_COLUMNS, Chunk, Columns, ensure_imdb, read_chunks
+from core.corpus import ensure_imdb
+from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, read_chunks
 from core.errors import InputError
 from core.metrics import valid_probabilities
 from core.progress import Progress

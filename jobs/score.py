@@ -28,7 +28,7 @@ import pandas as pd
 
 from core import store
 from core.columns import KINDS, parse_kinds
-from core.corpus import Columns
+from core.readers import Columns
 from core.errors import InputError
 from core.ingest import Ingest, Tally, recorded_run, score_local
 from core.models import load_model, resolve_names

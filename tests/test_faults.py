@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from core import store
-from core.corpus import Columns
+from core.readers import Columns
 from core.errors import StoreError
 from core.ingest import Ingest, Pacer, score_local
 from core.models import load_model

@@ -1,4 +1,4 @@
-"""core.corpus.read_chunks on real hostile files: one bad row is one counted reject, never a stopped job."""
+"""core.readers.read_chunks on real hostile files: one bad row is one counted reject, never a stopped job."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.corpus import MAX_FIELD_BYTES, Columns, read_chunks
+from core.readers import MAX_FIELD_BYTES, Columns, read_chunks
 from core.errors import InputError
 
 COLS = Columns("review", "id", "sentiment")
