@@ -32,7 +32,7 @@ FALSE = {"false", "f", "no", "n", "0"}
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ",
                 "%Y-%m-%dT%H:%M:%S%z", "%Y/%m/%d", "%m/%d/%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S",
                 "%d/%m/%Y", "%d.%m.%Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y", "%d %B %Y",
-                "%d %b %Y")
+                "%d %b %Y", "%m %d, %Y")  # the last: McAuley Amazon reviewTime, 03 23, 2011
 UNIX = "unix seconds"
 _TIME_NAME = re.compile(r"time|date|timestamp|_at$", re.IGNORECASE)
 _ID_NAME = re.compile(r"(^|[\W_])id$|^asin$", re.IGNORECASE)

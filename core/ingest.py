@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,10 @@ import pandas as pd
 
 from core import columns, store
 from core.corpus import ensure_imdb
-from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, read_chunks
 from core.errors import InputError
 from core.metrics import valid_probabilities
 from core.progress import Progress
+from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, Format, base_name, read_chunks
 from core.splits import split_of_new
 
 FINGERPRINT_CHARS = 12  # hex digits of the file digest kept in ids: 48 bits, ample for a corpus's files
@@ -227,31 +228,37 @@ class Work:
 class Ingest:
     """Feeds a scoring run: ``work()`` yields what to predict, chunk by chunk; ``write()`` stores predictions.
 
-    ``path`` + ``columns``: read that file, storing its reviews and rejects under ``corpus``; no path: score
+    ``paths`` + ``columns``: read those files, storing their reviews and rejects under ``corpus``; none: score
     the reviews already stored for ``corpus`` (one ``split`` of it, or all).
     """
 
-    def __init__(self, con, corpus: str, models: list[str], run_id: str, *, path: Path | None = None,
-                 columns: Columns | None = None, split: str | None = None, chunk_rows: int = 2_000,
-                 tally: Tally | None = None):
+    def __init__(self, con, corpus: str, models: list[str], run_id: str, *, paths: list[Path] | None = None,
+                 columns: Columns | None = None, fmt: Format | None = None, split: str | None = None,
+                 chunk_rows: int = 2_000, tally: Tally | None = None, name_files: bool = False, log=None):
         if chunk_rows < 1:
             raise InputError(f"chunk rows must be at least 1, not {chunk_rows}")
-        if path is not None and columns is None:
+        if paths and columns is None:
             raise InputError("an input file needs its column mapping (at least the text column)")
         self.con, self.corpus, self.models, self.run_id = con, corpus, list(models), run_id
-        self.path, self.columns, self.split, self.chunk_rows = path, columns, split, chunk_rows
+        self.paths, self.columns, self.fmt = list(paths or []), columns, fmt or Format()
+        self.split, self.chunk_rows = split, chunk_rows
+        # a folder or a glob: each review keeps its file's name, so a dump of one file per category slices by it
+        self.name_files = name_files
         self.tally = tally or Tally()
-        # set when a file's first chunk has been read: its fingerprint, the corpus's files, the stored ids
+        self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        # the file being read: its path and fingerprint; the corpus's files; the stored ids (read once)
+        self.path: Path | None = None
         self.fingerprint: str | None = None
         self.files: dict[str, str] = {}
-        self.stored = StoredIds(np.empty(0, dtype=np.uint64))
+        self.stored: StoredIds | None = None
         self.split_recipe: dict | None = None  # how the corpus's splits are made (core.splits), once known
         self.fields: dict[str, dict] = {}  # kept column -> {"kind", "format"}: how its cells are read
+        self.skipped_files: list[Path] = []  # read whole and scored by every model by an earlier run
 
     # -- reading
 
     def work(self) -> Iterator[Work]:
-        chunks = self._file_chunks() if self.path is not None else self._stored_chunks()
+        chunks = self._files_chunks() if self.paths else self._stored_chunks()
         for chunk in self.tally.timings.timed("read", chunks):
             yield self._ingest(chunk)
 
@@ -266,19 +273,37 @@ class Ingest:
             done += len(df)
             yield Chunk(df, pd.DataFrame(columns=REJECT_COLUMNS), done / total)
 
-    def _file_chunks(self) -> Iterator[Chunk]:
-        chunks = read_chunks(self.path, self.columns, self.chunk_rows)
+    def _files_chunks(self) -> Iterator[Chunk]:
+        """Every input file's chunks, one file after the other; the fraction is of all the files' bytes. A file
+        that an earlier run read whole, and whose reviews every model asked for has scored, is not read again."""
+        sizes = [p.stat().st_size if p.is_file() else 0 for p in self.paths]
+        total, before = max(sum(sizes), 1), 0
+        for path, size in zip(self.paths, sizes):
+            extra = {"file": base_name(path)} if self.name_files else None
+            for chunk in self._file_chunks(path, extra):
+                yield Chunk(chunk.reviews, chunk.rejects, (before + size * chunk.fraction) / total)
+            before += size
+
+    def _file_chunks(self, path: Path, extra: dict[str, str] | None) -> Iterator[Chunk]:
+        with self.tally.timings.phase("db"):
+            fingerprint = file_fingerprint(path) if path.is_file() else None
+            if fingerprint is not None:
+                read = store.file_read(self.con, self.corpus, fingerprint)
+                if read is not None and store.file_unscored(self.con, self.corpus, fingerprint, self.models) == 0:
+                    self.skipped_files.append(path)
+                    self.log(f"{path}: already read whole ({read:,} records) and scored by "
+                             f"{', '.join(self.models) or 'no model'}: skipped")
+                    return
+        chunks = read_chunks(path, self.columns, self.chunk_rows, self.fmt, extra)
         first = next(chunks, None)  # the reader has now checked the file and its header
         if first is None:
             return
+        self.path, self.fingerprint = path, fingerprint
         with self.tally.timings.phase("db"):
-            self.fingerprint = file_fingerprint(self.path)
-            self.files = store.corpus_files(self.con, self.corpus)
+            if self.stored is None:
+                self.files = store.corpus_files(self.con, self.corpus)
             with store.transaction(self.con):  # recorded only once the file proved readable
-                store.record_corpus_file(self.con, self.corpus, str(self.path), self.fingerprint,
-                                         {"text_col": self.columns.text, "id_col": self.columns.id,
-                                          "label_col": self.columns.label, "label_kind": self.columns.label_kind,
-                                          "split_col": self.columns.split})
+                store.record_corpus_file(self.con, self.corpus, str(path), fingerprint, self._recipe())
                 self.split_recipe = store.corpus_details(self.con, self.corpus).get("split")
                 if self.split_recipe is None and self.columns.split:
                     self.split_recipe = {"column": self.columns.split}
@@ -286,10 +311,22 @@ class Ingest:
                 self.fields = self._field_kinds(first.reviews)
                 if self.fields:
                     store.set_field_kinds(self.con, self.corpus, self.fields)
-            self.files[self.fingerprint] = str(self.path)
-            self.stored = StoredIds(store.stored_id_hashes(self.con, self.corpus))
-        yield first
-        yield from chunks
+            self.files[fingerprint] = str(path)
+            if self.stored is None:
+                self.stored = StoredIds(store.stored_id_hashes(self.con, self.corpus))
+        records = 0
+        for chunk in chain([first], chunks):
+            records += len(chunk.reviews) + len(chunk.rejects)
+            yield chunk
+        with self.tally.timings.phase("db"):  # every chunk above is stored by now
+            store.mark_file_read(self.con, self.corpus, fingerprint, records)
+
+    def _recipe(self) -> dict:
+        """How the file was read, for the corpus's record."""
+        c, f = self.columns, self.fmt
+        return {"text_col": c.text, "id_col": c.id, "label_col": c.label, "label_kind": c.label_kind,
+                "label_map": c.label_map, "split_col": c.split, "format": f.format, "header": f.header,
+                "delimiter": f.delimiter, "encoding": f.encoding, "unescape": f.unescape}
 
     def _field_kinds(self, reviews: pd.DataFrame) -> dict[str, dict]:
         """Each kept column's kind: as the corpus already stores it (every file of a corpus is read alike),
@@ -335,7 +372,7 @@ class Ingest:
         self.tally.rows_read += len(chunk.reviews) + len(chunk.rejects)
         with self.tally.timings.phase("db"):
             fresh = False
-            if self.path is not None:
+            if self.paths:
                 chunk = self._identify(chunk)
                 new, to_score, dups = split_new_rows(self.con, self.corpus, chunk.reviews, self.stored, self.files)
                 rejects = pd.concat([chunk.rejects, dups], ignore_index=True) if len(dups) else chunk.rejects

@@ -274,8 +274,36 @@ def record_corpus_file(con: duckdb.DuckDBPyConnection, corpus: str, path: str, f
                        columns: dict) -> None:
     """Add an input file to the corpus's record (its latest file becomes the corpus's source)."""
     details = corpus_details(con, corpus)
-    details.setdefault("files", {})[fingerprint] = {"path": path, "columns": columns}
+    details.setdefault("files", {}).setdefault(fingerprint, {}).update({"path": path, "columns": columns})
     upsert_corpus(con, corpus, path, details)
+
+
+def mark_file_read(con: duckdb.DuckDBPyConnection, corpus: str, fingerprint: str, records: int) -> None:
+    """Record that every record of an input file has been stored (as a review or a reject)."""
+    details = corpus_details(con, corpus)
+    details.setdefault("files", {}).setdefault(fingerprint, {})["read"] = records
+    upsert_corpus(con, corpus, corpus_source(con, corpus), details)
+
+
+def corpus_source(con: duckdb.DuckDBPyConnection, corpus: str) -> str | None:
+    row = con.execute("SELECT source FROM corpora WHERE corpus = ?", [corpus]).fetchone()
+    return row[0] if row else None
+
+
+def file_read(con: duckdb.DuckDBPyConnection, corpus: str, fingerprint: str) -> int | None:
+    """The records of an input file stored to its end by an earlier run; None if no run read it whole."""
+    return corpus_details(con, corpus).get("files", {}).get(fingerprint, {}).get("read")
+
+
+def file_unscored(con: duckdb.DuckDBPyConnection, corpus: str, fingerprint: str, models: Sequence[str]) -> int:
+    """How many (review, model) pairs of the reviews stored from one input file still lack a prediction."""
+    if not models:
+        return 0
+    return con.execute(
+        "SELECT count(*) FROM reviews r CROSS JOIN (SELECT unnest($models) AS model) m "
+        "WHERE r.corpus = $corpus AND r.source = $fp AND NOT EXISTS (SELECT 1 FROM predictions p "
+        "WHERE p.corpus = r.corpus AND p.review_id = r.review_id AND p.model = m.model)",
+        {"models": list(models), "corpus": corpus, "fp": fingerprint}).fetchone()[0]
 
 
 def corpus_details(con: duckdb.DuckDBPyConnection, corpus: str) -> dict:
@@ -547,6 +575,10 @@ def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict]
         if terms:
             con.executemany("INSERT INTO training_terms VALUES (?, ?, ?, ?, ?)",
                             [[info["model"], t["step"], t["examples"], t["term"], t["value"]] for t in terms])
+
+
+def has_model(con: duckdb.DuckDBPyConnection, model: str) -> bool:
+    return con.execute("SELECT count(*) FROM models WHERE model = ?", [model]).fetchone()[0] > 0
 
 
 def record_speed(con, model: str, corpus: str, rows: int, seconds: float, peak_rss_mb: float | None) -> None:

@@ -2,9 +2,21 @@
 
     python -m jobs.score reviews.csv --db data/reviews.duckdb --corpus shop --text-col body \\
         --id-col id --label-col stars --label-kind stars --models all
+    python -m jobs.score 'dump/*.json.gz' --corpus amazon --text-col summary,reviewText \\
+        --label-col overall --label-kind stars                       # a folder or a glob: one file per category
+    python -m jobs.score train.csv --corpus polarity --no-header --text-col 2,3 --label-col 1 \\
+        --label-map 1=negative,2=positive --unescape                 # Zhang et al.'s Amazon/Yelp polarity
+    python -m jobs.score dump.json.gz --inspect                      # what is in it, and the command to import it
     python -m jobs.score --db data/reviews.duckdb --corpus imdb --split test --models all   # stored corpus
 
-The input (CSV or Parquet, any size) is streamed in chunks (core.ingest does the work; this is its command
+INPUT is CSV/TSV (with a header or --no-header; the delimiter is sniffed), JSON Lines (.jsonl, .ndjson, .json;
+nested fields by dotted path, review.body), fastText lines (__label__X text: columns label and text) or
+Parquet; gzip, bz2, xz or zstd compressed (told by the file's first bytes, whatever its name); UTF-8, UTF-16
+with its byte-order mark, or --encoding. A folder or a glob reads every file, each fingerprinted and resumable
+on its own, and stores each review's file name in the column `file`; a file added later is read by the next
+run, and a file already read whole and scored is skipped.
+
+The input (any size) is streamed in chunks (core.ingest does the work; this is its command
 line). Each chunk's reviews and rejects are committed in one transaction, then each model's predictions in
 batches of a few seconds, so an interrupted run (Ctrl-C, kill -9) loses at most the batch in flight; run
 the same command again and it continues where it stopped, scoring only what is missing. Rows that cannot be
@@ -20,6 +32,7 @@ as its column's kind keeps its raw text and no typed value, and is counted in th
 from __future__ import annotations
 
 import argparse
+import glob
 import resource
 import time
 from pathlib import Path
@@ -28,11 +41,12 @@ import pandas as pd
 
 from core import store
 from core.columns import KINDS, parse_kinds
-from core.readers import Columns
 from core.errors import InputError
 from core.ingest import Ingest, Tally, recorded_run, score_local
+from core.inspection import command, inspect, render
 from core.models import load_model, resolve_names
 from core.paths import default_db, models_dir
+from core.readers import FORMATS, Columns, Format, expand_input
 from jobs.common import at_least, log, run_main
 
 PRECISIONS = ["auto", "fp32", "int8", "bf16", "float"]  # every precision a model kind declares, and auto
@@ -41,16 +55,37 @@ PRECISIONS = ["auto", "fp32", "int8", "bf16", "float"]  # every precision a mode
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jobs.score", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", nargs="?", type=Path,
-                   help="CSV or Parquet file; omit to score the reviews already stored for --corpus (e.g. imdb)")
+    p.add_argument("input", nargs="?",
+                   help="a file, a folder or a quoted glob ('dump/*.json.gz'); omit to score the reviews already "
+                        "stored for --corpus (e.g. imdb)")
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default data/reviews.duckdb)")
-    p.add_argument("--corpus", required=True, help="corpus name the reviews are stored under")
-    p.add_argument("--text-col", help="column holding the review text (required with INPUT)")
+    p.add_argument("--corpus", help="corpus name the reviews are stored under (required, except with --inspect)")
+    p.add_argument("--inspect", action="store_true",
+                   help="read the first records of INPUT, print each column's kind with examples, the guessed text, "
+                        "label, id and date columns, and the command that imports it; nothing is written")
+    p.add_argument("--text-col",
+                   help="column holding the review text; several, comma-separated, are joined title first "
+                        "(summary,reviewText); without a header, column numbers from 1 (2,3). Default: the guess "
+                        "--inspect prints, when it is unambiguous")
     p.add_argument("--id-col", help="column holding a unique review id (default: the row position)")
     p.add_argument("--label-col", help="column holding the true label (optional)")
     p.add_argument("--label-kind", choices=["text", "stars"], default="text",
                    help="text: positive/negative/neutral, pos/neg, 1/0 in any case; "
-                        "stars: 1-2 negative, 3 neutral (scored, left out of binary metrics), 4-5 positive")
+                        "stars: 1-2 negative, 3 neutral (scored, left out of binary metrics), 4-5 positive (5.0 too)")
+    p.add_argument("--label-map", metavar="RAW=LABEL,...",
+                   help="read the label column's values through this map, e.g. 1=negative,2=positive (Amazon/Yelp "
+                        "polarity, fastText __label__1/2); a value not in it is a counted reject")
+    p.add_argument("--format", choices=FORMATS,
+                   help="the file format, when neither its name nor its first bytes say it (default: detected)")
+    p.add_argument("--no-header", action="store_true",
+                   help="CSV/TSV without a header row: columns are numbered from 1 (--text-col 2,3 --label-col 1)")
+    p.add_argument("--delimiter", help="CSV field delimiter (default: sniffed from the first lines; tab for .tsv)")
+    p.add_argument("--encoding",
+                   help="the text encoding of a legacy export (cp1252, latin-1, ...); default UTF-8, and UTF-16 when "
+                        "the file starts with its byte-order mark")
+    p.add_argument("--unescape", action="store_true",
+                   help="turn \\n, \\t, \\\\ and \\\" written in the text back into the characters (dumps that "
+                        "escape newlines)")
     p.add_argument("--split-col",
                    help="column holding each review's split: train, validation (val, dev) or test; default: none, "
                         "and jobs.train draws a stratified 80/10/10 split of the labelled reviews once")
@@ -113,7 +148,12 @@ def choose_arithmetic(models: dict, precision: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     db = args.db or default_db()
-    columns = check_input(args)
+    if args.inspect:
+        return inspect_input(args)
+    if not args.corpus:
+        raise InputError("--corpus is required: the name the reviews are stored under")
+    paths = expand_input(args.input) if args.input else []
+    columns, fmt = check_input(args, paths)
     root = args.models_dir or models_dir()
     names = resolve_names(args.models, root)
     models, run_names, arithmetic = {}, list(names), {}  # run_names: as the run records them, e.g. bert-cpu[int8]
@@ -137,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         store.tune_for_bulk_writes(con)
         with recorded_run(con, args.corpus, source, run_names, tally, started,
                           {"engine": args.engine, "arithmetic": arithmetic}) as run_id:
-            job = Ingest(con, args.corpus, names, run_id, path=args.input, columns=columns, split=args.split,
-                         chunk_rows=args.chunk_rows, tally=tally)
+            job = Ingest(con, args.corpus, names, run_id, paths=paths, columns=columns, fmt=fmt, split=args.split,
+                         chunk_rows=args.chunk_rows, tally=tally, name_files=_many(args.input), log=log)
             if args.engine == "ray":
                 from core import ray_engine  # imported only here: the local engine never imports ray
 
@@ -158,17 +198,82 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def check_input(args: argparse.Namespace) -> Columns | None:
-    """The column mapping of an INPUT file (None without one); refuses contradictory options."""
-    if args.input is None:
-        if args.text_col or args.id_col or args.label_col or args.split_col or args.keep_cols or args.col_type:
-            raise InputError("--text-col, --id-col, --label-col, --split-col, --keep-cols and --col-type describe an "
-                             "INPUT file; none was given")
+def _many(spec: str | None) -> bool:
+    """Whether INPUT names a folder or a glob (each review then keeps its file's name)."""
+    return spec is not None and (Path(spec).is_dir() or glob.has_magic(spec))
+
+
+def read_format(args: argparse.Namespace) -> Format:
+    delimiter = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter  # a tab is hard to type
+    if delimiter is not None and len(delimiter) != 1:
+        raise InputError(f"--delimiter must be one character (or \\t), not {args.delimiter!r}")
+    return Format(args.format, not args.no_header, delimiter, args.encoding, args.unescape)
+
+
+def parse_label_map(spec: str | None) -> dict[str, str] | None:
+    """``1=negative,2=positive`` -> {'1': 'negative', '2': 'positive'}; InputError naming a bad pair."""
+    if spec is None:
         return None
+    mapping = {}
+    for pair in (p.strip() for p in spec.split(",") if p.strip()):
+        raw, sep, label = pair.partition("=")
+        label = label.strip().lower()
+        if not sep or not raw.strip() or label not in ("positive", "negative", "neutral"):
+            raise InputError(f"--label-map expects RAW=positive|negative|neutral pairs, got {pair!r}")
+        mapping[raw.strip()] = label
+    if not mapping:
+        raise InputError("--label-map is empty")
+    return mapping
+
+
+def inspect_input(args: argparse.Namespace) -> int:
+    if not args.input:
+        raise InputError("--inspect needs an INPUT file, folder or glob")
+    paths = expand_input(args.input)
+    report = inspect(paths[0], read_format(args))
+    given = args.input if len(paths) > 1 or _many(args.input) else None
+    db = str(args.db) if args.db else "data/reviews.duckdb"
+    print(render(report, command(report, args.corpus, db, given)))
+    if len(paths) > 1:
+        print(f"\n({len(paths)} files match; the first, {paths[0]}, was inspected)")
+    return 0
+
+
+def check_input(args: argparse.Namespace, paths: list[Path]) -> tuple[Columns | None, Format]:
+    """The column mapping and reading options of INPUT (None without one); refuses contradictory options.
+    Without --text-col, the guess of core.inspection is used when it is unambiguous, and said."""
+    fmt = read_format(args)
+    label_map = parse_label_map(args.label_map)
+    if not paths:
+        if (args.text_col or args.id_col or args.label_col or args.split_col or args.keep_cols or args.col_type
+                or label_map):
+            raise InputError("--text-col, --id-col, --label-col, --label-map, --split-col, --keep-cols and --col-type "
+                             "describe an INPUT file; none was given")
+        return None, fmt
     if args.split:
         raise InputError("--split selects stored reviews; it cannot be combined with an INPUT file")
     if not args.text_col:
-        raise InputError("--text-col is required when an INPUT file is given")
+        report = inspect(paths[0], fmt)
+        guess = report.guess
+        if not guess.unambiguous:
+            raise InputError(f"{paths[0]}: no --text-col given, and the guess is not clear ("
+                             + "; ".join(d for d in guess.doubts if d.startswith("text")) + "); "
+                             f"python -m jobs.score {paths[0]} --inspect shows the columns")
+        args.text_col = ",".join(guess.text)
+        fmt = report.fmt
+        chosen = [f"--text-col {args.text_col}"]
+        if args.label_col is None and guess.label:
+            args.label_col = guess.label
+            label_map = guess.label_map
+            args.label_kind = guess.label_kind
+            chosen.append(f"--label-col {guess.label}" + (
+                f" --label-map {','.join(f'{k}={v}' for k, v in label_map.items())}" if label_map
+                else f" --label-kind {guess.label_kind}"))
+        if args.id_col is None and guess.id:
+            args.id_col = guess.id
+            chosen.append(f"--id-col {guess.id}")
+        chosen += [flag for flag, on in (("--no-header", not fmt.header), ("--unescape", fmt.unescape)) if on]
+        log(f"no --text-col given: using the guess {' '.join(chosen)} (--inspect shows why)")
     if args.split_col and not args.label_col:
         raise InputError("--split-col needs --label-col: a split is for learning from labels and measuring on them")
     try:
@@ -181,7 +286,8 @@ def check_input(args: argparse.Namespace) -> Columns | None:
         keep = () if [n.lower() for n in names] == ["none"] else tuple(names)
     if kinds and keep is not None and set(kinds) - set(keep):
         raise InputError(f"--col-type names {sorted(set(kinds) - set(keep))}, which --keep-cols does not keep")
-    return Columns(args.text_col, args.id_col, args.label_col, args.label_kind, args.split_col, keep, kinds)
+    return Columns(args.text_col, args.id_col, args.label_col, args.label_kind, args.split_col, keep, kinds,
+                   label_map), fmt
 
 
 def report(names: list[str], tally: Tally, elapsed: float, peak_mb: float, summary: pd.DataFrame,

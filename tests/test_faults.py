@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 
 from core import store
-from core.readers import Columns
 from core.errors import StoreError
 from core.ingest import Ingest, Pacer, score_local
 from core.models import load_model
 from core.paths import REPO_ROOT
 from core.progress import Progress
+from core.readers import Columns
 from tests.conftest import write_csv
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -175,7 +175,7 @@ def test_progress_moves_within_a_chunk_and_never_claims_the_end_early(scored_db,
     progress = Progress("score c", emit=lines.append, every=0.0)
     models = {"vader": load_model("vader", scored_db.models_dir)}
     with store.connect(tmp_path / "p.duckdb") as con:
-        ingest = Ingest(con, "c", list(models), "run", path=csv, columns=Columns("review", "id", "sentiment"),
+        ingest = Ingest(con, "c", list(models), "run", paths=[csv], columns=Columns("review", "id", "sentiment"),
                         chunk_rows=1000)
         score_local(ingest, models, progress, batch_seconds=0.05)
     # one 1,000-row chunk: before, one line at its end; now a line per batch (of 2 s by default)

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.readers import MAX_FIELD_BYTES, Columns, read_chunks
 from core.errors import InputError
+from core.readers import MAX_FIELD_BYTES, Columns, read_chunks
 
 COLS = Columns("review", "id", "sentiment")
 
