@@ -17,7 +17,7 @@ import pandas as pd
 from core import columns
 from core.cleaning import TEXT_LABELS
 from core.errors import InputError
-from core.readers import Format, _Broken, _field_text, base_name, open_table
+from core.readers import Format, _Broken, _field_text, _guarded, base_name, open_table
 
 SAMPLE = 500
 BODY_MIN_CHARS = 20  # a review body is longer than this on average; names and ids are shorter
@@ -74,7 +74,7 @@ def _sample(path: Path, fmt: Format, n: int) -> tuple[object, pd.DataFrame, int]
     try:
         names = list(table.columns)
         rows, broken = [], 0
-        for item in table.records(names):
+        for item in _guarded(table, table.records(names)):
             if isinstance(item, _Broken):
                 broken += 1
             else:
@@ -117,15 +117,16 @@ def _label_reading(values: pd.Series) -> tuple[str, dict[str, str] | None] | Non
     >>> _label_reading(pd.Series(["pos", "neg"]))
     ('text', None)
     """
-    present = {str(v).strip() for v in values.dropna() if str(v).strip()}
-    if not present:
+    present = values.dropna().astype(str).str.strip()
+    present = present[present != ""]
+    if present.empty:
         return None
-    if all(v.lower() in TEXT_LABELS for v in present):
+    if present.str.lower().isin(TEXT_LABELS).mean() >= columns.SHARE:  # a stray odd value is a reject later
         return "text", None
-    numbers = columns.parse_numeric(pd.Series(sorted(present)))
-    if numbers.isna().any():
+    numbers = columns.parse_numeric(present)
+    if numbers.notna().mean() < columns.SHARE:
         return None
-    found = set(numbers)
+    found = set(numbers.dropna())
     if found <= {1.0, 2.0}:  # Zhang et al.'s polarity sets and their fastText versions: 1 negative, 2 positive
         return "text", {"1": "negative", "2": "positive"}
     if found <= {-1.0, 1.0}:

@@ -56,6 +56,7 @@ _SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl
 DELIMITERS = (",", "\t", ";", "|")
 SNIFF_BYTES = 64 << 10
 JSON_SAMPLE_LINES = 1000  # JSON Lines: the columns are the scalar paths of the first records
+_DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zstandard.ZstdError)
 
 
 @dataclass
@@ -133,7 +134,7 @@ def expand_input(spec: str | Path) -> list[Path]:
         files = sorted(p for p in path.rglob("*") if p.is_file() and not any(
             part.startswith(".") for part in p.relative_to(path).parts))
         if not files:
-            raise InputError(f"{path}: the folder holds no files")
+            raise InputError(f"{path}: is a directory with no files in it")
         return files
     if glob.has_magic(text):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
@@ -203,6 +204,28 @@ _DECOMPRESSORS = {
 }
 
 
+class _Checked(io.RawIOBase):
+    """A decompressor's output, where compressed data that ends early or is corrupt ends the output and
+    ``error`` says why: the lines read before it are kept, the one it cut is not (see _Lines)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner, self.error = inner, None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            data = self.inner.read1(len(buffer))
+        except _DECOMPRESSION_ERRORS as e:
+            self.error = e
+            return 0
+        buffer[:len(data)] = data
+        return len(data)
+
+
 class _Source:
     """A file's content as UTF-8 bytes: decompressed (the compression is told by the first bytes, whatever the
     name) and transcoded; ``fraction(offset)`` is the share of the file on disk read, from the compressed
@@ -218,8 +241,10 @@ class _Source:
             if magic.startswith(b"PK\x03\x04"):
                 raise InputError(f"{path}: is a zip archive; unzip it and give the files inside (or the folder)")
             stream: BinaryIO = self.file
+            self.checked: _Checked | None = None
             if self.compression:  # its own buffer, so that each line is not a call into the decompressor
-                stream = io.BufferedReader(_DECOMPRESSORS[self.compression](self.file), 1 << 20)
+                self.checked = _Checked(_DECOMPRESSORS[self.compression](self.file))
+                stream = io.BufferedReader(self.checked, 1 << 20)
             head = self._peek(stream)
             self.encoding = _encoding(path, head, encoding)
             if self.encoding == "utf-8":
@@ -237,6 +262,10 @@ class _Source:
         except BaseException:
             self.file.close()
             raise
+
+    def error(self) -> Exception | None:
+        """Why the decompressed data ended early, if it did."""
+        return self.checked.error if self.checked else None
 
     @staticmethod
     def _peek(stream: BinaryIO) -> bytes:
@@ -336,8 +365,8 @@ class _Lines:
     rejected and the rest read again (``skip_first_line``): nothing seeks, so a compressed stream works too.
     """
 
-    def __init__(self, stream: BinaryIO, offset: int = 0) -> None:
-        self.stream = stream
+    def __init__(self, stream: BinaryIO, offset: int = 0, error=lambda: None) -> None:
+        self.stream, self.error = stream, error
         self.offset = offset  # bytes consumed so far (f.tell() is a system call: too slow for every line)
         self.number = 0       # lines read so far
         self.record: list[bytes] = []
@@ -350,6 +379,8 @@ class _Lines:
                 raw = self.replay.popleft()
             else:
                 raw = self.stream.readline(MAX_FIELD_BYTES)
+                if not raw.endswith(b"\n") and (error := self.error()) is not None:
+                    raise error  # the compressed data ended early: the line it cut is not a record
                 if not raw:
                     return
                 self.offset += len(raw)
@@ -406,7 +437,7 @@ class _LineTable:
 
     def __init__(self, source: _Source) -> None:
         self.source, self.path = source, source.path
-        self.lines = _Lines(source.stream, source.start)
+        self.lines = _Lines(source.stream, source.start, source.error)
 
     def scalar(self, name: str) -> bool:
         return True  # a JSON table's columns are its scalar paths
@@ -527,17 +558,21 @@ class _JsonTable(_LineTable):
         self.columns: list[str] = []
         self.nested: dict[str, str] = {}  # path -> 'a list' | 'an object', for clear errors
         seen: dict[str, None] = {}
-        for item in _physical_lines(self.lines):
-            self.peeked.append(item)
-            if not isinstance(item, _Broken):
-                try:
-                    obj = orjson.loads(item[1])
-                except orjson.JSONDecodeError:
-                    obj = None
-                if isinstance(obj, dict):
-                    _paths(obj, "", seen, self.nested)
-            if len(self.peeked) >= JSON_SAMPLE_LINES:
-                break
+        self.cut: Exception | None = None  # compressed data that ended within the first lines
+        try:
+            for item in _physical_lines(self.lines):
+                self.peeked.append(item)
+                if not isinstance(item, _Broken):
+                    try:
+                        obj = orjson.loads(item[1])
+                    except orjson.JSONDecodeError:
+                        obj = None
+                    if isinstance(obj, dict):
+                        _paths(obj, "", seen, self.nested)
+                if len(self.peeked) >= JSON_SAMPLE_LINES:
+                    break
+        except _DECOMPRESSION_ERRORS as e:
+            self.cut = e
         if not self.peeked:
             raise InputError(f"{self.path}: the file is empty (no JSON records)")
         if not seen and not self.nested:
@@ -546,9 +581,7 @@ class _JsonTable(_LineTable):
 
     def records(self, names: list[str]) -> Iterator[tuple | _Broken]:
         keys = [n.split(".") for n in names]
-        items = iter(self.peeked)
-        rest = _physical_lines(self.lines)
-        for item in chain(items, rest):
+        for item in chain(self.peeked, () if self.cut else _physical_lines(self.lines)):
             if isinstance(item, _Broken):
                 yield item
                 continue
@@ -556,15 +589,17 @@ class _JsonTable(_LineTable):
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as e:
-                reason = (f"not valid UTF-8 at line {number}" if "utf-8" in str(e).lower() or "surrogate" in str(e)
-                          else f"invalid JSON at line {number}: {e}")
+                reason = ("not valid UTF-8" if "utf-8" in str(e).lower() or "surrogate" in str(e)
+                          else f"invalid JSON: {e}")
                 yield _Broken(f"line {number}", reason, _printable(line[:200]).rstrip("\r\n"))
                 continue
             if not isinstance(obj, dict):
-                yield _Broken(f"line {number}", f"not a JSON object at line {number} "
-                              f"({type(obj).__name__})", _printable(line[:200]).rstrip("\r\n"))
+                yield _Broken(f"line {number}", f"not a JSON object ({type(obj).__name__})",
+                              _printable(line[:200]).rstrip("\r\n"))
                 continue
             yield tuple(_lookup(obj, k) for k in keys)
+        if self.cut is not None:
+            raise self.cut
 
 
 def _paths(obj: dict, prefix: str, seen: dict[str, None], nested: dict[str, str]) -> None:
@@ -608,7 +643,7 @@ class _FastTextTable(_LineTable):
             number, line = item
             labelled = _LABEL.match(line)
             if not labelled:
-                yield _Broken(f"line {number}", f"no __label__ at the start of line {number}",
+                yield _Broken(f"line {number}", "no __label__ at the start of the line",
                               _printable(line[:200]).rstrip("\r\n"))
                 continue
             cells = {"label": labelled.group(1), "text": line[labelled.end():]}
@@ -904,9 +939,6 @@ def _chunk(reviews: list[tuple], rejects: list[tuple], fraction: float, kept: li
         pd.DataFrame(rejects, columns=REJECT_COLUMNS),
         fraction,
     )
-
-
-_DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, zstandard.ZstdError)
 
 
 def _guarded(table, records: Iterator) -> Iterator:

@@ -560,10 +560,10 @@ def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict]
         con.execute(
             "INSERT INTO models (model, kind, preset, hyperparams, n_params, bytes_on_disk, train_seconds, device, "
             "trained_at, train_rows, trained_on, train_classes) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, ?, ?, ?)",
-            [info["model"], info["kind"], info.get("preset"), json.dumps(info.get("hyperparams", {})),
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, coalesce(?::TIMESTAMP, current_timestamp), ?, ?, ?)",
+            [info["model"], info["kind"], info.get("preset"), json.dumps(info.get("hyperparams") or {}),
              info.get("n_params"), info.get("bytes_on_disk"), info.get("train_seconds"), info.get("device"),
-             info.get("train_rows"), info.get("trained_on"),
+             info.get("trained_at"), info.get("train_rows"), info.get("trained_on"),
              json.dumps(info["train_classes"]) if info.get("train_classes") else None],
         )
         for h in history:

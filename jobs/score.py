@@ -44,7 +44,7 @@ from core.columns import KINDS, parse_kinds
 from core.errors import InputError
 from core.ingest import Ingest, Tally, recorded_run, score_local
 from core.inspection import command, inspect, render
-from core.models import load_model, resolve_names
+from core.models import load_model, model_facts, resolve_names
 from core.paths import default_db, models_dir
 from core.readers import FORMATS, Columns, Format, expand_input
 from jobs.common import at_least, log, run_main
@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     source = str(args.input) if args.input else f"stored:{args.corpus}" + (f":{args.split}" if args.split else "")
     with store.connect(db) as con:
         store.tune_for_bulk_writes(con)
+        for name in names:  # a model trained into another database: its facts come from its model.json
+            if not store.has_model(con, name):
+                store.record_model(con, model_facts(name, root, models.get(name)), [])
         with recorded_run(con, args.corpus, source, run_names, tally, started,
                           {"engine": args.engine, "arithmetic": arithmetic}) as run_id:
             job = Ingest(con, args.corpus, names, run_id, paths=paths, columns=columns, fmt=fmt, split=args.split,

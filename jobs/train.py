@@ -18,6 +18,7 @@ import json
 import shutil
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -120,14 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     provenance = {"trained_on": args.corpus if learns else None,
                   "train_rows": hyperparams.get("train_rows", len(train)) if learns else None,
                   "train_classes": classes if learns else None, "balanced": args.balance}
-    add_to_manifest(tmp, **provenance)
-    info = {"model": name, "kind": args.model, "preset": args.preset, "hyperparams": hyperparams,
-            "n_params": model.n_params(), "bytes_on_disk": dir_bytes(tmp), "train_seconds": seconds,
-            "device": getattr(model, "device", "cpu"), **provenance}
+    facts = {"preset": args.preset, "hyperparams": hyperparams, "n_params": model.n_params(),
+             "train_seconds": seconds, "device": str(getattr(model, "device", "cpu")),
+             "trained_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"), **provenance}
+    add_to_manifest(tmp, **facts)  # every database the model later scores into records these (jobs.score)
+    info = {"model": name, "kind": args.model, "bytes_on_disk": dir_bytes(tmp), **facts}
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     with store.connect(db) as con:
-        store.record_model(con, {**info, "device": str(info["device"])}, history, getattr(model, "loss_curve", None))
+        store.record_model(con, info, history, getattr(model, "loss_curve", None))
     store.publish(db, log)
     log(f"saved {target} ({info['bytes_on_disk'] / 1e6:.1f} MB, {info['n_params']:,} parameters) "
         f"in {seconds:.0f} s")

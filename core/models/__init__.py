@@ -95,5 +95,29 @@ def load_model(name: str, root: Path | None = None) -> Any:
     return model_class(kind).load(root / name)
 
 
+# what jobs.train writes into model.json beside the kind, so that any database the model scores into can show it
+FACTS = ("preset", "hyperparams", "n_params", "train_seconds", "device", "trained_at", "trained_on", "train_rows",
+         "train_classes")
+
+
+def model_facts(name: str, root: Path | None = None, model: Any = None) -> dict:
+    """A model's row of the ``models`` table from its folder: its model.json, and what a model.json written
+    before the facts were kept lacks (parameters from the loaded ``model``, bytes from the folder)."""
+    directory = (root or models_dir()) / name
+    manifest = read_manifest(directory) if (directory / "model.json").exists() else {"kind": model_kind(name, root)}
+    info = {"model": name, "kind": manifest["kind"], **{k: manifest.get(k) for k in FACTS}}
+    if info["n_params"] is None:
+        model = model if model is not None else load_model(name, root)
+        info["n_params"] = model.n_params()
+    if directory.is_dir():
+        info["bytes_on_disk"] = dir_bytes(directory)
+    else:  # a built-in model with no folder: what it reads from its package
+        model = model if model is not None else load_model(name, root)
+        info["bytes_on_disk"] = model.bytes_on_disk()
+    if info["trained_on"] is None and info["kind"] != "vader" and "trained_on" not in manifest:
+        info["trained_on"] = "imdb"  # models saved before provenance was kept were all trained on imdb
+    return info
+
+
 def dir_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from vaderSentiment import vaderSentiment as vader_module
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from core.models import write_manifest
@@ -34,6 +35,12 @@ class Vader:
 
     def n_params(self) -> int:
         return len(self.analyzer.lexicon)  # lexicon entries, each one valence
+
+    def bytes_on_disk(self) -> int:
+        """The lexicon and emoji files the analyzer reads from its package."""
+        folder = Path(vader_module.__file__).parent
+        return sum(f.stat().st_size for f in (folder / "vader_lexicon.txt", folder / "emoji_utf8_lexicon.txt")
+                   if f.is_file())
 
     @classmethod
     def fit(cls, train: pd.DataFrame, val: pd.DataFrame, preset: str = "quick", overrides: dict | None = None,
