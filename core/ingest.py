@@ -38,7 +38,7 @@ from core.corpus import ensure_imdb
 from core.errors import InputError
 from core.metrics import valid_probabilities
 from core.progress import Progress
-from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, Format, base_name, read_chunks
+from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, Format, base_name, check_columns, read_chunks
 from core.splits import split_of_new
 
 FINGERPRINT_CHARS = 12  # hex digits of the file digest kept in ids: 48 bits, ample for a corpus's files
@@ -287,9 +287,10 @@ class Ingest:
     def _file_chunks(self, path: Path, extra: dict[str, str] | None) -> Iterator[Chunk]:
         with self.tally.timings.phase("db"):
             fingerprint = file_fingerprint(path) if path.is_file() else None
-            if fingerprint is not None:
-                read = store.file_read(self.con, self.corpus, fingerprint)
-                if read is not None and store.file_unscored(self.con, self.corpus, fingerprint, self.models) == 0:
+            read = None if fingerprint is None else store.file_read(self.con, self.corpus, fingerprint)
+            if read is not None:
+                check_columns(path, self.columns, self.fmt)  # a wrong option is an error, also for a file to skip
+                if store.file_unscored(self.con, self.corpus, fingerprint, self.models) == 0:
                     self.skipped_files.append(path)
                     self.log(f"{path}: already read whole ({read:,} records) and scored by "
                              f"{', '.join(self.models) or 'no model'}: skipped")

@@ -239,6 +239,8 @@ class _Source:
             magic = self.file.peek(8)[:8]
             self.compression = next((c for m, c in COMPRESSIONS.items() if magic.startswith(m)), None)
             if magic.startswith(b"PK\x03\x04"):
+                if path.suffix.lower() in (".xlsx", ".xlsm", ".ods"):
+                    raise InputError(f"{path}: is a spreadsheet workbook, not a table file; save it as CSV (UTF-8)")
                 raise InputError(f"{path}: is a zip archive; unzip it and give the files inside (or the folder)")
             stream: BinaryIO = self.file
             self.checked: _Checked | None = None
@@ -576,7 +578,8 @@ class _JsonTable(_LineTable):
         if not self.peeked:
             raise InputError(f"{self.path}: the file is empty (no JSON records)")
         if not seen and not self.nested:
-            raise InputError(f"{self.path}: no JSON object in its first {len(self.peeked)} lines; is it JSON Lines?")
+            raise InputError(f"{self.path}: no JSON object with fields in its first {len(self.peeked)} lines; is it "
+                             "JSON Lines?")
         self.columns = list(seen)
 
     def records(self, names: list[str]) -> Iterator[tuple | _Broken]:
@@ -954,6 +957,29 @@ def _guarded(table, records: Iterator) -> Iterator:
                       "nothing after this point could be read", None)
 
 
+def _open_mapped(path: Path, cols: Columns, fmt: Format) -> tuple:
+    """The file's table, its columns checked against the mapping, and the plan that reads its records."""
+    table = open_table(path, fmt)
+    try:
+        roles = _roles(cols, table.columns)
+        _check_roles_differ(path, roles)
+        _check_columns(path, table, roles)
+        if isinstance(table, _ParquetTable):
+            table.check_types(roles)
+        kept = _kept_columns(path, table, cols, roles)
+    except BaseException:
+        table.close()
+        raise
+    texts = [n for r, n in roles if r == "text"]
+    return table, _Plan(texts, len(texts), cols, fmt.unescape, kept)
+
+
+def check_columns(path: Path, cols: Columns, fmt: Format | None = None) -> None:
+    """InputError when the file cannot be read with this mapping (reads its header or first records only)."""
+    table, _ = _open_mapped(Path(path), cols, fmt or Format())
+    table.close()
+
+
 def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000, fmt: Format | None = None,
                 extra: dict[str, str] | None = None) -> Iterator[Chunk]:
     """Stream a corpus file as cleaned, labelled rows plus counted rejects.
@@ -965,17 +991,10 @@ def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000, fmt: Format
     """
     path = Path(path)
     fmt = fmt or Format()
-    table = open_table(path, fmt)
+    table, plan = _open_mapped(path, cols, fmt)
     try:
-        roles = _roles(cols, table.columns)
-        _check_roles_differ(path, roles)
-        _check_columns(path, table, roles)
-        if isinstance(table, _ParquetTable):
-            table.check_types(roles)
-        kept = _kept_columns(path, table, cols, roles)
         extra = {k: v for k, v in (extra or {}).items() if k not in table.columns}
-        plan = _Plan([n for r, n in roles if r == "text"], sum(r == "text" for r, _ in roles), cols,
-                     fmt.unescape, kept)
+        kept = plan.kept
         names = [cols.id, *plan.text_names, cols.label, cols.split, *kept]
         wanted = [n for n in names if n]
         slots = [wanted.index(n) if n else None for n in names]

@@ -686,9 +686,10 @@ def _attach_readable(con: duckdb.DuckDBPyConnection, db: Path, log: Callable[[st
     raise LookupError(f"cannot read {db} or its view copy")
 
 
-def export_resampled_imdb(db: Path, out: Path, rows: int, seed: int, log: Callable[[str], None] | None = None) -> int:
-    """Write ``rows`` reviews resampled (row i = stored labelled imdb review ``hash(i, seed) mod n``) to
-    ``out`` (.csv or .parquet, EXPORT_FORMATS) as id, review, sentiment; return n. Streams: flat memory."""
+@contextmanager
+def _resampled_imdb(db: Path, rows: int, seed: int, log: Callable[[str], None] | None
+                    ) -> Iterator[tuple[duckdb.DuckDBPyConnection, str, list, int]]:
+    """A connection, the query of ``rows`` resampled reviews (id, review, sentiment), its parameters and n."""
     with duckdb.connect() as con:
         source = _attach_readable(con, Path(db), log)
         # a small numbered pool (~50k rows, ~65 MB of text) is the build side of the join;
@@ -711,9 +712,25 @@ def export_resampled_imdb(db: Path, out: Path, rows: int, seed: int, log: Callab
             "SELECT 'big-' || lpad(i::VARCHAR, 9, '0') AS id, pool.text AS review, pool.label AS sentiment "
             "FROM range(?) r(i) JOIN pool ON pool.k = hash(i, ?::BIGINT) % ?::UBIGINT"
         )
+        yield con, query, [rows, seed, n_pool], n_pool
+
+
+def export_resampled_imdb(db: Path, out: Path, rows: int, seed: int, log: Callable[[str], None] | None = None) -> int:
+    """Write ``rows`` reviews resampled (row i = stored labelled imdb review ``hash(i, seed) mod n``) to
+    ``out`` (.csv or .parquet, EXPORT_FORMATS) as id, review, sentiment; return n. Streams: flat memory."""
+    with _resampled_imdb(db, rows, seed, log) as (con, query, params, n_pool):
         out_sql = str(out).replace("'", "''")  # COPY takes no parameter for its file name
-        con.execute(f"COPY ({query}) TO '{out_sql}' {EXPORT_FORMATS[out.suffix.lower()]}", [rows, seed, n_pool])
+        con.execute(f"COPY ({query}) TO '{out_sql}' {EXPORT_FORMATS[out.suffix.lower()]}", params)
     return n_pool
+
+
+def resampled_imdb_batches(db: Path, rows: int, seed: int, batch_rows: int = 50_000,
+                           log: Callable[[str], None] | None = None) -> Iterator[pd.DataFrame]:
+    """The rows of ``export_resampled_imdb`` (id, review, sentiment) in order, ``batch_rows`` at a time."""
+    with _resampled_imdb(db, rows, seed, log) as (con, query, params, _):
+        with con.sql(query, params=params).to_arrow_reader(batch_size=batch_rows) as reader:
+            for batch in reader:
+                yield batch.to_pandas()
 
 
 # ---------------------------------------------------------------- a synthetic benchmark database (jobs.bench_dashboard)

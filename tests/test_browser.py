@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,9 @@ def free_port() -> int:
 OTHER_DB = os.environ.get("BROWSER_TEST_DB")  # e.g. the database `make demo` built: every page checked on it
 
 
-@pytest.fixture(scope="module")
-def server(request):
-    db = OTHER_DB or request.getfixturevalue("scored_db").db
+@contextmanager
+def streamlit_on(db: Path):
+    """`streamlit run dashboard/Home.py` on ``db``, on a free port: yields its URL."""
     port = free_port()
     env = {**os.environ, "SENTIMENT_DB": str(db)}
     proc = subprocess.Popen(
@@ -62,6 +63,12 @@ def server(request):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    with streamlit_on(OTHER_DB or request.getfixturevalue("scored_db").db) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +161,29 @@ def test_every_page_in_a_browser(server, page, tmp_path):
     for shot in shots.iterdir():
         shutil.copyfile(shot, keep / shot.name)
     assert len(list(shots.iterdir())) == len(PAGES)
+
+
+def test_models_trained_elsewhere_show_their_facts_in_a_fresh_database(scored_db, page, tmp_path):
+    """A user scores their own file into a new database with models trained in another: the Overview shows
+    each model's kind, parameters, size and trained-on corpus (from its model.json)."""
+    from jobs import evaluate, score
+
+    fresh = tmp_path / "fresh.duckdb"
+    assert score.main([str(scored_db.csv), "--db", str(fresh), "--corpus", "mine", "--text-col", "review",
+                       "--id-col", "id", "--label-col", "sentiment", "--models", "tfidf-lr,vader",
+                       "--models-dir", str(scored_db.models_dir)]) == 0
+    assert evaluate.main(["--db", str(fresh), "--bootstrap", "20"]) == 0
+    with streamlit_on(fresh) as url:
+        page.goto(url)
+        settle(page)
+        page.get_by_role("heading", name="Overview").first.wait_for()
+        no_error(page, "Overview of a fresh database")
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        grid.wait_for()
+        cells = [c.strip() for c in grid.locator("[role=gridcell]").all_inner_texts()]
+        whole_page_shot(page, tmp_path / "fresh-overview.png")
+        assert "imdb" in cells          # tfidf-lr's trained-on corpus
+        assert "tfidf-lr" in cells      # its kind (and name)
+        assert "vader" in cells
+        assert "not recorded" not in " ".join(cells) and "None" not in cells
+        assert any(c.endswith(("KB", "MB", "kB")) for c in cells), cells  # sizes on disk

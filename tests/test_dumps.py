@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import doctest
 import gzip
 import itertools
 import json
@@ -22,6 +23,8 @@ import duckdb
 import pytest
 import zstandard
 
+import core.inspection
+import core.readers
 from core.corpus import read_imdb
 from core.errors import InputError
 from core.paths import REPO_ROOT
@@ -29,6 +32,11 @@ from core.readers import Columns, Format, read_chunks
 from jobs import score
 
 N = 120  # reviews per file
+
+
+def test_doctests():
+    for module in (core.readers, core.inspection):
+        assert doctest.testmod(module).failed == 0
 
 
 @pytest.fixture(scope="module")

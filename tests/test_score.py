@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import duckdb
@@ -191,7 +192,11 @@ def test_bad_files_stop_with_a_clear_error(scored_db, tmp_path, content, args, m
 
 
 def test_cli_exit_code_and_message_for_missing_file_and_wrong_type(tmp_path):
-    for path, message in ((tmp_path / "nope.csv", "no such file"), (tmp_path / "x.json", "unknown file type")):
+    for path, message in ((tmp_path / "nope.csv", "no such file"), (tmp_path / "x.xlsx", "save it as CSV"),
+                          (tmp_path / "x.json", "no JSON object with fields")):
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path, "w") as z:
+                z.writestr("xl/workbook.xml", "<workbook/>")
         if path.suffix == ".json":
             path.write_text("{}")
         r = subprocess.run([sys.executable, "-m", "jobs.score", str(path), "--db", str(tmp_path / "e.duckdb"),
