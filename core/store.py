@@ -728,9 +728,9 @@ def resampled_imdb_batches(db: Path, rows: int, seed: int, batch_rows: int = 50_
                            log: Callable[[str], None] | None = None) -> Iterator[pd.DataFrame]:
     """The rows of ``export_resampled_imdb`` (id, review, sentiment) in order, ``batch_rows`` at a time."""
     with _resampled_imdb(db, rows, seed, log) as (con, query, params, _):
-        with con.sql(query, params=params).to_arrow_reader(batch_size=batch_rows) as reader:
-            for batch in reader:
-                yield batch.to_pandas()
+        reader = con.sql(query, params=params).to_arrow_reader(batch_size=batch_rows)
+        for batch in reader:
+            yield batch.to_pandas()
 
 
 # ---------------------------------------------------------------- a synthetic benchmark database (jobs.bench_dashboard)
