@@ -14,6 +14,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -173,17 +174,25 @@ def test_models_trained_elsewhere_show_their_facts_in_a_fresh_database(scored_db
                        "--id-col", "id", "--label-col", "sentiment", "--models", "tfidf-lr,vader",
                        "--models-dir", str(scored_db.models_dir)]) == 0
     assert evaluate.main(["--db", str(fresh), "--bootstrap", "20"]) == 0
+    with duckdb.connect(str(fresh), read_only=True) as con:
+        facts = con.execute("SELECT model, kind, n_params > 0, bytes_on_disk > 0, trained_on, train_rows "
+                            "FROM models ORDER BY model").fetchall()
+    assert facts == [("tfidf-lr", "tfidf-lr", True, True, "imdb", 4000), ("vader", "vader", True, True, None, None)]
     with streamlit_on(fresh) as url:
         page.goto(url)
         settle(page)
         page.get_by_role("heading", name="Overview").first.wait_for()
         no_error(page, "Overview of a fresh database")
-        grid = page.locator('[data-testid="stDataFrame"]').first
-        grid.wait_for()
-        cells = [c.strip() for c in grid.locator("[role=gridcell]").all_inner_texts()]
+        board = page.locator('[data-testid="stDataFrame"]', has=page.locator("[role=columnheader]", has_text="parameters"))
+        board.first.wait_for()
         whole_page_shot(page, tmp_path / "fresh-overview.png")
-        assert "imdb" in cells          # tfidf-lr's trained-on corpus
-        assert "tfidf-lr" in cells      # its kind (and name)
-        assert "vader" in cells
-        assert "not recorded" not in " ".join(cells) and "None" not in cells
-        assert any(c.endswith(("KB", "MB", "kB")) for c in cells), cells  # sizes on disk
+        # the grid draws on a canvas; its accessible table holds the drawn columns' raw values, row by row
+        headers = [h.strip() for h in board.first.locator("th").all_inner_texts()]
+        cells = [c.strip() for c in board.first.locator("td").all_inner_texts()]
+        rows = {r[0]: dict(zip(headers, r)) for r in (cells[i:i + len(headers)]
+                                                       for i in range(0, len(cells), len(headers)))}
+        assert set(rows) == {"tfidf-lr", "vader"}, cells
+        assert rows["tfidf-lr"]["trained on"] == "imdb"  # not "not recorded"
+        assert rows["vader"]["trained on"] == "— (lexicon)"
+        for model in rows.values():
+            assert float(model["on disk"]) > 0 and float(model["parameters"]) > 0, model
