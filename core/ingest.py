@@ -1,6 +1,6 @@
 """The ingest engine of a scoring run: which rows are new, which predictions are missing, what the run did.
 
-A run reads its input in chunks (``core.corpus.read_chunks`` for a file, or the reviews already stored for
+A run reads its input in chunks (``core.readers.read_chunks`` per file, or the reviews already stored for
 a corpus) and, chunk by chunk:
   1. ``Ingest.work`` stores the chunk's new reviews and its rejects in one transaction and works out, per
      model, which of its reviews still lack a prediction (the resume check);
@@ -13,6 +13,10 @@ review's id is ``FINGERPRINT:ROW``, so the same file scored twice is harmless an
 collides with it. With an id column, an id already stored is this file's own row from an earlier run only
 when it was stored from the same row of a file with the same fingerprint; anything else is a duplicate,
 kept as a counted reject that says where the stored review came from.
+
+Several files (a folder or a glob) are read one after the other, each with its own fingerprint. A file read
+to its end is recorded as such (``store.mark_file_read``); a later run skips it when every model asked for
+has scored its reviews, so adding a file to a folder and running the same command reads only that file.
 """
 
 from __future__ import annotations

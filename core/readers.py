@@ -258,7 +258,7 @@ class _Source:
             self.plain = self.compression is None and self.encoding == "utf-8"
             self.start = len(codecs.BOM_UTF8) if self.plain and head.startswith(codecs.BOM_UTF8) else 0
             self.head = self._peek(stream)  # UTF-8: for the format and the delimiter
-        except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as e:
+        except _DECOMPRESSION_ERRORS as e:
             self.file.close()
             raise InputError(f"{path}: cannot read its {self.compression or ''} data: {e}") from None
         except BaseException:

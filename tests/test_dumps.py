@@ -13,6 +13,7 @@ import itertools
 import json
 import lzma
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ import core.inspection
 import core.readers
 from core.corpus import read_imdb
 from core.errors import InputError
+from core.models import load_model
 from core.paths import REPO_ROOT
 from core.readers import Columns, Format, read_chunks
 from jobs import score
@@ -380,3 +382,21 @@ def test_a_multi_file_run_killed_and_resumed_has_exact_counts(imdb, tmp_path):
     assert q(db, "SELECT count(*) FROM rejects") == [(3,)]
     assert q(db, "SELECT text_value, count(*) FROM review_fields WHERE field = 'file' GROUP BY 1 ORDER BY 1") == [
         ("a", 400), ("b", 400), ("c", 300)]
+
+
+# --------------------------------------------------------------------------------- model facts
+
+
+def test_a_model_json_from_before_the_facts_gives_them_from_the_model(scored_db, tmp_path):
+    """A model saved before model.json kept its facts: jobs.score still records its kind, parameters, size and
+    trained-on corpus in a database it was not trained in."""
+    models = tmp_path / "models"
+    shutil.copytree(scored_db.models_dir / "tfidf-lr", models / "old-lr")
+    (models / "old-lr" / "model.json").write_text(json.dumps({"kind": "tfidf-lr"}))  # the old manifest
+    db = tmp_path / "fresh.duckdb"
+    assert score.main([str(scored_db.csv), "--db", str(db), "--corpus", "mine", "--text-col", "review",
+                       "--models", "old-lr", "--models-dir", str(models)]) == 0
+    (kind, n_params, size, trained_on), = q(db, "SELECT kind, n_params, bytes_on_disk, trained_on FROM models")
+    assert (kind, trained_on) == ("tfidf-lr", "imdb")
+    assert n_params == load_model("tfidf-lr", scored_db.models_dir).n_params()
+    assert size == sum(p.stat().st_size for p in (models / "old-lr").iterdir())

@@ -1,0 +1,156 @@
+"""Import speed per dump format: write one file of each shape (jobs.make_corpus --shape), import each with
+``jobs.score FILE --models none`` in a fresh database, and print reviews/s and peak memory per format; then
+the JSON parsers and decompressors the readers could use, on the same reviews.
+
+    python -m jobs.bench_import --rows 1000000 --dir /tmp/bench     # about 20 minutes on 2 cores
+    python -m jobs.bench_import --rows 20000 --dir /tmp/bench-small --keep
+
+Nothing else should run meanwhile: it is a timing. The files are written once and reused (--dir keeps them);
+the databases are deleted after each import unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import gzip
+import io
+import json
+import lzma
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pyarrow.json as pa_json
+import zstandard
+
+from core.paths import default_db
+from jobs.common import at_least, log, run_main
+
+# name -> (make_corpus shape, file suffix, the jobs.score options that read it)
+FORMATS = {
+    "polarity": ("polarity", ".csv", ["--no-header", "--text-col", "2,3", "--label-col", "1",
+                                      "--label-map", "1=negative,2=positive"]),
+    "amazon": ("amazon", ".json.gz", ["--text-col", "summary,reviewText", "--label-col", "overall",
+                                      "--label-kind", "stars"]),
+    "yelp": ("yelp", ".json", ["--text-col", "text", "--id-col", "review_id", "--label-col", "stars",
+                               "--label-kind", "stars"]),
+    "fasttext": ("fasttext", ".txt", ["--text-col", "text", "--label-col", "label",
+                                      "--label-map", "1=negative,2=positive"]),
+    "csv-gz": ("csv", ".csv.gz", ["--text-col", "review", "--id-col", "id", "--label-col", "sentiment"]),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jobs.bench_import", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=at_least(1), default=1_000_000, help="reviews per file (default 1,000,000)")
+    p.add_argument("--dir", type=Path, required=True, help="folder for the files and the databases")
+    p.add_argument("--db", type=Path, default=None,
+                   help="database holding the imdb corpus to resample (default data/reviews.duckdb)")
+    p.add_argument("--formats", default=",".join(FORMATS), help=f"comma list of {', '.join(FORMATS)}")
+    p.add_argument("--keep", action="store_true", help="keep the databases the imports wrote")
+    p.add_argument("--no-parsers", action="store_true", help="skip the parser and decompressor comparison")
+    return p
+
+
+def import_one(name: str, path: Path, db: Path) -> dict:
+    options = FORMATS[name][2]
+    for stale in (db, db.with_name(db.stem + ".view" + db.suffix)):
+        stale.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "jobs.score", str(path), "--db", str(db), "--corpus", name.replace("-", "_"),
+           *options, "--models", "none"]
+    log("$ " + " ".join(cmd[1:]))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name}: jobs.score failed\n{err[-2000:]}")
+    read = re.search(r"read ([\d,]+) rows in ([\d.]+) s", err)
+    rejected = re.search(r"rejected ([\d,]+) this run", err)
+    rows, seconds = int(read.group(1).replace(",", "")), float(read.group(2))
+    return {"format": name, "file_mb": path.stat().st_size / 1e6, "rows": rows,
+            "rejected": int(rejected.group(1).replace(",", "")), "job_s": seconds, "wall_s": wall,
+            "reviews_per_s": rows / seconds, "peak_mb": usage.ru_maxrss / 1024, "db_mb": db.stat().st_size / 1e6,
+            "split": re.search(r"time: (.*)", err).group(1)}
+
+
+def parsers(path: Path, lines: int = 200_000) -> list[tuple[str, float]]:
+    """Lines/s of each JSON parser on the first ``lines`` lines of a JSON Lines file, and MB/s of each
+    decompressor on the same bytes."""
+    with open(path, "rb") as f:
+        data = b"".join(f.readline() for _ in range(lines))
+    n = data.count(b"\n")
+    out = []
+    for name, loads in (("json (standard library)", json.loads), ("orjson", orjson.loads)):
+        t0 = time.perf_counter()
+        for line in io.BytesIO(data):
+            loads(line)
+        out.append((f"{name}, one line at a time", n / (time.perf_counter() - t0)))
+    t0 = time.perf_counter()
+    pa_json.read_json(io.BytesIO(data)).column("text").to_pylist()
+    out.append(("pyarrow.json.read_json, whole block (+ to_pylist of the text)", n / (time.perf_counter() - t0)))
+    mb = len(data) / 1e6
+    for name, compress, reader in (
+        ("gzip -6", lambda b: gzip.compress(b, 6), lambda b: gzip.GzipFile(fileobj=io.BytesIO(b))),
+        ("bz2 -9", bz2.compress, lambda b: bz2.BZ2File(io.BytesIO(b))),
+        ("xz -6", lzma.compress, lambda b: lzma.LZMAFile(io.BytesIO(b))),  # noqa: SIM115 (closed below)
+        ("zstd -3", lambda b: zstandard.ZstdCompressor().compress(b),
+         lambda b: zstandard.ZstdDecompressor().stream_reader(io.BytesIO(b))),
+    ):
+        packed = compress(data)
+        t0 = time.perf_counter()
+        with io.BufferedReader(reader(packed), 1 << 20) as r:
+            while r.read(1 << 20):
+                pass
+        out.append((f"decompress {name} ({len(packed) / len(data):.0%} of the size), MB/s of output",
+                    mb / (time.perf_counter() - t0)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    names = [n.strip() for n in args.formats.split(",") if n.strip()]
+    unknown = set(names) - set(FORMATS)
+    if unknown:
+        raise SystemExit(f"unknown formats {sorted(unknown)}; known: {', '.join(FORMATS)}")
+    results = []
+    for name in names:
+        shape, suffix, _ = FORMATS[name]
+        path = args.dir / f"{name}_{args.rows}{suffix}"
+        if not path.exists():
+            subprocess.run([sys.executable, "-m", "jobs.make_corpus", "--rows", str(args.rows), "--shape", shape,
+                            "--out", str(path), "--db", str(args.db or default_db())], check=True)
+        db = args.dir / f"import_{name}.duckdb"
+        results.append(import_one(name, path, db))
+        log(f"{name}: {results[-1]}")
+        if not args.keep:
+            db.unlink(missing_ok=True)
+            db.with_name(db.stem + ".view" + db.suffix).unlink(missing_ok=True)
+    print("| format | file | reviews | rejected | reviews/s (job) | job s | wall s (with publish) | peak RSS | "
+          "database | where the job's time went |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in results:
+        print(f"| {r['format']} | {r['file_mb']:,.0f} MB | {r['rows']:,} | {r['rejected']:,} | "
+              f"{r['reviews_per_s']:,.0f} | {r['job_s']:,.1f} | {r['wall_s']:,.1f} | {r['peak_mb']:,.0f} MB | "
+              f"{r['db_mb']:,.0f} MB | {r['split']} |")
+    if not args.no_parsers:
+        yelp = args.dir / f"yelp_{args.rows}.json"
+        if not yelp.exists():
+            subprocess.run([sys.executable, "-m", "jobs.make_corpus", "--rows", str(min(args.rows, 200_000)),
+                            "--shape", "yelp", "--out", str(yelp), "--db", str(args.db or default_db())], check=True)
+        print("\n| reader | per second |\n| --- | ---: |")
+        for name, rate in parsers(yelp):
+            print(f"| {name} | {rate:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
