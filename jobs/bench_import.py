@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import orjson
 import pyarrow.json as pa_json
 import zstandard
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, required=True, help="folder for the files and the databases")
     p.add_argument("--db", type=Path, default=None,
                    help="database holding the imdb corpus to resample (default data/reviews.duckdb)")
-    p.add_argument("--formats", default=",".join(FORMATS), help=f"comma list of {', '.join(FORMATS)}")
+    p.add_argument("--formats", default=",".join(FORMATS),
+                   help=f"comma list of {', '.join(FORMATS)} (default all), or none: only the parsers")
     p.add_argument("--keep", action="store_true", help="keep the databases the imports wrote")
     p.add_argument("--no-parsers", action="store_true", help="skip the parser and decompressor comparison")
     return p
@@ -81,7 +83,7 @@ def import_one(name: str, path: Path, db: Path) -> dict:
             "split": re.search(r"time: (.*)", err).group(1)}
 
 
-def parsers(path: Path, lines: int = 200_000) -> list[tuple[str, float]]:
+def parsers(path: Path, lines: int = 50_000) -> list[tuple[str, float]]:
     """Lines/s of each JSON parser on the first ``lines`` lines of a JSON Lines file, and MB/s of each
     decompressor on the same bytes."""
     with open(path, "rb") as f:
@@ -96,6 +98,13 @@ def parsers(path: Path, lines: int = 200_000) -> list[tuple[str, float]]:
     t0 = time.perf_counter()
     pa_json.read_json(io.BytesIO(data)).column("text").to_pylist()
     out.append(("pyarrow.json.read_json, whole block (+ to_pylist of the text)", n / (time.perf_counter() - t0)))
+    sample = path.with_name(path.stem + ".sample.json")
+    sample.write_bytes(data)
+    t0 = time.perf_counter()
+    with duckdb.connect() as con:
+        con.execute("SELECT text FROM read_json_auto(?, format = 'newline_delimited')", [str(sample)]).fetchall()
+    out.append(("DuckDB read_json_auto, whole file (+ fetch of the text)", n / (time.perf_counter() - t0)))
+    sample.unlink()
     mb = len(data) / 1e6
     for name, compress, reader in (
         ("gzip -6", lambda b: gzip.compress(b, 6), lambda b: gzip.GzipFile(fileobj=io.BytesIO(b))),
@@ -117,7 +126,7 @@ def parsers(path: Path, lines: int = 200_000) -> list[tuple[str, float]]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    names = [n.strip() for n in args.formats.split(",") if n.strip()]
+    names = [n.strip() for n in args.formats.split(",") if n.strip() and n.strip() != "none"]
     unknown = set(names) - set(FORMATS)
     if unknown:
         raise SystemExit(f"unknown formats {sorted(unknown)}; known: {', '.join(FORMATS)}")
@@ -134,13 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             db.unlink(missing_ok=True)
             db.with_name(db.stem + ".view" + db.suffix).unlink(missing_ok=True)
-    print("| format | file | reviews | rejected | reviews/s (job) | job s | wall s (with publish) | peak RSS | "
-          "database | where the job's time went |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for r in results:
-        print(f"| {r['format']} | {r['file_mb']:,.0f} MB | {r['rows']:,} | {r['rejected']:,} | "
-              f"{r['reviews_per_s']:,.0f} | {r['job_s']:,.1f} | {r['wall_s']:,.1f} | {r['peak_mb']:,.0f} MB | "
-              f"{r['db_mb']:,.0f} MB | {r['split']} |")
+    if results:
+        _table(results)
     if not args.no_parsers:
         yelp = args.dir / f"yelp_{args.rows}.json"
         if not yelp.exists():
@@ -150,6 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, rate in parsers(yelp):
             print(f"| {name} | {rate:,.0f} |")
     return 0
+
+
+def _table(results: list[dict]) -> None:
+    print("| format | file | reviews | rejected | reviews/s (job) | job s | wall s (with publish) | peak RSS | "
+          "database | where the job's time went |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for r in results:
+        print(f"| {r['format']} | {r['file_mb']:,.0f} MB | {r['rows']:,} | {r['rejected']:,} | "
+              f"{r['reviews_per_s']:,.0f} | {r['job_s']:,.1f} | {r['wall_s']:,.1f} | {r['peak_mb']:,.0f} MB | "
+              f"{r['db_mb']:,.0f} MB | {r['split']} |")
 
 
 if __name__ == "__main__":

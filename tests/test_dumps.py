@@ -31,7 +31,7 @@ from core.errors import InputError
 from core.models import load_model
 from core.paths import REPO_ROOT
 from core.readers import Columns, Format, read_chunks
-from jobs import score
+from jobs import bench_import, score
 
 N = 120  # reviews per file
 
@@ -400,3 +400,10 @@ def test_a_model_json_from_before_the_facts_gives_them_from_the_model(scored_db,
     assert (kind, trained_on) == ("tfidf-lr", "imdb")
     assert n_params == load_model("tfidf-lr", scored_db.models_dir).n_params()
     assert size == sum(p.stat().st_size for p in (models / "old-lr").iterdir())
+
+
+def test_the_import_benchmark_runs_end_to_end_on_a_small_file(scored_db, tmp_path, capsys):
+    assert bench_import.main(["--rows", "300", "--dir", str(tmp_path), "--db", str(scored_db.db), "--formats",
+                              "amazon", "--no-parsers"]) == 0
+    table = capsys.readouterr().out
+    assert "| amazon |" in table and "| 300 | 0 |" in table  # every review stored, none rejected
