@@ -28,7 +28,7 @@ import core.inspection
 import core.readers
 from core.corpus import read_imdb
 from core.errors import InputError
-from core.models import load_model
+from core.models import FACTS, load_model
 from core.paths import REPO_ROOT
 from core.readers import Columns, Format, read_chunks
 from jobs import bench_import, score
@@ -392,7 +392,9 @@ def test_a_model_json_from_before_the_facts_gives_them_from_the_model(scored_db,
     trained-on corpus in a database it was not trained in."""
     models = tmp_path / "models"
     shutil.copytree(scored_db.models_dir / "tfidf-lr", models / "old-lr")
-    (models / "old-lr" / "model.json").write_text(json.dumps({"kind": "tfidf-lr"}))  # the old manifest
+    manifest = json.loads((models / "old-lr" / "model.json").read_text())
+    old = {k: v for k, v in manifest.items() if k not in FACTS}  # what model.json held before it kept the facts
+    (models / "old-lr" / "model.json").write_text(json.dumps(old))
     db = tmp_path / "fresh.duckdb"
     assert score.main([str(scored_db.csv), "--db", str(db), "--corpus", "mine", "--text-col", "review",
                        "--models", "old-lr", "--models-dir", str(models)]) == 0
