@@ -17,7 +17,8 @@ import pandas as pd
 from core import columns
 from core.cleaning import TEXT_LABELS
 from core.errors import InputError
-from core.readers import Format, _Broken, _field_text, _guarded, base_name, open_table
+from core.readers import Format, base_name, field_text, guarded, open_table
+from core.readers.tables import Broken
 
 SAMPLE = 500
 BODY_MIN_CHARS = 20  # a review body is longer than this on average; names and ids are shorter
@@ -74,11 +75,11 @@ def _sample(path: Path, fmt: Format, n: int) -> tuple[object, pd.DataFrame, int]
     try:
         names = list(table.columns)
         rows, broken = [], 0
-        for item in _guarded(table, table.records(names)):
-            if isinstance(item, _Broken):
+        for item in guarded(table, table.records(names)):
+            if isinstance(item, Broken):
                 broken += 1
             else:
-                rows.append([_field_text(v) for v in item])
+                rows.append([field_text(v) for v in item])
             if len(rows) + broken >= n:
                 break
         return table, pd.DataFrame(rows, columns=names, dtype=object), broken

@@ -26,6 +26,7 @@ import zstandard
 
 import core.inspection
 import core.readers
+import core.readers.sources
 from core.corpus import read_imdb
 from core.errors import InputError
 from core.models import FACTS, load_model
@@ -37,7 +38,7 @@ N = 120  # reviews per file
 
 
 def test_doctests():
-    for module in (core.readers, core.inspection):
+    for module in (core.readers, core.readers.sources, core.inspection):
         assert doctest.testmod(module).failed == 0
 
 
