@@ -1,13 +1,19 @@
-# make demo : set up, obtain IMDB, train the quick models, score + evaluate the imdb test split, start the dashboard
+# make demo : set up, obtain IMDB, train + score + evaluate tfidf-lr and VADER (a first result in minutes), start
+#             the dashboard, then train + score + evaluate the quick neural models one by one: each appears when
+#             its results are published, and the Overview says which one is training and its time left
 # make test : set up, run the default test suite (what CI runs)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DB ?= data/reviews.duckdb
-QUICK_MODELS := tfidf-lr lstm-quick bert-quick bitbert-quick
+FIRST_MODELS := tfidf-lr vader
+NEURAL_MODELS := lstm-quick bert-quick bitbert-quick
 PORT ?= 8501
+empty :=
+space := $(empty) $(empty)
+comma := ,
 
-.PHONY: setup demo pipeline strong test test-slow bench lint dashboard browser
+.PHONY: setup first neural demo pipeline strong test test-slow bench lint dashboard browser
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,11 +54,28 @@ strong: pipeline data/models/bert-cpu/model.json data/models/bitbert-cpu/model.j
 data/models/%-quick/model.json: | setup
 	$(PY) -m jobs.train --model $* --name $*-quick --preset quick --db $(DB)
 
-pipeline: setup data/models/vader/model.json $(foreach m,$(QUICK_MODELS),data/models/$(m)/model.json)
-	$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models all
+# the two models that need minutes, not tens of minutes: trained, scored and evaluated first
+first: setup $(foreach m,$(FIRST_MODELS),data/models/$(m)/model.json)
+	$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models $(subst $(space),$(comma),$(FIRST_MODELS))
 	$(PY) -m jobs.evaluate --db $(DB)
 
-demo: pipeline dashboard
+# each neural model trained, then scored and evaluated at once, so that it is published before the next trains
+neural: first
+	@for m in $(NEURAL_MODELS); do \
+		$(MAKE) --no-print-directory data/models/$$m/model.json && \
+		$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models $$m && \
+		$(PY) -m jobs.evaluate --db $(DB) || exit 1; \
+	done
+
+pipeline: first neural
+
+# the dashboard starts as soon as the first two models are published; the neural models train meanwhile
+demo: first
+	@echo "dashboard: http://localhost:$(PORT) (Ctrl-C stops it and the training)"
+	@SENTIMENT_DB=$(DB) $(VENV)/bin/streamlit run dashboard/Home.py --server.headless true --server.port $(PORT) \
+		> data/dashboard.log 2>&1 & dash=$$!; trap 'kill $$dash 2>/dev/null' EXIT INT TERM; \
+	$(MAKE) --no-print-directory neural && echo "every quick model is published; the dashboard keeps running" \
+		&& wait $$dash
 
 dashboard: setup
 	SENTIMENT_DB=$(DB) $(VENV)/bin/streamlit run dashboard/Home.py --server.headless true --server.port $(PORT)

@@ -57,6 +57,7 @@ from dashboard.db import (  # noqa: F401
     local,
     query,
     source,
+    training_now,
 )
 from dashboard.rows import (  # noqa: F401
     CELLS,

@@ -24,8 +24,8 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from core import store, summaries
-from core.paths import default_db
+from core import status, store, summaries
+from core.paths import default_db, models_dir
 from core.summaries import Where
 
 CACHE = {"show_spinner": False, "max_entries": 512, "ttl": 3600}
@@ -105,6 +105,11 @@ def source() -> Source:
         raise Unavailable(f"No published results in `{main.parent}` yet: a first job is still running (or was "
                           "stopped before it finished). Results appear here when a job finishes.")
     raise Unavailable(f"No database at `{main}` yet.")
+
+
+def training_now() -> list[dict]:
+    """The models a jobs.train is training now (core.status): name, kind, preset, started, last progress line."""
+    return status.training_now(models_dir())
 
 
 _lock = threading.Lock()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import store
+from core import status, store
 from core.corpus import ensure_imdb
 from core.errors import InputError
 from core.models import KINDS, add_to_manifest, dir_bytes, model_class
@@ -109,7 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         f"({classes['positive']:,} positive, {classes['negative']:,} negative), {len(val):,} validation")
 
     start = time.perf_counter()
-    model, history, hyperparams = cls.fit(train, val, args.preset, overrides, log)
+    with status.training(root, name, args.model, args.preset) as note:  # the dashboard lists it meanwhile
+        def progress(line: str) -> None:
+            log(line)
+            note(line)
+
+        model, history, hyperparams = cls.fit(train, val, args.preset, overrides, progress)
     seconds = time.perf_counter() - start
 
     target = root / name

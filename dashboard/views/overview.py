@@ -1,3 +1,5 @@
+import time
+
 import streamlit as st
 
 from dashboard import charts, data
@@ -19,6 +21,25 @@ if n_rejects:
     st.dataframe(rejects, hide_index=True)
 
 st.subheader(f"Models on {sel.corpus} / {sel.split}")
+
+
+@st.fragment(run_every="10s")
+def training_panel(src: data.Source) -> None:
+    """The models training now, redrawn every 10 s; the page reloads when a job publishes new results."""
+    if data.source() != src:
+        st.rerun()
+    now = data.training_now()
+    if not now:
+        st.rerun()  # the last one ended: its results are published, or it failed
+    for t in now:
+        minutes = (time.time() - t["started"]) / 60
+        st.info(f"**{t['name']}** ({t['kind']}, preset {t['preset']}) is training, for {minutes:.0f} min so "
+                f"far: {t['last'] or 'reading its data'}. It appears below once it is scored and evaluated.",
+                icon=":material/hourglass_top:")
+
+
+if data.training_now():
+    training_panel(sel.src)
 if sel.where:
     st.caption("Filtered by the sidebar's columns: metrics of the filtered reviews, from 1/1000 bins of "
                "P(positive) (ROC-AUC within about 0.001 of scikit-learn's), 95% intervals Wilson and Hanley-McNeil.")
