@@ -1,9 +1,9 @@
 """Which arithmetic is fast on the running CPU: measured once per machine, never assumed.
 
-The same int8 product runs 3-5x faster than fp32 through ``torch._int_mm`` on a CPU with AVX-512 VNNI, and
-30-60x SLOWER on an AVX2-only one, where oneDNN has no kernel for it and a reference loop runs; bf16 is 2x
-faster than fp32 with avx512_bf16 and about 10x slower without. So the arithmetic a model runs is chosen by
-a short measurement (a few seconds), cached per machine in ``data/kernels.json``.
+The same int8 product runs several times faster than fp32 through ``torch._int_mm`` on a CPU with AVX-512
+VNNI, and many times SLOWER on an AVX2-only one, where oneDNN has no kernel for it and a reference loop runs;
+bf16 is much faster than fp32 on some CPUs with native bf16 and far slower without it. So the arithmetic a
+model runs is chosen by a short measurement (a few seconds), cached per machine in ``data/kernels.json``.
 
 The integer kernels compute y = x @ W.T for int8 W, each row (token) of x quantized to int8 by its absmax
 (as bitlinear's act_quant); the int32 sums are exact, then both scales and the bias are applied:
@@ -15,14 +15,10 @@ The integer kernels compute y = x @ W.T for int8 W, each row (token) of x quanti
             and for |w| <= 63 (255 * 63 * 2 = 32,130). ``measure`` checks whether full 8-bit weights come out
             exact on this CPU; where they don't, Int8Linear rounds its weights to 7 bits for this kernel.
 
-Measured on the AVX2-only machine (AMD EPYC, 2 threads, a 2048 x 384 by 384 x 1536 product, GEMM alone):
-fp32 157-182, int_mm 3-5, fbgemm 276-301, bf16 17-21 GOP/s. onnxruntime's MatMulInteger (uint8 x int8) was measured as
-well: 366-375 GOP/s alone, but called layer by layer from torch it was slower than fbgemm (its thread pool
-and torch's share the same 2 cores), so it is not a candidate. On an Intel Xeon with AVX-512 VNNI, bf16 and
-AMX (2 threads, the feed-forward pair that ``measure`` times): fp32 297-321, int_mm 390-414 (1.3x), fbgemm
-340-433 (1.2-1.4x), bf16 1,440-1,570 GOP/s (4.9x, AMX); there int_mm and fbgemm trade places from one
-measurement to the next, and either is a fine default. bf16 on avx512_bf16 without AMX (oneDNN limited to
-AVX512_CORE_BF16) measured 0.6x fp32: a bf16 flag is not enough, the measurement decides.
+onnxruntime's MatMulInteger is not a candidate: called layer by layer from torch, its thread pool and
+torch's compete for the same cores. Where int_mm and fbgemm are both fast they trade places from one
+measurement to the next, and either is a fine default. A bf16 flag is not enough either (bf16 without AMX can
+be slower than fp32): the measurement decides. The figures per CPU class: docs/results/2026-12-kernels.md.
 
 To make a bigger CPU behave as an AVX2-only one, each library needs its own switch (tests/test_kernels.py:
 AVX2_ONLY): ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, FBGEMM_ENABLE_INSTRUCTIONS=AVX2 and
@@ -230,9 +226,9 @@ class Plan:
 def _best_seconds(candidates: dict, rounds: int = 8, give_up: float = 5.0) -> dict[str, float]:
     """The fastest call of each candidate, timed in turns (one call of each per round) so that a moment of
     contention or a drift of the clock hits them all alike. Every candidate is called once untimed first
-    (packing, thread start, a custom op's first dispatch: 0.1 s or more). A candidate whose first timed
-    call is over ``give_up`` times the first's (fp32's) is timed no further: a 30x slower kernel needs no
-    finer figure."""
+    (packing, thread start, a custom op's first dispatch: far slower than a timed call). A candidate whose
+    first timed call is over ``give_up`` times the first's (fp32's) is timed no further: a kernel that much
+    slower needs no finer figure."""
     for fn in candidates.values():
         fn()
     best: dict[str, float] = {}
@@ -262,7 +258,7 @@ def exact_with_int8_weights(kernel: str) -> bool:
 
 def measure(rows: int = 2048, hidden: int = 384, inner: int = 1536) -> Plan:
     """Time a BERT feed-forward pair (``rows`` tokens, hidden -> inner -> hidden: 16 reviews of 128 tokens
-    at MiniLM's size) in each arithmetic, in turns: about 2-4 s."""
+    at MiniLM's size) in each arithmetic, in turns: a few seconds."""
     torch.manual_seed(0)
     x, up, down = torch.randn(rows, hidden), torch.randn(inner, hidden) * 0.05, torch.randn(hidden, inner) * 0.05
     codes = [torch.randint(-1, 2, w.shape, dtype=torch.int8) for w in (up, down)]

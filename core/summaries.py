@@ -1,5 +1,5 @@
 """Aggregates of every prediction that the dashboard reads instead of the rows: built at publish time, so a
-page's cost does not grow with the corpus (10 million reviews x 6 models read as a few thousand rows).
+page's cost does not grow with the corpus. Each table is described in docs/schema.md.
 
     summary_cube    corpus, split, model, label, length, bin, n, sum_p        one row per non-empty cell
     summary_slices  corpus, split, field, value, model, label, bin, n, sum_p  per kept column's slice
@@ -27,9 +27,8 @@ same read on the base tables joins millions of predictions with the reviews on a
 
 Under a filter on kept columns the aggregates are computed live, from summary_wide_<tab>: one row per review
 with a column per kept column and one per model, so the filters are predicates on its columns and no join
-is needed (10M reviews x 6 models, a filter keeping 18%: about 1 s per aggregate, where the semi-join of
-60M predictions with the filter's rids took 2.5-4.6 s). A view without summaries computes them from the
-base tables (``BASE``).
+is needed (a semi-join of every prediction with the filter's rids would cost far more at millions of
+reviews). A view without summaries computes them from the base tables (``BASE``).
 
 Every write of reviews, predictions or fields goes through core.store, which deletes the corpus's
 summary_state row in the same transaction; ``refresh`` rebuilds the corpora without one. The same SQL also

@@ -61,7 +61,7 @@ CURVE_POINTS = 50  # points per term in the recorded loss curve (training_terms)
 @dataclass
 class BitBertConfig(BertConfig):
     lr: float = 5e-4                  # ternary weights need bigger steps to flip than fp32 fine-tuning:
-    #                                   at 1e-4 the loss stayed at 0.69 for 700 reviews
+    #                                   with too small a step the loss stays at chance
     embeddings: str = "fp16"          # how the word embeddings are stored: fp16 | int8 (per-row scale) | fp32
     teacher: str | None = None        # a trained bert folder; None = the `pretrained` folder, when distilling
     ce: float = 1.0                   # weight of the cross-entropy on the labels
@@ -76,20 +76,19 @@ class BitBertConfig(BertConfig):
 
 PRESETS: dict[str, BitBertConfig] = {
     # 2,000 reviews x 2 epochs at 128 tokens. Start it from a fine-tuned bert (`--set pretrained=DIR`, as the
-    # Makefile does with bert-quick): from raw MiniLM, 1,200 reviews reached 0.770 validation accuracy; from
-    # bert-quick, 1,500 reviews reached 0.830 (bert-quick itself: 0.859). On the imdb test split, one epoch
-    # left the student 2.99 points below bert-quick (train accuracy 0.73-0.79, distilled or not), two epochs
-    # 1.72 (train accuracy 0.87), for twice the training time; lr 5e-4 did worse (0.814 validation, 1 epoch).
+    # Makefile does with bert-quick): from raw MiniLM the student stays far below its teacher. One epoch over
+    # so few reviews leaves the student under-trained, distilled or not; a second one is worth its time. The
+    # class default lr (5e-4) does worse here, hence 2e-4. Figures in
+    # docs/results/2026-12-bitbert-distillation.md.
     "quick": BitBertConfig(train_rows=2_000, val_rows=500, epochs=2, max_len=128, lr=2e-4),
     "full": BitBertConfig(max_len=256, epochs=3, batch_size=32),
     # the CPU budget run, started from a fine-tuned bert (`--set pretrained=data/models/bert-cpu`): all 6 layers
     # trained quantization-aware in fp32 (8-bit activation rounding is not bf16-safe) at 256 tokens. Freezing
-    # the lower 3 layers as bert's cpu preset does (their ternary outputs cached, 10,000 reviews) was cheaper
-    # but reached only 0.845 validation accuracy against bert-cpu's 0.917: ternary weights the training never
-    # adjusts lose too much. Distilled from bert-cpu (logits + every layer's hidden states, weights 1): 6,000
-    # reviews x 1 epoch gave 0.8714 on the imdb test split (labels only, 0.8673), x 2 epochs 0.8787 (validation
-    # 0.8740, falling after epoch 1); the same steps spent on 12,000 reviews x 1 epoch gave 0.8850 (validation
-    # 0.8860): more reviews beat more epochs. 66 min on the AVX-512 EPYC, 11 of them the teacher's logits.
+    # the lower 3 layers as bert's cpu preset does (their ternary outputs cached) is cheaper but loses too
+    # much: ternary weights that the training never adjusts cannot make up for their rounding. Distilled from
+    # bert-cpu (logits + every layer's hidden states, weights 1), over 12,000 reviews x 1 epoch rather than
+    # 6,000 x 2: for the same steps, more reviews beat more epochs. Figures in
+    # docs/results/2026-12-bitbert-distillation.md.
     "cpu": BitBertConfig(max_len=256, epochs=1, batch_size=16, lr=2e-4, train_rows=12_000, val_rows=1_000,
                          kd_logits=1.0, kd_hidden=1.0),
 }
