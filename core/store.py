@@ -235,9 +235,9 @@ def tune_for_bulk_writes(con: duckdb.DuckDBPyConnection, checkpoint_threshold: s
 
     DuckDB checkpoints when the write-ahead log passes ``checkpoint_threshold`` (16 MB by default), and a
     checkpoint costs more the bigger the tables (and their primary-key indexes) are: with a commit per chunk
-    of review texts that is a checkpoint every few chunks, each costlier than the last (measured: commits
-    took 16 s of a 100k-row run, growing faster than the rows). 256 MB makes them ~16x rarer; the price is
-    up to that much uncheckpointed data in memory and a longer log replay after a crash.
+    of review texts that is a checkpoint every few chunks, each costlier than the last, so a run's time grows
+    faster than its rows. A larger threshold makes them rarer; the price is up to that much uncheckpointed
+    data in memory and a longer log replay after a crash.
     """
     con.execute("SET checkpoint_threshold = ?", [checkpoint_threshold])
     con.execute("SET memory_limit = ?", [memory_limit])

@@ -5,14 +5,8 @@ This entrypoint draws the shared sidebar (corpus, split, models; kept in st.sess
 sees the same choice) and routes to the pages under dashboard/views/.
 """
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
-    sys.path.insert(0, str(ROOT))
-
 import datetime
+from pathlib import Path
 
 import streamlit as st
 

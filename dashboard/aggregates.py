@@ -101,12 +101,12 @@ _MODELS_TABLE = {
 }
 
 # Provenance columns of a model ``k`` (a row of the models table, LEFT JOINed), as every page shows them:
-# trained_on (the corpus, LEXICON or UNRECORDED), train_rows (NULL where it learnt from nothing) and
+# trained_on (the corpus, LEXICON or UNRECORDED), train_rows (0 for a lexicon, which learns from nothing) and
 # provenance ("trained on shop, 3,000 reviews"), a label for chart axes and legends.
 _PROVENANCE = f"""
     CASE WHEN k.model IS NULL THEN '{UNRECORDED}' WHEN k.trained_on IS NULL THEN '{LEXICON}'
          ELSE k.trained_on END AS trained_on,
-    CASE WHEN k.trained_on IS NOT NULL THEN k.train_rows END AS train_rows,
+    CASE WHEN k.trained_on IS NOT NULL THEN k.train_rows WHEN k.model IS NOT NULL THEN 0 END AS train_rows,
     CASE WHEN k.model IS NULL THEN 'provenance not recorded' WHEN k.trained_on IS NULL THEN 'lexicon, learns nothing'
          ELSE 'trained on ' || k.trained_on || coalesce(', ' || format('{{:,}}', k.train_rows) || ' reviews', '')
          END AS provenance"""
@@ -500,11 +500,11 @@ def trained_models(src: Source) -> pd.DataFrame:
     return table.assign(train_classes=table["train_classes"].map(_classes))
 
 
-def _classes(raw: str | None) -> str | None:
+def _classes(raw: str | None) -> str:
     try:
         counts = json.loads(raw) if raw else None
     except (TypeError, ValueError):
         return raw
     if not isinstance(counts, dict):
-        return raw
+        return raw or "—"  # a lexicon: no train reviews
     return " · ".join(f"{label} {n:,}" if isinstance(n, int) else f"{label} {n}" for label, n in sorted(counts.items()))

@@ -31,8 +31,8 @@ from core.summaries import Where
 CACHE = {"show_spinner": False, "max_entries": 512, "ttl": 3600}
 CSV_MAX_ROWS = 100_000
 TEXT_ROWS = 50  # reviews listed with their text at once (cell lists, disagreements, a page)
-# Reviews (in stored order) a text search reads per step: about 0.5 s of a full-text scan on 2 cores (1M took
-# 0.95-1.6 s at 10M reviews), so a search answers at once and the page offers to search further.
+# Reviews (in stored order) a text search reads per step: a fraction of a second of a full-text scan on 2 cores
+# (docs/results/2026-12-02-dashboard-10m.md), so a search answers at once and the page offers to search further.
 SEARCH_CHUNK = 500_000
 
 

@@ -100,15 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", type=Path, default=None, help="trained models folder (default data/models)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the arithmetic of the models that offer a choice (the BERT family). auto (default): "
-                        "what measures fastest on this CPU without changing what the model predicts: bert fp32; "
+                        "what measures fastest on this CPU: bert bf16 where this CPU has native bf16 and it measures "
+                        "faster than fp32, else fp32; "
                         "bitbert int8 x ternary integer kernels where one is at least as fast as fp32 here, else "
                         "float. bert: fp32 | int8 (W8A8, the fastest integer kernel here) | bf16; "
                         "bitbert: int8 | float (the training arithmetic). The choice and why are printed and "
                         "recorded in the runs table; jobs.bench measures speed and accuracy of each")
     p.add_argument("--compile", action="store_true",
-                   help="compile the BERT-family models with TorchInductor (local engine): 20-35 s once, then "
-                        "1.2-1.3x faster on CPU in fp32 and int8 (jobs.bench measures it); worth it from a few "
-                        "thousand reviews")
+                   help="compile the BERT-family models with TorchInductor (local engine): tens of seconds once, "
+                        "then faster on CPU in fp32 and int8 (jobs.bench measures it; docs/results); worth it from "
+                        "a few thousand reviews")
     p.add_argument("--chunk-rows", type=at_least(1), default=2_000,
                    help="rows read and stored per transaction (default 2000)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",

@@ -5,42 +5,26 @@ Every test writes under pytest's tmp dirs; the downloaded IMDB wheel is cached i
 
 from __future__ import annotations
 
-import csv
-import os
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from core import store
 from jobs import evaluate, score, train
-
-HOSTILE = ["<img src=x onerror=alert(1)>", "'; DROP TABLE predictions; --", "**bold** <script>alert('x')</script>"]
-
-
-@dataclass
-class Workspace:
-    db: Path            # DuckDB file: imdb corpus + corpus 'sample' scored by tfidf-lr and vader, evaluated
-    models_dir: Path    # trained tfidf-lr (small, quick) ; vader is built in
-    csv: Path           # the labelled sample CSV (columns id, review, sentiment) that was scored
-    n_rows: int         # data rows in that CSV
+from tests.helpers import HOSTILE, SHOP_HEADER, Workspace, shop_rows, write_csv
 
 
 @pytest.fixture(scope="session")
-def session_dir(tmp_path_factory) -> Path:
+def session_dir(tmp_path_factory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("sentiment")
     # Jobs and the dashboard find models and the database through these; tests pass paths explicitly too.
-    os.environ["SENTIMENT_DATA_DIR"] = str(root)
-    os.environ["SENTIMENT_MODELS_DIR"] = str(root / "models")
-    return root
-
-
-def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
+    # Undone when the session ends.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SENTIMENT_DATA_DIR", str(root))
+        env.setenv("SENTIMENT_MODELS_DIR", str(root / "models"))
+        yield root
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +43,13 @@ def scored_db(session_dir: Path) -> Workspace:
                        "--label-col", "sentiment", "--models", "tfidf-lr,vader", "--models-dir", str(models)]) == 0
     assert evaluate.main(["--db", str(db), "--bootstrap", "50"]) == 0
     return Workspace(db, models, path, len(rows))
+
+
+@pytest.fixture
+def shop(scored_db, tmp_path) -> tuple[Path, Path, Path]:
+    """A shop export of 60 real reviews (core columns plus product, category, dates, votes...): the file, a
+    database path for it, the models folder."""
+    with duckdb.connect(str(scored_db.db), read_only=True) as con:
+        texts = [t for (t,) in con.execute(
+            "SELECT text FROM reviews WHERE corpus = 'sample' ORDER BY source_row LIMIT 60").fetchall()]
+    return write_csv(tmp_path / "shop.csv", SHOP_HEADER, shop_rows(texts)), tmp_path / "r.duckdb", scored_db.models_dir

@@ -196,3 +196,5 @@ def test_models_trained_elsewhere_show_their_facts_in_a_fresh_database(scored_db
         assert rows["vader"]["trained on"] == "— (lexicon)"
         for model in rows.values():
             assert float(model["on disk"]) > 0 and float(model["parameters"]) > 0, model
+            assert all(v not in ("", "None") for v in model.values()), model  # no fact left empty
+        assert rows["vader"]["train reviews"] == "0"  # a lexicon learns from no review

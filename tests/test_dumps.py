@@ -33,6 +33,7 @@ from core.models import FACTS, load_model
 from core.paths import REPO_ROOT
 from core.readers import Columns, Format, read_chunks
 from jobs import bench_import, score
+from tests.helpers import q
 
 N = 120  # reviews per file
 
@@ -51,11 +52,6 @@ def imdb() -> list[tuple[str, str]]:
 
 def title_of(text: str) -> str:
     return " ".join(text.replace("<br />", " ").split()[:5])
-
-
-def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql, params or []).fetchall()
 
 
 def write_polarity(path: Path, rows: list[tuple[str, str]]) -> int:

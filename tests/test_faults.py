@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 
@@ -28,7 +27,7 @@ from core.models import load_model
 from core.paths import REPO_ROOT
 from core.progress import Progress
 from core.readers import Columns
-from tests.conftest import write_csv
+from tests.helpers import q, write_csv
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -47,11 +46,6 @@ def job(ws, csv: Path, db: Path, corpus: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "jobs.score", str(csv), "--db", str(db), "--corpus", corpus, "--text-col",
             "review", "--label-col", "sentiment", "--models", "tfidf-lr,vader", "--models-dir", str(ws.models_dir),
             *extra]
-
-
-def q(db: Path, sql: str) -> list[tuple]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:
@@ -232,17 +226,25 @@ def kill_loop(ws, tmp_path: Path, kills: int, n: int, seed: int) -> None:
     db = tmp_path / "k.duckdb"
     cmd = job(ws, csv, db, "k", "--id-col", "id", "--chunk-rows", "500")
     rng = random.Random(seed)
-    for _ in range(kills):
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ENV, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 8.0))  # anywhere: imports, opening, reading, predicting, committing
+    for k in range(kills):
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
+        if k == 0:  # anywhere: imports, opening, reading, predicting, committing
+            time.sleep(rng.uniform(0.5, 8.0))
+        else:  # mid-run: once the job reports progress (its first predictions are committed), at a random time
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None and "[score k]" not in proc.stderr.readline():
+                pass
+            time.sleep(rng.uniform(0.0, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stderr.close()
     before = q(db, "SELECT count(*) FROM predictions") if db.exists() else [(0,)]
     done = run(cmd)
     assert done.returncode == 0, done.stderr
     interrupted = q(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'")[0][0]
     print(f"{kills} kills: {before[0][0]:,} of {2 * n:,} predictions stored before the last run; "
           f"{interrupted} runs had started and were marked interrupted")  # figures for pytest -s
+    assert interrupted >= 1 and before[0][0] < 2 * n  # a kill landed mid-run, before the run was done
     assert q(db, "SELECT count(*), count(DISTINCT review_id) FROM reviews") == [(n, n)]
     assert dict(q(db, "SELECT model, count(*) FROM predictions GROUP BY 1")) == {"tfidf-lr": n, "vader": n}
     assert q(db, "SELECT count(*) FROM (SELECT review_id, model FROM predictions GROUP BY 1, 2 "

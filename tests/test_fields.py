@@ -13,36 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.errors import InputError
-from jobs import score
-from tests.conftest import write_csv
-
-HEADER = ["id", "body", "stars", "product", "category", "reviewed", "verified", "votes", "title"]
-
-
-def shop_rows(texts: list[str]) -> list[list]:
-    """Real review texts with the columns a shop export has; reviewed in 'December 24, 2012' form."""
-    rows = []
-    for i, text in enumerate(texts):
-        day = pd.Timestamp("2012-12-01") + pd.Timedelta(days=i)
-        rows.append([f"r{i}", text, 1 + i % 5, f"B00{i % 7}", ["Dresses", "Tops", "Shoes"][i % 3],
-                     day.strftime("%B %d, %Y"), "Y" if i % 4 else "N", str(i % 11), f"title number {i}"])
-    rows[5][5] = "sometime in December"  # a date that does not parse
-    rows[6][7] = "n/a"                   # a vote count that does not parse
-    rows[7][4] = ""                      # an empty category: no field row, not "unparsed"
-    return rows
-
-
-@pytest.fixture
-def shop(scored_db, tmp_path) -> tuple[Path, Path, Path]:
-    texts = [t for (t,) in duckdb.connect(str(scored_db.db), read_only=True).execute(
-        "SELECT text FROM reviews WHERE corpus = 'sample' ORDER BY source_row LIMIT 60").fetchall()]
-    return write_csv(tmp_path / "shop.csv", HEADER, shop_rows(texts)), tmp_path / "r.duckdb", scored_db.models_dir
-
-
-def run(path: Path, db: Path, models: Path, *extra: str) -> int:
-    return score.main([str(path), "--db", str(db), "--corpus", "shop", "--text-col", "body", "--id-col", "id",
-                       "--label-col", "stars", "--label-kind", "stars", "--models", "tfidf-lr",
-                       "--models-dir", str(models), *extra])
+from tests.helpers import score_shop as run
+from tests.helpers import write_csv
 
 
 def fields(db: Path) -> pd.DataFrame:

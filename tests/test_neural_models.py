@@ -13,28 +13,24 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from bitlinear_pytorch import BitLinear
 from bitlinear_pytorch.bitlinear import weight_quant
 from safetensors import safe_open
 from torch import nn
 
 from core import kernels, store
 from core.corpus import ensure_imdb
+from core.errors import ModelError
 from core.models import dir_bytes, load_model, resolve_names
 from core.models.bert import BertClassifier, BertConfig, Int8Linear
 from core.models.bitbert import (
     WEIGHTS,
     BitBertClassifier,
-    RampBitLinear,
-    SubLN,
     TernaryLinear,
     encoder_linears,
-    pack_ternary,
-    relation_kl,
     to_bitlinear,
-    unpack_ternary,
 )
 from core.models.lstm import LSTMClassifier
+from core.models.packing import pack_ternary, unpack_ternary
 
 HUGE = "terrible boring " * 65_000  # ~1 MB of text in one review
 PROBE = ["A wonderful, moving film.", "Dreadful and dull.", "", HUGE]
@@ -259,80 +255,31 @@ def test_compiled_bert_predicts_as_eager(precision):
     assert np.allclose(eager, compiled, atol=1e-4)
 
 
-def test_relation_kl_is_zero_for_the_same_projections_and_ignores_padding():
-    torch.manual_seed(0)
-    x = torch.randn(2, 5, 8)  # (B, T, C): 2 heads of 4
-    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
-    assert relation_kl(x, x, mask, heads=2).abs() < 1e-6
-    other = x + 0.5 * torch.randn_like(x)
-    loss = relation_kl(other, x, mask, heads=2)
-    assert loss > 0 and torch.isfinite(loss)
-    padded = other.clone()
-    padded[1, 3:] = 100.0  # what sits at padded positions changes nothing
-    assert torch.isclose(relation_kl(padded, x, mask, heads=2), loss)
-
-    def by_hand(student, teacher):  # one review's real tokens (T, C): KL per head and query, averaged
-        kls = []
-        for h in range(2):
-            t, s = teacher[:, 4 * h:4 * h + 4], student[:, 4 * h:4 * h + 4]
-            p_t, p_s = torch.softmax(t @ t.T / 2, -1), torch.softmax(s @ s.T / 2, -1)  # (T, T), sqrt(d) = 2
-            kls.append((p_t * (p_t / p_s).log()).sum(-1).mean())
-        return sum(kls) / 2
-
-    assert torch.isclose(relation_kl(other[:1], x[:1], mask[:1], heads=2), by_hand(other[0], x[0]))
-    assert torch.isclose(relation_kl(other[1:], x[1:], mask[1:], heads=2), by_hand(other[1, :3], x[1, :3]))
-
-
-def test_ramped_bitlinear_starts_as_fp32_and_ends_as_b158():
-    torch.manual_seed(0)
-    layer = RampBitLinear(16, 8, bias=True)
-    x = torch.randn(3, 5, 16)
-    layer.mix = 0.0
-    assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
-    layer.mix = 1.0
-    plain = BitLinear(16, 8, bias=True)
-    plain.load_state_dict(layer.state_dict())
-    assert torch.equal(layer(x), plain(x))
-    layer.mix = 0.5
-    half = layer(x)
-    assert not torch.allclose(half, plain(x)) and not torch.allclose(half, x @ layer.weight.T + layer.bias)
-
-
-def test_bitbert_subln_is_calibrated_trained_and_round_trips(tmp_path):
-    model, history, _ = BitBertClassifier.fit(TOY, TOY, "quick", {**TINY_BERT, "subln": True},
-                                              progress=lambda _: None)
-    assert_learns(history)
-    norms = [m for m in model.net.modules() if isinstance(m, SubLN)]
-    assert len(norms) == 2 and all(bool(m.calibrated) for m in norms)  # attention output, FFN down: 1 layer
-    layer = model.net.base_model.encoder.layer[0]
-    assert isinstance(layer.output.dense[0], SubLN) and isinstance(layer.output.dense[1], TernaryLinear)
-    # the gains started at their input's RMS (not 1) and training moved them channel by channel
-    assert all(not torch.allclose(m.weight, torch.ones_like(m.weight)) and m.weight.std() > 0 for m in norms)
-    assert_round_trip(model, BitBertClassifier, tmp_path / "subln")
-    loaded = BitBertClassifier.load(tmp_path / "subln")
-    assert all(torch.equal(a.weight, b.weight) for a, b in
-               zip(norms, [m for m in loaded.net.modules() if isinstance(m, SubLN)], strict=True))
-
-
 def test_bitbert_distils_from_a_trained_teacher_with_unlabelled_reviews(tmp_path):
     teacher, _, _ = BertClassifier.fit(TOY, TOY, "quick", TINY_BERT, progress=lambda _: None)
     teacher.save(tmp_path / "teacher")
     lines: list[str] = []
     cfg = {**TINY_BERT, "layers": None, "pretrained": str(tmp_path / "teacher"), "train_rows": 16,
-           "kd_logits": 1.0, "kd_hidden": 1.0, "kd_attn": 1.0, "unlabelled": 8, "ramp": 0.5}
+           "kd_logits": 1.0, "kd_hidden": 1.0, "unlabelled": 8}
     model, history, hyper = BitBertClassifier.fit(TOY, TOY, "quick", cfg, progress=lines.append)
     assert_learns(history)
     said = next(line for line in lines if "distilling from" in line)
     assert "24 reviews (8 unlabelled)" in said  # 16 labelled + 8 of the train rows left over, without labels
-    assert all(math.isfinite(hyper[k]) and hyper[k] > 0 for k in ("loss_ce", "loss_kl", "loss_hidden", "loss_attn"))
-    curve = pd.DataFrame(model.loss_curve)  # 24 reviews / 4 per step x 4 epochs = 24 steps, a point each
-    assert set(curve["term"]) == {"ce", "kl", "hidden", "attn", "total"}
-    for term, points in curve.groupby("term"):
-        assert points["step"].tolist() == list(range(1, 25)) and points["examples"].iloc[-1] == 96
+    assert all(math.isfinite(hyper[k]) and hyper[k] > 0 for k in ("loss_ce", "loss_kl", "loss_hidden"))
+    curve = pd.DataFrame(model.loss_curve)  # 24 reviews / 4 per step = 6 steps an epoch (<= 4, early stopping)
+    steps = 6 * len(history)
+    assert set(curve["term"]) == {"ce", "kl", "hidden", "total"}
+    for term, points in curve.groupby("term"):  # fewer than 50 steps in all: a point each
+        assert points["step"].tolist() == list(range(1, steps + 1)) and points["examples"].iloc[-1] == 4 * steps
         if term != "total":  # the curve's points average to the manifest's mean of the term
             assert math.isclose(points["value"].mean(), hyper[f"loss_{term}"], rel_tol=1e-3)
     assert all(isinstance(layer, TernaryLinear) for _, _, layer in encoder_linears(model.net))
     assert_round_trip(model, BitBertClassifier, tmp_path / "student")
+    manifest = json.loads((tmp_path / "student" / "model.json").read_text())
+    manifest["config"]["subln"] = True  # a checkpoint of the removed SubLN option: refused, never half loaded
+    (tmp_path / "student" / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="SubLN"):
+        BitBertClassifier.load(tmp_path / "student")
 
     with pytest.raises(ValueError, match="trained bert folder"):  # raw MiniLM has no trained head to learn from
         BitBertClassifier.fit(TOY, TOY, "quick", {**TINY_BERT, "kd_logits": 1.0}, progress=lambda _: None)

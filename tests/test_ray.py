@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from jobs import score
-from tests.test_score import sample_csv
+from tests.helpers import imdb_csv
 
 pytest.importorskip("ray")
 
@@ -39,7 +39,7 @@ def ray_local():
 
 def test_ray_engine_equals_local_engine_and_resumes(scored_db, tmp_path, ray_local):
     n = 400
-    csv = sample_csv(scored_db, tmp_path / "r.csv", n)
+    csv = imdb_csv(scored_db.db, tmp_path / "r.csv", n)
     with open(csv, "a", encoding="utf-8") as f:  # two rejects: empty text, unknown label
         f.write("bad1,,positive\nbad2,Nice film,maybe\n")
     local_db, ray_db = tmp_path / "local.duckdb", tmp_path / "ray.duckdb"

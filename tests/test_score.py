@@ -11,7 +11,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,12 +24,7 @@ from core.ingest import file_fingerprint
 from core.models import load_model
 from core.paths import REPO_ROOT
 from jobs import score
-from tests.conftest import HOSTILE, write_csv
-
-
-def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql, params or []).fetchall()
+from tests.helpers import HOSTILE, imdb_csv, q, write_csv
 
 
 def run_score(ws, csv: Path, db: Path, corpus: str, *extra: str) -> int:
@@ -87,17 +81,11 @@ def test_tfidf_fast_scoring_matches_scikit_learn(scored_db):
     np.testing.assert_allclose(fast, reference, atol=1e-5)
 
 
-def sample_csv(scored_db, path: Path, n: int) -> Path:
-    """n real IMDB reviews with distinct ids."""
-    with store.connect(scored_db.db, read_only=True) as con:
-        rows = con.execute("SELECT review_id, text, label FROM reviews WHERE corpus = 'imdb' AND split = 'validation' "
-                           "ORDER BY source_row LIMIT ?", [n]).fetchall()
-    return write_csv(path, ["id", "review", "sentiment"], [list(r) for r in rows])
 
 
 def test_kill_9_mid_run_then_resume_gives_exactly_one_prediction_each(scored_db, tmp_path):
     n = 3000
-    csv = sample_csv(scored_db, tmp_path / "big.csv", n)
+    csv = imdb_csv(scored_db.db, tmp_path / "big.csv", n)
     db = tmp_path / "kill.duckdb"
     cmd = [sys.executable, "-m", "jobs.score", str(csv), "--db", str(db), "--corpus", "k", "--text-col", "review",
            "--id-col", "id", "--label-col", "sentiment", "--models", "tfidf-lr,vader",

@@ -10,7 +10,7 @@ from core import store
 from core.ingest import StoredIds
 from core.models import load_model
 from jobs import bench_dashboard, make_corpus, score
-from tests.conftest import write_csv
+from tests.helpers import write_csv
 
 
 def test_stored_ids_filter_never_misses_an_added_hash():

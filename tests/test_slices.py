@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from core import store, summaries
 from core.summaries import FieldFilter
 from dashboard import data, rows, slicing
-from tests.test_dashboard import HOME, frames
+from tests.helpers import HOME, frames
 
 N = 4000
 CATEGORIES = ["Dresses", "Tops", "Shoes", "Bags", "<b>Hats</b>"]  # a hostile value is only ever text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -35,9 +36,10 @@ def test_a_killed_trainings_file_is_not_a_training(tmp_path):
 
 
 def test_jobs_train_keeps_the_file_while_it_trains(scored_db, tmp_path):
-    models = tmp_path / "models"
+    models, db = tmp_path / "models", tmp_path / "copy.duckdb"
+    shutil.copyfile(scored_db.db, db)  # the session's database keeps its models as they are
     proc = subprocess.Popen([sys.executable, "-m", "jobs.train", "--model", "vader", "--name", "vader-x", "--db",
-                             str(scored_db.db), "--models-dir", str(models)], cwd=REPO_ROOT,
+                             str(db), "--models-dir", str(models)], cwd=REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen = []
     while proc.poll() is None:
@@ -59,3 +61,12 @@ def test_the_overview_says_which_models_are_training(scored_db, tmp_path, monkey
         shown = " ".join(str(i.value) for i in at.info)
     assert "**bert-quick** (bert, preset quick) is training" in shown
     assert "2m04s left" in shown
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in tests/helpers.py and fixtures in conftest.py: test modules stand alone."""
+    another, fixtures = "tests.test" + "_", "tests.conf" + "test"  # spelt apart: this file names them too
+    for path in Path(__file__).parent.glob("test_*.py"):
+        text = path.read_text()
+        assert f"from {another}" not in text and f"import {another}" not in text, path.name
+        assert f"from {fixtures}" not in text, path.name

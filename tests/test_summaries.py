@@ -11,11 +11,11 @@ import pytest
 
 from core import store, summaries
 from core.summaries import FieldFilter
-from tests.test_fields import run, shop  # noqa: F401  (the fixture)
+from tests.helpers import score_shop as run
 
 
 @pytest.fixture
-def shop_db(shop):  # noqa: F811
+def shop_db(shop):
     path, db, models = shop
     assert run(path, db, models, "--models", "tfidf-lr,vader") == 0
     return db

@@ -8,7 +8,6 @@ import json
 import shutil
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -17,12 +16,7 @@ from core import store
 from core.errors import InputError
 from core.splits import draw
 from jobs import evaluate, score, train
-from tests.conftest import Workspace, write_csv
-
-
-def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql, params or []).fetchall()
+from tests.helpers import Workspace, q, write_csv
 
 
 @pytest.fixture(scope="module")

@@ -111,9 +111,9 @@ def model_facts(name: str, root: Path | None = None, model: Any = None) -> dict:
         info["n_params"] = model.n_params()
     if directory.is_dir():
         info["bytes_on_disk"] = dir_bytes(directory)
-    else:  # a built-in model with no folder: what it reads from its package
+    else:  # a built-in model with no folder: what it reads from its package; it was never trained
         model = model if model is not None else load_model(name, root)
-        info["bytes_on_disk"] = model.bytes_on_disk()
+        info.update(bytes_on_disk=model.bytes_on_disk(), preset="builtin", train_seconds=0.0, device="cpu")
     if info["trained_on"] is None and info["kind"] != "vader" and "trained_on" not in manifest:
         info["trained_on"] = "imdb"  # models saved before provenance was kept were all trained on imdb
     return info

@@ -9,8 +9,8 @@ CPU budget mode (``freeze_layers=N``): the embeddings and the lowest N encoder l
 output for each review is the same in every epoch; it is computed once (fp16, kept in memory) and only the
 upper layers, the pooler and the head are trained on it. With N=3 of MiniLM's 6 layers a training epoch
 costs about half as much, and the whole train split fits in the CPU budget. ``bf16=True`` runs training
-under bfloat16 autocast (2x faster on CPUs with avx512-bf16, and on GPUs; about 10x SLOWER on an AVX2-only
-CPU); ``bf16="auto"`` does so only where it measures faster (core.kernels). Master weights stay fp32.
+under bfloat16 autocast (faster on CPUs with native bf16 and on GPUs, much slower on an AVX2-only CPU:
+docs/results); ``bf16="auto"`` does so only where it measures faster (core.kernels). Master weights stay fp32.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class BertConfig:
     batch_size: int = 16
     eval_batch_size: int = 64         # validation during training
     predict_batch_size: int = 16      # predict_proba: 16 reviews x 256 tokens keep a layer's activations in
-    #                                   cache; measured 10-15% faster than 64 on 2 cores (fp32, int8, compiled)
+    #                                   cache (faster than 64 on 2 cores: docs/results/2026-12-model-speed.md)
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup: float = 0.1               # share of the optimizer steps with linearly rising lr
@@ -225,9 +225,8 @@ class BertClassifier:
     def set_precision(self, precision: str = "auto") -> str:
         """Inference only, on the CPU, once after loading; returns what runs and why, in one line.
 
-        auto: bf16 where this CPU has native bf16 AND it measured at least 1.1x fp32 (core.kernels: with AMX
-        about 4x; bert-quick then gave the fp32 prediction on 99.92% of the imdb test split, accuracy 0.8524
-        against 0.8522), else fp32, the training arithmetic. int8 (opt-in: it is slower than bf16 where bf16
+        auto: bf16 where this CPU has native bf16 AND it measured at least 1.1x fp32 (core.kernels; how often
+        it changes a prediction: docs/results/2026-12-model-speed.md), else fp32, the training arithmetic. int8 (opt-in: it is slower than bf16 where bf16
         is fast, and changes a few predictions): every encoder nn.Linear becomes an Int8Linear summed by the
         fastest integer kernel this CPU has. bf16: the whole network cast to bfloat16."""
         plan = kernels.current()

@@ -1,6 +1,6 @@
 """VADER (Hutto & Gilbert 2014): a rule-based lexicon, no training. P(positive) = (compound + 1) / 2.
 
-VADER's cost grows with the square of a text's length (88 kB took 15 s here), so a long review is cut to
+VADER's cost grows with the square of a text's length, so a long review is cut to
 its head and tail (as for BERT: the verdict often sits in the closing lines); IMDB reviews average 1.3 kB.
 """
 

@@ -24,7 +24,7 @@ terms = terms[terms["model"].isin(shown)]
 if not terms.empty:
     st.subheader("Loss terms within training")
     st.caption("ce: cross-entropy on the labels; kl: to the teacher's logits; hidden: to the teacher's hidden "
-               "states; attn: to its last layer's Q/K/V relations; total: their weighted sum. Each point is the mean over the steps since the one before.")
+               "states; total: their weighted sum. Each point is the mean over the steps since the one before.")
     st.altair_chart(charts.loss_terms(terms), width="content")
 st.dataframe(trained, hide_index=True, column_order=[
     "model", "trained_on", "train_rows", "train_classes", "kind", "preset", "n_params", "bytes_on_disk",
