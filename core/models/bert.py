@@ -253,7 +253,7 @@ class BertClassifier:
 
     def compile(self) -> None:
         """Compile the network with TorchInductor for inference: the weights are folded in as constants
-        (``freezing``) and batch size and length stay symbolic, so one compilation (20-35 s on 2 cores, in the
+        (``freezing``) and batch size and length stay symbolic, so one compilation (tens of seconds, in the
         first batch) serves every batch. It fuses GELU, LayerNorm, the residual adds and the int8 quantize /
         rescale passes into single loops, which the eager network runs as separate passes over memory. Call
         after set_precision; the compiled network is for predict_proba only."""
