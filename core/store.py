@@ -23,7 +23,15 @@ import pandas as pd
 from core import summaries
 from core.errors import InputError, StoreError
 
+# The version of the tables a published view holds, for the dashboard: raise it with any change of the schema
+# or of the summaries' layout that the dashboard's reads depend on; a view of another version is refused with
+# one line (re-run any job to republish), so no read keeps a branch for older files.
+SCHEMA_VERSION = 1
+
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_info (  -- one row: the SCHEMA_VERSION of the code that last published
+    version INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS corpora (
     corpus      VARCHAR PRIMARY KEY,
     source      VARCHAR,          -- file path, or 'builtin:imdb'
@@ -200,6 +208,9 @@ def publish(db: Path, log: Callable[[str], None] | None = None) -> Path:
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     with connect(db) as con:
         summaries.refresh(con, log)
+        with transaction(con):
+            con.execute("DELETE FROM schema_info")
+            con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
         con.execute("CHECKPOINT")  # fold the write-ahead log into the file before copying
     try:
         shutil.copyfile(db, tmp)

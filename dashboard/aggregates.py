@@ -91,15 +91,6 @@ def rejects(src: Source, corpus: str) -> pd.DataFrame:
 LEXICON = "— (lexicon)"        # trained_on of a model that learns nothing (vader)
 UNRECORDED = "not recorded"    # trained_on of a model missing from the models table
 
-# models.trained_on / train_classes came later (core.store adds them when a job next opens the file). In a
-# view published before that, every trained model learnt from imdb and the lexicon from nothing: the same
-# rule core.store applies to such a file.
-_MODELS_TABLE = {
-    True: "models",
-    False: ("(SELECT *, CASE WHEN kind <> 'vader' THEN 'imdb' END AS trained_on, "
-            "NULL::VARCHAR AS train_classes FROM models)"),
-}
-
 # Provenance columns of a model ``k`` (a row of the models table, LEFT JOINed), as every page shows them:
 # trained_on (the corpus, LEXICON or UNRECORDED), train_rows (0 for a lexicon, which learns from nothing) and
 # provenance ("trained on shop, 3,000 reviews"), a label for chart axes and legends.
@@ -113,17 +104,9 @@ _PROVENANCE = f"""
 
 
 @st.cache_data(**CACHE)
-def _models_table(src: Source) -> str:
-    """The models table, or (in a view published before models.trained_on existed) a query that adds it."""
-    columns = query(src, "SELECT column_name FROM information_schema.columns "
-                         "WHERE table_catalog = current_database() AND table_name = 'models'")["column_name"]
-    return _MODELS_TABLE["trained_on" in set(columns)]
-
-
-@st.cache_data(**CACHE)
 def model_facts(src: Source) -> pd.DataFrame:
     """model, trained_on, train_rows, provenance: one row per model in the models table."""
-    return query(src, f"SELECT k.model, {_PROVENANCE} FROM {_models_table(src)} k ORDER BY k.model")
+    return query(src, f"SELECT k.model, {_PROVENANCE} FROM models k ORDER BY k.model")
 
 
 def with_provenance(src: Source, frame: pd.DataFrame) -> pd.DataFrame:
@@ -154,7 +137,7 @@ def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...], w
                k.kind, k.n_params, k.bytes_on_disk, k.train_seconds, s.rows_per_s
         FROM chosen c
         LEFT JOIN metrics m ON m.model = c.model AND m.corpus = $corpus AND m.split = $split
-        LEFT JOIN {_models_table(src)} k ON k.model = c.model
+        LEFT JOIN models k ON k.model = c.model
         LEFT JOIN speed s ON s.model = c.model
         ORDER BY m.accuracy DESC NULLS LAST, c.model""", scope_params(corpus, split, models))
     if not where:
@@ -238,7 +221,7 @@ def cross_corpus(src: Source) -> pd.DataFrame:
     not evaluated on that split. Columns: model, trained_on, train_rows, provenance, corpus, split, n,
     accuracy(_lo, _hi), roc_auc(_lo, _hi), diagonal (the corpus the model was trained on)."""
     return query(src, f"""
-        WITH k AS (SELECT * FROM {_models_table(src)}),
+        WITH k AS (SELECT * FROM models),
              sets AS (SELECT corpus, CASE WHEN bool_or(split = 'test') THEN 'test' ELSE 'all' END AS split
                       FROM metrics WHERE split IN ('test', 'all') GROUP BY corpus),
              names AS (SELECT model FROM k UNION SELECT model FROM metrics)
@@ -482,10 +465,7 @@ def training_log(src: Source) -> pd.DataFrame:
 
 @st.cache_data(**CACHE)
 def training_terms(src: Source) -> pd.DataFrame:
-    """model, step, examples, term, value: the loss curves by term (empty in a view published before the
-    table existed)."""
-    if "training_terms" not in tables(src):
-        return pd.DataFrame(columns=["model", "step", "examples", "term", "value"])
+    """model, step, examples, term, value: the loss curves by term."""
     return query(src, "SELECT model, step, examples, term, value FROM training_terms ORDER BY model, term, step")
 
 
@@ -496,7 +476,7 @@ def trained_models(src: Source) -> pd.DataFrame:
     table = query(src, f"""
         SELECT k.model, {_PROVENANCE}, k.train_classes, k.kind, k.preset, k.n_params, k.bytes_on_disk,
                k.train_seconds, k.device, k.trained_at
-        FROM {_models_table(src)} k ORDER BY k.model""")
+        FROM models k ORDER BY k.model""")
     return table.assign(train_classes=table["train_classes"].map(_classes))
 
 

@@ -127,9 +127,18 @@ def _connection(src: Source) -> duckdb.DuckDBPyConnection:
         try:
             con.execute(f"ATTACH '{_sql_literal(src.path)}' AS db (READ_ONLY)")
             con.execute("USE db")
+            version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0]
+        except duckdb.CatalogException:
+            version = None  # published before the version was recorded
         except duckdb.Error as e:
             con.close()
             raise Unavailable(f"Cannot open `{src.path}`: {e}") from e
+        if version != store.SCHEMA_VERSION:
+            con.close()
+            raise Unavailable(f"`{Path(src.path).name}` was published by {'another' if version else 'an older'} "
+                              f"version of this tool (schema {version or 'unrecorded'}; this dashboard reads "
+                              f"{store.SCHEMA_VERSION}): re-run any job, e.g. `python -m jobs.evaluate`, to "
+                              "republish it.")
         _connections[src.path] = (src.mtime_ns, con)  # the old one closes once its cursors are gone
         return con
 
