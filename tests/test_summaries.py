@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import store, summaries
+from core import store, summaries, summarise
 from core.summaries import FieldFilter
 from tests.helpers import score_shop as run
 
@@ -80,11 +80,11 @@ def test_only_corpora_written_to_are_rebuilt(shop_db):
     with store.connect(shop_db) as con:
         store.insert_predictions(con, "shop", "extra", ["r0", "r1"], np.array([0.2, 0.9]), "t")
         assert con.execute("SELECT count(*) FROM summary_state").fetchone()[0] == 0
-        assert summaries.refresh(con) == ["shop"]
+        assert summarise.refresh(con) == ["shop"]
         n = con.execute("SELECT sum(n) FROM summary_cube WHERE model = 'extra'").fetchone()[0]
         assert n == 2
         con.execute("UPDATE summary_state SET version = version - 1")  # summarised by an older layout
-        assert summaries.refresh(con) == ["shop"]
+        assert summarise.refresh(con) == ["shop"]
         assert con.execute("SELECT version FROM summary_state").fetchone()[0] == summaries.VERSION
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from core import summaries
+from core import summaries, summarise
 from core.errors import StoreError
 
 # The version of the tables a published view holds, for the dashboard: raise it with any change of the schema
@@ -204,7 +204,7 @@ def publish(db: Path, log: Callable[[str], None] | None = None) -> Path:
     _remove_dead_copies(dest)
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     with connect(db) as con:
-        summaries.refresh(con, log)
+        summarise.refresh(con, log)
         with transaction(con):
             con.execute("DELETE FROM schema_info")
             con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
