@@ -257,7 +257,6 @@ class Ingest:
         self.stored: StoredIds | None = None
         self.split_recipe: dict | None = None  # how the corpus's splits are made (core.splits), once known
         self.fields: dict[str, dict] = {}  # kept column -> {"kind", "format"}: how its cells are read
-        self.skipped_files: list[Path] = []  # read whole and scored by every model by an earlier run
 
     # -- reading
 
@@ -295,7 +294,6 @@ class Ingest:
             if read is not None:
                 check_columns(path, self.columns, self.fmt)  # a wrong option is an error, also for a file to skip
                 if store.file_unscored(self.con, self.corpus, fingerprint, self.models) == 0:
-                    self.skipped_files.append(path)
                     self.log(f"{path}: already read whole ({read:,} records) and scored by "
                              f"{', '.join(self.models) or 'no model'}: skipped")
                     return

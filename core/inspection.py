@@ -55,6 +55,19 @@ class Guess:
     def unambiguous(self) -> bool:
         return bool(self.text) and not any(d.startswith("text") for d in self.doubts)
 
+    def role_options(self) -> list[str]:
+        """The jobs.score options that map the guessed columns to their roles."""
+        options = ["--text-col", ",".join(self.text) if self.text else "TEXT_COLUMN"]
+        if self.id:
+            options += ["--id-col", self.id]
+        if self.label:
+            options += ["--label-col", self.label]
+            if self.label_map:
+                options += ["--label-map", ",".join(f"{k}={v}" for k, v in self.label_map.items())]
+            elif self.label_kind != "text":
+                options += ["--label-kind", self.label_kind]
+        return options
+
 
 @dataclass
 class Report:
@@ -200,15 +213,7 @@ def command(report: Report, corpus: str | None = None, db: str = "data/reviews.d
     g, fmt = report.guess, report.fmt
     corpus = corpus or re.sub(r"[^A-Za-z0-9_-]+", "-", base_name(report.path)).strip("-").lower() or "reviews"
     args = ["python", "-m", "jobs.score", given or str(report.path), "--db", db, "--corpus", corpus,
-            "--text-col", ",".join(g.text) if g.text else "TEXT_COLUMN"]
-    if g.id:
-        args += ["--id-col", g.id]
-    if g.label:
-        args += ["--label-col", g.label]
-        if g.label_map:
-            args += ["--label-map", ",".join(f"{k}={v}" for k, v in g.label_map.items())]
-        elif g.label_kind != "text":
-            args += ["--label-kind", g.label_kind]
+            *g.role_options()]
     if not fmt.header:
         args.append("--no-header")
     if fmt.unescape:

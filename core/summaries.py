@@ -103,22 +103,22 @@ class FieldFilter(NamedTuple):
 Where = tuple[FieldFilter, ...]
 
 # the review_fields column that holds a kept column's value, by its kind (summary_wide_<tab> holds that one)
-_STORED = {"categorical": "text_value", "text": "text_value", "boolean": "num_value", "numeric": "num_value",
+STORED = {"categorical": "text_value", "text": "text_value", "boolean": "num_value", "numeric": "num_value",
            "datetime": "time_value"}
 
 
 def _value(kind: str, col: str | None = None) -> str:
     """A kept column's value as the text a slice or a filter names it by: of a review_fields row, or of
     the column ``col`` of summary_wide_<tab>."""
-    col = col or _STORED[kind]
+    col = col or STORED[kind]
     return f"CASE {col} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END" if kind == "boolean" else col
 
 
 def _test(f: FieldFilter, k: int, col: str | None = None) -> tuple[str, dict]:
     """The condition that filter number ``k`` keeps a row: on review_fields' columns, or on ``col``."""
-    if f.kind not in _STORED:
+    if f.kind not in STORED:
         raise ValueError(f"cannot filter on a column of kind {f.kind!r}")
-    v = col or _STORED[f.kind]
+    v = col or STORED[f.kind]
     if f.kind == "numeric":
         return f"{v} BETWEEN $wlo{k} AND $whi{k}", {f"wlo{k}": float(f.lo), f"whi{k}": float(f.hi)}
     if f.kind == "datetime":
@@ -154,7 +154,7 @@ class SliceDef(NamedTuple):
     def value_sql(self, col: str | None = None, p: str = "s") -> tuple[str, dict]:
         """A SQL expression over review_fields (or the column ``col`` of summary_wide_<tab>) naming each
         row's slice (NULL: the column has no value); its parameters' names start with ``p``."""
-        stored = col or _STORED[self.kind]
+        stored = col or STORED[self.kind]
         if self.kind == "datetime":
             return f"strftime({stored}, '%Y')", {}
         if self.kind == "numeric" and self.edges:

@@ -12,10 +12,10 @@ import duckdb
 import pandas as pd
 
 from core.summaries import (
-    _STORED,
     DISAGREEMENTS,
     SCHEMA,
     SLICED,
+    STORED,
     TABLES,
     VERSION,
     SliceDef,
@@ -124,7 +124,7 @@ def _build_wide(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str], k
             sliced.append(f", {value} AS s{j}")
             sparams.update(vparams)
     models = ", ".join(f"any_value(p_positive) FILTER (WHERE model = $m{i}) AS p{i}" for i in range(len(names)))
-    cols = ", ".join(f"any_value({_STORED[kind]}) FILTER (WHERE field = $f{j}) AS c{j}"
+    cols = ", ".join(f"any_value({STORED[kind]}) FILTER (WHERE field = $f{j}) AS c{j}"
                      for j, (_, kind) in enumerate(fields))
     kept = (f", f AS (SELECT rid, {cols} FROM summary_fields WHERE corpus = $corpus GROUP BY rid)" if fields else "")
     con.execute(f"""CREATE TABLE summary_wide_{tab} AS

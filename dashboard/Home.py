@@ -16,11 +16,12 @@ from dashboard import data, slicing
 st.set_page_config(page_title="Review sentiment", page_icon=":material/reviews:", layout="wide")
 
 
-def show_hint(problem: str) -> None:
+def show_hint(problem: str, outdated: bool = False) -> None:
     st.title("Review sentiment")
     st.warning(problem)
-    st.markdown("Nothing to show yet. Score some reviews first, for example:")
-    st.code(data.HINT, language="bash")
+    if not outdated:  # an outdated view holds results: the warning says the one command that shows them
+        st.markdown("Nothing to show yet. Score some reviews first, for example:")
+        st.code(data.HINT, language="bash")
     st.stop()
 
 
@@ -30,7 +31,7 @@ try:
         show_hint(f"`{src.path}` holds no predictions yet.")
     corpora = data.corpora(src)
 except data.Unavailable as e:
-    show_hint(str(e))
+    show_hint(str(e), outdated=isinstance(e, data.Outdated))
 
 scored = corpora.loc[corpora["predictions"] > 0, "corpus"].tolist()
 if not scored:
@@ -113,4 +114,4 @@ if not chosen and page.title != "Try it":
 try:
     page.run()
 except data.Unavailable as e:
-    show_hint(str(e))
+    show_hint(str(e), outdated=isinstance(e, data.Outdated))

@@ -477,7 +477,8 @@ def trained_models(src: Source) -> pd.DataFrame:
         SELECT k.model, {_PROVENANCE}, k.train_classes, k.kind, k.preset, k.n_params, k.bytes_on_disk,
                k.train_seconds, k.device, k.trained_at
         FROM models k ORDER BY k.model""")
-    return table.assign(train_classes=table["train_classes"].map(_classes))
+    # a list, not Series.map: a string column's map leaves missing values missing, and a lexicon has none
+    return table.assign(train_classes=[_classes(None if pd.isna(v) else v) for v in table["train_classes"]])
 
 
 def _classes(raw: str | None) -> str:

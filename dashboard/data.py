@@ -48,6 +48,7 @@ from dashboard.db import (  # noqa: F401
     HINT,
     SEARCH_CHUNK,
     TEXT_ROWS,
+    Outdated,
     ReviewFilter,
     Selection,
     Source,

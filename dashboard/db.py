@@ -85,6 +85,10 @@ class Unavailable(Exception):
     """The database cannot be shown; the message says why and what to run."""
 
 
+class Outdated(Unavailable):
+    """The view holds results, published by another version of the code: any job republishes it."""
+
+
 # ---------------------------------------------------------------- the file and its connection
 
 
@@ -135,10 +139,10 @@ def _connection(src: Source) -> duckdb.DuckDBPyConnection:
             raise Unavailable(f"Cannot open `{src.path}`: {e}") from e
         if version != store.SCHEMA_VERSION:
             con.close()
-            raise Unavailable(f"`{Path(src.path).name}` was published by {'another' if version else 'an older'} "
+            raise Outdated(f"`{Path(src.path).name}` was published by {'another' if version else 'an older'} "
                               f"version of this tool (schema {version or 'unrecorded'}; this dashboard reads "
-                              f"{store.SCHEMA_VERSION}): re-run any job, e.g. `python -m jobs.evaluate`, to "
-                              "republish it.")
+                              f"{store.SCHEMA_VERSION}): re-run any job, e.g. `python -m jobs.evaluate --db "
+                              f"{db_path()}`, to republish it.")
         _connections[src.path] = (src.mtime_ns, con)  # the old one closes once its cursors are gone
         return con
 

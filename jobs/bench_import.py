@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import orjson
 import pyarrow.json as pa_json
 import zstandard
 
+from core import store
 from core.paths import default_db
 from jobs.common import at_least, log, run_main
 
@@ -60,18 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def remove_db(db: Path) -> None:
+    for path in (db, store.view_path(db)):
+        path.unlink(missing_ok=True)
+
+
 def import_one(name: str, path: Path, db: Path) -> dict:
     options = FORMATS[name][2]
-    for stale in (db, db.with_name(db.stem + ".view" + db.suffix)):
-        stale.unlink(missing_ok=True)
+    remove_db(db)
     cmd = [sys.executable, "-m", "jobs.score", str(path), "--db", str(db), "--corpus", name.replace("-", "_"),
            *options, "--models", "none"]
     log("$ " + " ".join(cmd[1:]))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read()
+    with tempfile.TemporaryFile("w+") as stderr:  # a file, not a pipe: a long run's progress never fills it
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak memory, not this process's
+        wall = time.perf_counter() - t0
+        stderr.seek(0)
+        err = stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name}: jobs.score failed\n{err[-2000:]}")
     read = re.search(r"read ([\d,]+) rows in ([\d.]+) s", err)
@@ -141,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(import_one(name, path, db))
         log(f"{name}: {results[-1]}")
         if not args.keep:
-            db.unlink(missing_ok=True)
-            db.with_name(db.stem + ".view" + db.suffix).unlink(missing_ok=True)
+            remove_db(db)
     if results:
         _table(results)
     if not args.no_parsers:

@@ -58,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-DAY = 86_400
 EPOCH = 1_262_304_000  # 2010-01-01: the synthetic dates run from here, one review a minute
 
 
 def _title(texts: pd.Series) -> pd.Series:
+    """A review's first five words: its synthetic title."""
     return texts.str.split(n=5).str[:5].str.join(" ")
 
 
@@ -75,11 +75,12 @@ def _polarity(batch: pd.DataFrame, start: int) -> Iterator[str]:
 
 
 def _amazon(batch: pd.DataFrame, start: int) -> Iterator[str]:
-    for i, (text, label) in enumerate(zip(batch["review"], batch["sentiment"]), start):
+    rows = zip(batch["review"], batch["sentiment"], _title(batch["review"]))
+    for i, (text, label, title) in enumerate(rows, start):
         t = EPOCH + 60 * i
         yield orjson.dumps({
             "reviewerID": f"A{i * 7919 % 1_000_003:07d}", "asin": f"B{i % 5003:09d}", "helpful": [i % 4, i % 7],
-            "reviewText": text, "overall": 5.0 if label == "positive" else 1.0, "summary": " ".join(text.split()[:5]),
+            "reviewText": text, "overall": 5.0 if label == "positive" else 1.0, "summary": title,
             "unixReviewTime": t, "reviewTime": time.strftime("%m %d, %Y", time.gmtime(t))}).decode() + "\n"
 
 
@@ -101,9 +102,8 @@ def _csv(batch: pd.DataFrame, start: int) -> Iterator[str]:
     yield out.getvalue()
 
 
-SHAPES: dict[str, tuple[str, Callable]] = {"csv": (".csv", _csv), "polarity": (".csv", _polarity),
-                                            "amazon": (".json", _amazon), "yelp": (".json", _yelp),
-                                            "fasttext": (".txt", _fasttext)}
+SHAPES: dict[str, Callable[[pd.DataFrame, int], Iterator[str]]] = {
+    "csv": _csv, "polarity": _polarity, "amazon": _amazon, "yelp": _yelp, "fasttext": _fasttext}
 COMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zst": zstandard.open}
 
 
@@ -113,7 +113,7 @@ def write_shape(out: Path, rows: int, db: Path, seed: int, shape: str) -> None:
     with (compress(out, "wb") if compress else open(out, "wb")) as f:
         start = 0
         for batch in store.resampled_imdb_batches(db, rows, seed, 50_000, log):
-            f.write("".join(SHAPES[shape][1](batch, start)).encode())
+            f.write("".join(SHAPES[shape](batch, start)).encode())
             start += len(batch)
 
 

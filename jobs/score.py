@@ -35,6 +35,7 @@ import argparse
 import glob
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -263,20 +264,14 @@ def check_input(args: argparse.Namespace, paths: list[Path]) -> tuple[Columns | 
             raise InputError(f"{paths[0]}: no --text-col given, and the guess is not clear ("
                              + "; ".join(d for d in guess.doubts if d.startswith("text")) + "); "
                              f"python -m jobs.score {paths[0]} --inspect shows the columns")
-        args.text_col = ",".join(guess.text)
-        fmt = report.fmt
-        chosen = [f"--text-col {args.text_col}"]
-        if args.label_col is None and guess.label:
-            args.label_col = guess.label
-            label_map = guess.label_map
-            args.label_kind = guess.label_kind
-            chosen.append(f"--label-col {guess.label}" + (
-                f" --label-map {','.join(f'{k}={v}' for k, v in label_map.items())}" if label_map
-                else f" --label-kind {guess.label_kind}"))
-        if args.id_col is None and guess.id:
-            args.id_col = guess.id
-            chosen.append(f"--id-col {guess.id}")
-        chosen += [flag for flag, on in (("--no-header", not fmt.header), ("--unescape", fmt.unescape)) if on]
+        # the roles given on the command line stay as given; the others come from the guess
+        taken = replace(guess, label=None if args.label_col else guess.label, id=None if args.id_col else guess.id)
+        args.text_col, fmt = ",".join(guess.text), report.fmt
+        if taken.label:
+            args.label_col, args.label_kind, label_map = taken.label, taken.label_kind, taken.label_map
+        args.id_col = args.id_col or taken.id
+        chosen = [*taken.role_options(),
+                  *[flag for flag, on in (("--no-header", not fmt.header), ("--unescape", fmt.unescape)) if on]]
         log(f"no --text-col given: using the guess {' '.join(chosen)} (--inspect shows why)")
     if args.split_col and not args.label_col:
         raise InputError("--split-col needs --label-col: a split is for learning from labels and measuring on them")

@@ -33,6 +33,7 @@ from core.splits import normalise_split
 __all__ = ["FIELD", "FORMATS", "MAX_FIELD_BYTES", "REJECT_COLUMNS", "Chunk", "Columns", "Format", "base_name",
            "check_columns", "expand_input", "field_text", "guarded", "open_table", "read_chunks"]
 
+
 @dataclass
 class Columns:
     """Which of a file's columns play which role. ``text`` may name several columns, comma-separated
@@ -129,14 +130,15 @@ def _kept_columns(path: Path, table, cols: Columns, roles: list[tuple[str, str]]
     return list(cols.keep)
 
 
-def _as_text(value) -> str | None:
-    """One cell as text (bytes are decoded here: UnicodeDecodeError is the row's reject); None when null."""
+def _as_text(value, column: str) -> str | None:
+    """One cell of ``column`` (its role and name, for the reason) as text; None when null. Bytes are decoded
+    here: a UnicodeDecodeError, like the ValueError of a list or an object, is the row's reject."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bytes):
         return value.decode("utf-8")
-    if isinstance(value, Nested):
-        raise TypeError(f"holds {value.what}, not a value")
+    if isinstance(value, Nested):  # a reason like any other bad cell's, hence a ValueError
+        raise ValueError(f"{column} holds {value.what}, not a value")  # noqa: TRY004
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # a JSON 2.0 or a Parquet float rating: the label 2
     return str(value)
@@ -182,7 +184,6 @@ class _Plan:
     """Where each role's cells are in a record, and what to do with them."""
 
     text_names: list[str]
-    n_texts: int
     cols: Columns
     unescape: bool
     kept: list[str]
@@ -192,42 +193,27 @@ def _review(row: int, cells: tuple, plan: _Plan, seen_ids: set[str]) -> tuple:
     """(review_id, text, label, split, source_row, *kept cells as text) of one record; raises _Rejected saying
     why it cannot be scored (a split value that is not train/validation/test too: a typo must not move a test
     review). A kept cell never rejects its row. ``cells``: id, texts..., label, split, kept..."""
-    cols, n = plan.cols, plan.n_texts
+    cols, n = plan.cols, len(plan.text_names)
     raw_id, texts, raw_label, raw_split, extra = cells[0], cells[1:1 + n], cells[1 + n], cells[2 + n], cells[3 + n:]
     review_id = None
     where = "column" if n == 1 else "columns"
     try:
         if cols.id:
-            try:
-                review_id = (_as_text(raw_id) or "").strip() or None
-            except (ValueError, TypeError) as e:
-                if isinstance(e, UnicodeDecodeError):
-                    raise
-                raise ValueError(f"id column {cols.id!r} {e}") from None
+            review_id = (_as_text(raw_id, f"id column {cols.id!r}") or "").strip() or None
             if review_id is None:
                 raise ValueError(f"empty id in column {cols.id!r}")
             if review_id in seen_ids:
                 raise ValueError(f"duplicate review_id {review_id!r} in column {cols.id!r}")
         parts = []
         for name, cell in zip(plan.text_names, texts):
-            try:
-                value = _as_text(cell) or ""
-            except (ValueError, TypeError) as e:
-                if isinstance(e, UnicodeDecodeError):
-                    raise
-                raise ValueError(f"text column {name!r} {e}") from None
+            value = _as_text(cell, f"text column {name!r}") or ""
             parts.append(clean_text(unescape(value) if plan.unescape else value))
         text = join_texts(parts) if n > 1 else parts[0]
         if not text:
             raise ValueError(f"empty text in {where} {', '.join(repr(t) for t in plan.text_names)}")
         label = None
         if cols.label:
-            try:
-                value = _as_text(raw_label)
-            except (ValueError, TypeError) as e:
-                if isinstance(e, UnicodeDecodeError):
-                    raise
-                raise ValueError(f"label column {cols.label!r} {e}") from None
+            value = _as_text(raw_label, f"label column {cols.label!r}")
             if value is None or not value.strip():
                 raise ValueError(f"empty label in column {cols.label!r}")
             if cols.label_map is not None:
@@ -236,7 +222,7 @@ def _review(row: int, cells: tuple, plan: _Plan, seen_ids: set[str]) -> tuple:
                     raise ValueError(f"label {value!r} is not in --label-map ({', '.join(cols.label_map)})")
                 value = mapped
             label = normalise_label(value, "text" if cols.label_map is not None else cols.label_kind)
-        split = _as_text(raw_split)
+        split = _as_text(raw_split, f"split column {cols.split!r}")
         split = normalise_split(split) if split and split.strip() else None
     except UnicodeDecodeError as e:
         raise _Rejected(review_id, f"not valid UTF-8: {e} (for a legacy export give --encoding cp1252 or "
@@ -279,7 +265,7 @@ def _open_mapped(path: Path, cols: Columns, fmt: Format) -> tuple:
         table.close()
         raise
     texts = [n for r, n in roles if r == "text"]
-    return table, _Plan(texts, len(texts), cols, fmt.unescape, kept)
+    return table, _Plan(texts, cols, fmt.unescape, kept)
 
 
 def check_columns(path: Path, cols: Columns, fmt: Format | None = None) -> None:

@@ -129,6 +129,11 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _excerpt(line: str) -> str:
+    """A broken line's first 200 characters, as a reject stores them."""
+    return _printable(line[:200]).rstrip("\r\n")
+
+
 # ------------------------------------------------------------------------------------- tables
 
 
@@ -258,7 +263,6 @@ class _JsonTable(_LineTable):
     def __init__(self, source: Source) -> None:
         super().__init__(source)
         self.peeked: list[tuple[int, str] | Broken] = []
-        self.columns: list[str] = []
         self.nested: dict[str, str] = {}  # path -> 'a list' | 'an object', for clear errors
         seen: dict[str, None] = {}
         self.cut: Exception | None = None  # compressed data that ended within the first lines
@@ -295,11 +299,11 @@ class _JsonTable(_LineTable):
             except orjson.JSONDecodeError as e:
                 reason = ("not valid UTF-8" if "utf-8" in str(e).lower() or "surrogate" in str(e)
                           else f"invalid JSON: {e}")
-                yield Broken(f"line {number}", reason, _printable(line[:200]).rstrip("\r\n"))
+                yield Broken(f"line {number}", reason, _excerpt(line))
                 continue
             if not isinstance(obj, dict):
                 yield Broken(f"line {number}", f"not a JSON object ({type(obj).__name__})",
-                              _printable(line[:200]).rstrip("\r\n"))
+                              _excerpt(line))
                 continue
             yield tuple(_lookup(obj, k) for k in keys)
         if self.cut is not None:
@@ -348,7 +352,7 @@ class _FastTextTable(_LineTable):
             labelled = _LABEL.match(line)
             if not labelled:
                 yield Broken(f"line {number}", "no __label__ at the start of the line",
-                              _printable(line[:200]).rstrip("\r\n"))
+                              _excerpt(line))
                 continue
             cells = {"label": labelled.group(1), "text": line[labelled.end():]}
             row = tuple(cells[n] for n in names)
