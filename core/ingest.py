@@ -33,13 +33,12 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from core import columns, store
 from core.corpus import ensure_imdb
-from core.errors import InputError
+from core.errors import InputError, StoreError
 from core.metrics import valid_probabilities
 from core.progress import Progress
 from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, Format, base_name, check_columns, read_chunks
@@ -130,8 +129,8 @@ def recorded_run(con, corpus: str, source: str, models: list[str], tally: Tally,
                              time.perf_counter() - started, status,
                              {"read_seconds": seconds["read"], "model_seconds": tally.timings.model_total(),
                               "db_seconds": seconds["db"], **(info or {})})
-        except duckdb.Error as e:  # a full disk, say: the error that stopped the run is the one to report
-            print(f"could not record the end of run {run_id} ({e}); the next job marks it interrupted",
+        except StoreError as e:  # a full disk, say: the error that stopped the run is the one to report
+            print(f"{e}; the next job marks the run interrupted",
                   file=sys.stderr, flush=True)
 
 

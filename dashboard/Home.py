@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.summaries import FieldFilter
+from core.store.summaries import FieldFilter
 from dashboard import data, slicing
 
 st.set_page_config(page_title="Review sentiment", page_icon=":material/reviews:", layout="wide")

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     import streamlit.logger
 
     streamlit.logger.set_log_level("error")  # "no runtime found" warnings: caching works without one
-    from core.summaries import FieldFilter
+    from core.store.summaries import FieldFilter
     from dashboard import data, slicing
 
     summary = data.summary(data.source())

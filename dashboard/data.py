@@ -1,12 +1,12 @@
 """The dashboard's read layer, one import for the pages (``from dashboard import data``). Split by concern:
 
-    dashboard.db           the file, its read-only connection, query/local, shared SQL fragments
+    dashboard.db           the file, its read-only connection, ``read`` (runs one of core.store's reads)
     dashboard.aggregates   corpora, models, leaderboard, matrix, cube, distributions, curves, thresholds
     dashboard.rows         reviews of a cell, disagreements, the Reviews page
     dashboard.slicing      kept columns: values, slices, series over time
 
-Every SQL statement lives in one of these (or in core.summaries, whose fragments the publish and the
-dashboard share); pages only call them and draw.
+The SQL they run is core.store's (store.reads, store.review_rows, store.cube); they choose which read
+answers and cache it. Pages only call them and draw.
 """
 
 from dashboard.aggregates import (  # noqa: F401
@@ -33,7 +33,6 @@ from dashboard.aggregates import (  # noqa: F401
     roc_pr,
     shares,
     splits,
-    summarised,
     summary,
     trained_models,
     training_log,
@@ -55,8 +54,7 @@ from dashboard.db import (  # noqa: F401
     Unavailable,
     clear_caches,
     db_path,
-    local,
-    query,
+    read,
     source,
     training_now,
 )

@@ -1,7 +1,6 @@
 """The dashboard's connection to the database and what every read shares: which file (``Source``), the
-sidebar's choice (``Selection``), one read-only connection per file version, ``query`` (bound parameters
-only), ``local`` SQL over small frames, and the SQL fragments that scope a read to a corpus, a split and the
-sidebar's column filters.
+sidebar's choice (``Selection``), one read-only connection per file version, and ``read``, which runs one of
+core.store's reads (store.reads, store.review_rows) on its own cursor. The dashboard writes no SQL.
 
 The dashboard opens only the *published* copy of the database (``core.store.view_path``) read-only, so a
 running job (which holds the main file read-write) is never blocked and the pages show the last finished
@@ -9,28 +8,27 @@ results. It never opens the main file, not even read-only: before a first publis
 
 Caching: every read function takes a ``Source`` (path + mtime) as its first argument and is wrapped in
 ``st.cache_data``; when a job publishes a new view file its mtime changes, so the key changes and the
-dashboard reopens the file and re-queries. User values are always bound as ``$name`` parameters; the only
-SQL fragments chosen at run time come from fixed dictionaries in these modules.
+dashboard reopens the file and re-queries.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-import duckdb
-import pandas as pd
 import streamlit as st
 
-from core import status, store, summaries
+from core import status, store
+from core.errors import StoreError
 from core.paths import default_db, models_dir
-from core.summaries import Where
+from core.store.review_rows import TEXT_ROWS, ReviewFilter  # noqa: F401  (the pages' filter type)
+from core.store.summaries import BINS, Where  # noqa: F401
 
 CACHE = {"show_spinner": False, "max_entries": 512, "ttl": 3600}
 CSV_MAX_ROWS = 100_000
-TEXT_ROWS = 50  # reviews listed with their text at once (cell lists, disagreements, a page)
 # Reviews (in stored order) a text search reads per step: a fraction of a second of a full-text scan on 2 cores
 # (docs/results/2026-12-02-dashboard-10m.md), so a search answers at once and the page offers to search further.
 SEARCH_CHUNK = 500_000
@@ -50,25 +48,7 @@ class Selection(NamedTuple):
     corpus: str
     split: str
     models: tuple[str, ...]
-    where: Where = ()  # the sidebar's filters on kept columns (core.summaries.FieldFilter)
-
-
-class ReviewFilter(NamedTuple):
-    """The Reviews page's filters. ``predicted``/``label``/``correct``: None means any."""
-
-    corpus: str
-    split: str
-    model: str
-    predicted: str | None = None  # 'positive' | 'negative'
-    p_min: float = 0.0
-    p_max: float = 1.0
-    label: str | None = None  # 'positive' | 'negative' | 'none' (unlabelled)
-    correct: bool | None = None
-    chars_min: int | None = None
-    chars_max: int | None = None
-    search: str = ""
-    search_steps: int | None = None  # search only that many SEARCH_CHUNKs of reviews (None: all at once)
-    where: Where = ()
+    where: Where = ()  # the sidebar's filters on kept columns (core.store.summaries.FieldFilter)
 
 
 HINT = """\
@@ -117,106 +97,37 @@ def training_now() -> list[dict]:
 
 
 _lock = threading.Lock()
-_connections: dict[str, tuple[int, duckdb.DuckDBPyConnection]] = {}
+_connections: dict[str, tuple[int, Any]] = {}
+T = TypeVar("T")
 
 
-def _connection(src: Source) -> duckdb.DuckDBPyConnection:
-    """One read-only connection per file version (an in-memory database with the file ATTACHed read-only,
-    so a replaced file is never served from DuckDB's per-path instance cache)."""
+def _connection(src: Source):
+    """One read-only connection per file version (store.open_view); a new version replaces it."""
     with _lock:
         held = _connections.get(src.path)
         if held and held[0] == src.mtime_ns:
             return held[1]
-        con = duckdb.connect(":memory:")
         try:
-            con.execute(f"ATTACH '{_sql_literal(src.path)}' AS db (READ_ONLY)")
-            con.execute("USE db")
-            version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0]
-        except duckdb.CatalogException:
-            version = None  # published before the version was recorded
-        except duckdb.Error as e:
-            con.close()
-            raise Unavailable(f"Cannot open `{src.path}`: {e}") from e
-        if version != store.SCHEMA_VERSION:
-            con.close()
-            raise Outdated(f"`{Path(src.path).name}` was published by {'another' if version else 'an older'} "
-                              f"version of this tool (schema {version or 'unrecorded'}; this dashboard reads "
-                              f"{store.SCHEMA_VERSION}): re-run any job, e.g. `python -m jobs.evaluate --db "
-                              f"{db_path()}`, to republish it.")
+            con = store.open_view(src.path)
+        except store.OutdatedView as e:
+            raise Outdated(f"`{Path(src.path).name}` was published by {'another' if e.version else 'an older'} "
+                           f"version of this tool (schema {e.version or 'unrecorded'}; this dashboard reads "
+                           f"{store.SCHEMA_VERSION}): re-run any job, e.g. `python -m jobs.evaluate --db "
+                           f"{db_path()}`, to republish it.") from e
+        except StoreError as e:
+            raise Unavailable(str(e)) from e
         _connections[src.path] = (src.mtime_ns, con)  # the old one closes once its cursors are gone
         return con
 
 
-def _sql_literal(path: str) -> str:
-    # ATTACH takes no parameters; the path comes from the environment, never from a page widget.
-    return path.replace("'", "''")
-
-
-def query(src: Source, sql: str, params: dict | None = None, arrow: bool = False) -> pd.DataFrame:
-    """Run one read-only statement on its own cursor (thread-safe across Streamlit sessions)."""
-    cur = _connection(src).cursor()
+def read(src: Source, fn: Callable[..., T], *args, **kwargs) -> T:
+    """``fn(cursor, *args, **kwargs)``: one of core.store's reads, on its own cursor of the file's connection
+    (thread-safe across Streamlit sessions)."""
     try:
-        cur.execute("USE db")  # a cursor starts in the in-memory catalog
-        if arrow:
-            return cur.sql(sql, params=params or {}).to_arrow_table()
-        return cur.execute(sql, params or {}).df()
-    except duckdb.CatalogException as e:
-        raise Unavailable(f"`{src.path}` does not hold the expected tables ({e}).") from e
-    finally:
-        cur.close()
-
-
-def in_scope(where: Where) -> tuple[str, dict]:
-    """The reviews of $corpus in $split that pass the sidebar's column filters, as a WHERE condition."""
-    filt, params = summaries.where_sql(where)
-    return "corpus = $corpus AND coalesce(split, 'all') = $split" + filt, params
-
-
-def rows_of(summarised: bool) -> summaries.Rows:
-    """The rows every read computes from: the summaries' (keyed by an integer rid) or, in a view published
-    before they existed, the same columns from the base tables."""
-    return summaries.SUMMARY if summarised else summaries.BASE
-
-
-def scoped_rows(where: Where, summarised: bool) -> tuple[str, dict]:
-    """``<rows> p WHERE ...``: one prediction per row of $corpus in $split, passing the column filters, with
-    the review's label and n_chars beside it (and rid, the order the lists page in). Extend with AND."""
-    src = rows_of(summarised)
-    filt, params = summaries.where_sql(where, key="p.rid", fields=src.fields)
-    return f"{src.rows} p WHERE p.corpus = $corpus AND p.split = $split{filt}", params
-
-
-BINS = summaries.BINS  # resolution of the cube: P(positive) in 1/1000 steps
-
-
-def scope_params(corpus: str, split: str, models: tuple[str, ...] | list[str]) -> dict:
-    return {"corpus": corpus, "split": split, "models": list(models)}
-
-
-def with_texts(src: Source, corpus: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Add the text column to a small frame of review_ids (at most TEXT_ROWS: only the rows shown).
-
-    One equality lookup per id, UNION ALL'ed: each is a selective scan that decompresses the text of one
-    vector, where an IN-list or semi-join reads the text of every row group (0.35 s vs 0.9 s for 50
-    scattered ids at 1M reviews)."""
-    if frame.empty:
-        return frame.assign(text=pd.Series(dtype=object))
-    ids = frame["review_id"].tolist()[:TEXT_ROWS]
-    sql = " UNION ALL ".join(
-        f"SELECT review_id, text FROM reviews WHERE corpus = $corpus AND review_id = $id{i}" for i in range(len(ids)))
-    texts = query(src, sql, {"corpus": corpus, **{f"id{i}": v for i, v in enumerate(ids)}})
-    return frame.merge(texts.drop_duplicates("review_id"), on="review_id", how="left")
-
-
-def local(sql: str, params: dict | None = None, **frames: pd.DataFrame) -> pd.DataFrame:
-    """Run SQL in a private in-memory DuckDB over small, already aggregated frames (e.g. the cube)."""
-    con = duckdb.connect()
-    try:
-        for name, frame in frames.items():
-            con.register(name, frame)
-        return con.execute(sql, params or {}).df()
-    finally:
-        con.close()
+        with store.view_cursor(_connection(src)) as cur:
+            return fn(cur, *args, **kwargs)
+    except StoreError as e:
+        raise Unavailable(f"`{src.path}`: {e}") from e
 
 
 def clear_caches() -> None:

@@ -18,7 +18,7 @@ N(0, 0.6), from a hash of review and model), so models disagree realistically. E
 INSERT ... SELECT in DuckDB (core.store.build_bench_corpus). The metrics table is filled by running jobs.evaluate only with
 ``--evaluate`` (slow at 1M rows); the leaderboard query runs either way.
 
-Then it publishes the view file (building the dashboard's summaries, core.summaries; timed) and times, for each page, the data.py calls that page makes on first
+Then it publishes the view file (building the dashboard's summaries, core.store.summaries; timed) and times, for each page, the data.py calls that page makes on first
 view (and on its main interactions), with Streamlit's cache cleared before each page: seconds per page.
 """
 

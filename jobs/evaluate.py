@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         for corpus, split in sets:
             print(markdown_leaderboard(store.leaderboard(con, corpus, split), f"{corpus} / {split}"))
         matrix = store.cross_corpus(con)
-    if matrix["evaluated_on"].nunique() > 1:
+    if matrix["corpus"].nunique() > 1:
         print(markdown_matrix(matrix))
     store.publish(db, log)
     return 0
@@ -141,7 +141,7 @@ def markdown_leaderboard(board: pd.DataFrame, title: str) -> str:
     for r in board.itertuples():
         cells = [r.model, f"{fmt(r.accuracy)} {interval(r.accuracy_lo, r.accuracy_hi)}",
                  fmt(r.roc_auc), fmt(r.f1), num(r.n_params, ",.0f"),
-                 num(r.bytes_on_disk / 1e6, ",.1f"), "" if pd.isna(r.trained_on) else r.trained_on,
+                 num(r.bytes_on_disk / 1e6, ",.1f"), r.trained_on,
                  num(r.train_rows, ",.0f"), num(r.train_seconds, ",.0f"),
                  num(r.rows_per_s, ",.0f")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -149,20 +149,20 @@ def markdown_leaderboard(board: pd.DataFrame, title: str) -> str:
 
 
 def markdown_matrix(matrix: pd.DataFrame) -> str:
-    """Trained-on x evaluated-on: one row per model, one column per corpus, accuracy (ROC-AUC) per cell."""
-    corpora = sorted(matrix["evaluated_on"].unique())
+    """Trained-on x evaluated-on (store.cross_corpus): one row per model, one column per corpus (its test
+    split, or all of it), accuracy (ROC-AUC) per cell; blank where the model was not evaluated there."""
+    corpora = sorted(matrix["corpus"].unique())
     lines = ["\ncross-corpus accuracy (ROC-AUC), test split or all: rows = models, columns = evaluated on\n",
              "| model | trained on | train rows | " + " | ".join(corpora) + " |",
              "| --- | --- | ---: |" + " ---: |" * len(corpora)]
     for (model, trained_on, rows), cells in matrix.groupby(["model", "trained_on", "train_rows"], dropna=False,
                                                           sort=False):
-        by = cells.set_index("evaluated_on")
-        values = [f"{fmt(by.at[c, 'accuracy'])} ({fmt(by.at[c, 'roc_auc'], '.3f')})" if c in by.index else ""
-                  for c in corpora]
-        lines.append(f"| {model} | {'—' if pd.isna(trained_on) else trained_on} | "
-                     f"{'' if pd.isna(rows) else format(int(rows), ',')} | " + " | ".join(values) + " |")
+        by = cells.set_index("corpus")
+        values = [f"{fmt(by.at[c, 'accuracy'])} ({fmt(by.at[c, 'roc_auc'], '.3f')})" if pd.notna(by.at[c, "n"])
+                  else "" for c in corpora]
+        lines.append(f"| {model} | {trained_on} | {'' if pd.isna(rows) else format(int(rows), ',')} | "
+                     + " | ".join(values) + " |")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     run_main(main)

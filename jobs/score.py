@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             if n >= 100 and args.precision == "auto":  # too few rows make a meaningless speed figure
                 store.record_speed(con, name, args.corpus, n, tally.timings.seconds[f"model:{name}"], peak_mb)
         summary = store.prediction_counts(con, args.corpus)
-        reasons = store.count_rejects(con, args.corpus)
+        reasons = store.rejects(con, args.corpus)
     store.publish(db, log)
     report(names, tally, elapsed, peak_mb, summary, reasons, job.fields)
     return 0

@@ -293,10 +293,7 @@ def test_binned_curves_match_the_evaluated_metrics(scored_db):
     models = ("tfidf-lr", "vader")
     points = data.roc_pr(src, "sample", "all", models, step=1)
     assert points.groupby("model")["fpr"].max().eq(1).all() and points.groupby("model")["tpr"].max().eq(1).all()
-    binned = data.local(  # same trapezoid as data.aucs, without the metrics-table override
-        "SELECT model, sum((fpr - pf) * (tpr + pt) / 2) AS auc FROM (SELECT *, lag(fpr, 1, 0) OVER w AS pf, "
-        "lag(tpr, 1, 0) OVER w AS pt FROM points WINDOW w AS (PARTITION BY model ORDER BY threshold DESC)) "
-        "GROUP BY model", points=points).set_index("model")["auc"]
+    binned = store.cube.aucs(data.cube(src, "sample", "all"), models).set_index("model")["roc_auc"]  # no override
     stored = data.leaderboard(src, "sample", "all", models).set_index("model")["roc_auc"]
     assert (binned - stored).abs().max() < 0.01
     at_half = data.confusion(src, "sample", "all", models, 0.5).set_index("model")

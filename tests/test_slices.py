@@ -6,7 +6,6 @@ AppTest. The corpus: 4,000 reviews with a category, a date, a boolean and a numb
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -15,8 +14,9 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score
 from streamlit.testing.v1 import AppTest
 
-from core import store, summaries
-from core.summaries import FieldFilter
+from core import store
+from core.store import summaries
+from core.store.summaries import FieldFilter
 from dashboard import data, rows, slicing
 from tests.helpers import HOME, frames
 
@@ -205,16 +205,16 @@ def test_a_cells_most_confident_reviews_equal_pandas(shop, cell):
         assert got["review_id"].tolist() == want["review_id"].head(data.TEXT_ROWS).tolist()
 
 
-@pytest.fixture(scope="module")
-def unsummarised(shop, tmp_path_factory):
-    """The same view as published by a version before the summaries: every read computes from the base
-    tables (core.summaries.BASE) instead of summary_rows."""
-    _, src, _ = shop
-    old = tmp_path_factory.mktemp("old") / "view.duckdb"
-    old.write_bytes(Path(src.path).read_bytes())
-    with duckdb.connect(str(old)) as con:
-        con.execute("DELETE FROM summary_state")
-    return data.Source(str(old), old.stat().st_mtime_ns)
+def rows_path(src: data.Source, sql_params: tuple[str, dict]) -> pd.DataFrame:
+    """Run one of core.store.summaries' live statements on the view as given (the path a filter that the
+    wide table does not cover takes: summary_rows joined with summary_fields)."""
+    sql, params = sql_params
+    con = store.open_view(src.path)
+    try:
+        with store.view_cursor(con) as cur:
+            return cur.execute(sql, {"corpus": "shop", "split": "all", "names": list(MODELS), **params}).df()
+    finally:
+        con.close()
 
 
 ROW_FILTERS = [
@@ -241,9 +241,9 @@ def kept(truth: pd.DataFrame, where) -> pd.Series:
 
 
 @pytest.mark.parametrize("where, how", ROW_FILTERS)
-def test_the_review_list_equals_pandas_from_the_summaries_and_the_base_tables(shop, unsummarised, where, how):
-    """The Reviews page (count, a page further in, the CSV) and a slice's reviews read summary_rows; a view
-    without summaries reads the base tables. Both give pandas' rows, in review_id order."""
+def test_the_review_list_equals_pandas(shop, where, how):
+    """The Reviews page (count, a page further in, the CSV) and a slice's reviews read summary_rows: they
+    give pandas' rows, in review_id order."""
     _, src, truth = shop
     frame = truth
     keep = kept(truth, where)
@@ -258,25 +258,24 @@ def test_the_review_list_equals_pandas_from_the_summaries_and_the_base_tables(sh
     want = frame.loc[keep, "review_id"].sort_values().tolist()
     f = data.ReviewFilter("shop", "all", "noisy", where=where, **how)
     assert len(want) > 60  # each case lists pages of reviews
-    for source in (src, unsummarised):
-        assert data.summarised(source, "shop") == (source is src)
-        total, page = data.review_page(source, f, limit=20, offset=40)
-        assert total == len(want)
-        assert page["review_id"].tolist() == want[40:60]
-        assert page["text"].tolist() == [f"review {int(i[1:])}" for i in want[40:60]]
-        csv = pd.read_csv(io.BytesIO(data.review_csv(source, f)))
-        assert csv["review_id"].tolist() == want
-        first = pd.read_csv(io.BytesIO(data.review_csv(source, f, max_rows=25)))  # the first 25, in order
-        assert first["review_id"].tolist() == want[:25] and first["text"].iloc[0] == f"review {int(want[0][1:])}"
-        none = pd.read_csv(io.BytesIO(data.review_csv(source, f._replace(p_min=0.3, p_max=0.2))))
-        assert none.empty and "text" in none.columns
+    total, page = data.review_page(src, f, limit=20, offset=40)
+    assert total == len(want)
+    assert page["review_id"].tolist() == want[40:60]
+    assert page["text"].tolist() == [f"review {int(i[1:])}" for i in want[40:60]]
+    csv = pd.read_csv(io.BytesIO(data.review_csv(src, f)))
+    assert csv["review_id"].tolist() == want
+    first = pd.read_csv(io.BytesIO(data.review_csv(src, f, max_rows=25)))  # the first 25, in order
+    assert first["review_id"].tolist() == want[:25] and first["text"].iloc[0] == f"review {int(want[0][1:])}"
+    none = pd.read_csv(io.BytesIO(data.review_csv(src, f._replace(p_min=0.3, p_max=0.2))))
+    assert none.empty and "text" in none.columns
 
 
 @pytest.mark.parametrize("where", [(), (FieldFilter("category", "categorical", values=("Shoes", "Tops")),),
                                    (FieldFilter("reviewed", "datetime", lo="2021-06-01", hi="2022-01-01"),)])
-def test_disagreements_equal_pandas_from_the_summaries_and_the_base_tables(shop, unsummarised, where):
-    """The Disagreements page under a filter reads summary_agree (one row per review); unfiltered,
-    summary_disagree; a view without summaries, the base tables. All equal pandas."""
+def test_disagreements_equal_pandas(shop, where):
+    """The Disagreements page under a filter reads the wide table (one row per review); unfiltered,
+    summary_disagree; a choice of models that is not the corpus's every model, summary_rows. All equal
+    pandas."""
     _, src, truth = shop
     scope = truth
     for f in where:
@@ -286,26 +285,29 @@ def test_disagreements_equal_pandas_from_the_summaries_and_the_base_tables(shop,
     spread = (scope["confident"] - scope["noisy"]).abs()
     wrong = (votes["confident"] != (scope["y"] == 1)) & (votes["noisy"] != (scope["y"] == 1))
     top = scope.assign(s=spread).sort_values(["s", "review_id"], ascending=[False, True])["review_id"]
-    for source in (src, unsummarised):
-        counts = data.disagreement_counts(source, "shop", "all", MODELS, where=where)
+    for models in (MODELS, MODELS[::-1]):  # the corpus's every model in its order (summaries), or not
+        counts = data.disagreement_counts(src, "shop", "all", models, where=where)
         assert counts == {"reviews": len(scope), "split_decisions": int((votes["confident"] != votes["noisy"]).sum()),
                           "all_contradict": int(wrong.sum())}
-        listed = data.disagreements(source, "shop", "all", MODELS, where=where)
+        listed = data.disagreements(src, "shop", "all", models, where=where)
         assert listed["review_id"].tolist() == top.head(data.TEXT_ROWS).tolist()
         assert listed["spread"].to_numpy() == pytest.approx(spread.loc[top.head(data.TEXT_ROWS).index].to_numpy())
 
 
 @pytest.mark.parametrize("where, _", ROW_FILTERS[1:])
-def test_filtered_aggregates_from_the_wide_table_equal_pandas_and_the_base_tables(shop, unsummarised, where, _):
+def test_filtered_aggregates_from_the_wide_table_equal_pandas_and_the_rows(shop, where, _):
     """Under a column filter the cube, another column's slices and the series over time are computed live:
-    from summary_wide_<tab> (one row per review, the filters on its columns) or, in a view without
-    summaries, from the base tables. Both equal pandas."""
+    from summary_wide_<tab> (one row per review, the filters on its columns), or from summary_rows and
+    summary_fields where the wide table does not cover the filter. Both equal pandas."""
     _, src, truth = shop
     scope = truth[kept(truth, where)]
-    assert data.wide(src, "shop").covers(where) and data.wide(unsummarised, "shop") is None
+    assert data.wide(src, "shop").covers(where)
+    con = store.open_view(src.path)
     for column, kind in (("category", "categorical"), ("votes", "numeric"), ("reviewed", "datetime")):
         recorded = data.wide(src, "shop").slice_def(column)  # what the publish cut the column by
-        assert recorded == summaries.slice_def(lambda sql, params: data.query(src, sql, params), "shop", column, kind)
+        with store.view_cursor(con) as cur:
+            assert recorded == summaries.slice_def(lambda sql, params: cur.execute(sql, params).df(), "shop",
+                                                   column, kind)
         assert recorded.values or recorded.edges or kind == "datetime"
     month = scope["day"].dt.to_period("M").dt.start_time
     years = slicing.slices(src, "shop", "all", MODELS, "reviewed", "datetime", 10, where)
@@ -314,29 +316,32 @@ def test_filtered_aggregates_from_the_wide_table_equal_pandas_and_the_base_table
                                                                 var_name="model").groupby(["year", "model"]).size().to_dict()
     for column, kind in (("votes", "numeric"), ("reviewed", "datetime")):  # its buckets, its years
         from_wide = slicing.slices(src, "shop", "all", MODELS, column, kind, 10, where)
-        pd.testing.assert_frame_equal(from_wide, slicing.slices(unsummarised, "shop", "all", MODELS, column, kind,
-                                                                10, where))
         assert from_wide.groupby("model")["reviews"].sum().eq(len(scope)).all()
-    for source in (src, unsummarised):
-        cube = data.cube(source, "shop", "all", where, need_length=True)
-        for model in MODELS:
-            mine = cube[cube["model"] == model]
-            assert mine.groupby("label")["n"].sum().to_dict() == \
-                scope["y"].map({1: "positive", 0: "negative"}).value_counts().to_dict()
-            assert mine["sum_p"].sum() == pytest.approx(scope[model].sum())
-            assert set(mine["length"]) == {"1: < 500 chars"}  # every text is 'review <i>'
-        table = slicing.slices(source, "shop", "all", MODELS, "category", "categorical", 10, where)
-        for row in table.itertuples():
-            want = sk(scope[scope["category"] == row.value], row.model)
-            assert row.reviews == want["n"] and row.accuracy == pytest.approx(want["accuracy"], abs=1e-12)
-        assert table.groupby("model")["reviews"].sum().eq(len(scope)).all()
-        series = slicing.over_time(source, "shop", "all", MODELS, "reviewed", "month", where)
-        for model in MODELS:
-            want = scope.assign(month=month, right=(scope[model] >= 0.5) == scope["y"].astype(bool)).groupby(
-                "month").agg(reviews=("right", "size"), accuracy=("right", "mean"))
-            got = series[series["model"] == model].set_index("period")
-            assert got["reviews"].tolist() == want["reviews"].tolist()
-            np.testing.assert_allclose(got["accuracy"], want["accuracy"])
+        d = data.wide(src, "shop").slice_def(column)
+        key = ["value", "model", "label", "bin"]
+        live = rows_path(src, summaries.slices_sql(d, "all", where)).sort_values(key).reset_index(drop=True)
+        wide = rows_path(src, summaries.slices_sql(d, "all", where, data.wide(src, "shop")))
+        pd.testing.assert_frame_equal(live, wide.sort_values(key).reset_index(drop=True), check_dtype=False)
+    con.close()
+    cube = data.cube(src, "shop", "all", where, need_length=True)
+    for model in MODELS:
+        mine = cube[cube["model"] == model]
+        assert mine.groupby("label")["n"].sum().to_dict() == \
+            scope["y"].map({1: "positive", 0: "negative"}).value_counts().to_dict()
+        assert mine["sum_p"].sum() == pytest.approx(scope[model].sum())
+        assert set(mine["length"]) == {"1: < 500 chars"}  # every text is 'review <i>'
+    table = slicing.slices(src, "shop", "all", MODELS, "category", "categorical", 10, where)
+    for row in table.itertuples():
+        want = sk(scope[scope["category"] == row.value], row.model)
+        assert row.reviews == want["n"] and row.accuracy == pytest.approx(want["accuracy"], abs=1e-12)
+    assert table.groupby("model")["reviews"].sum().eq(len(scope)).all()
+    series = slicing.over_time(src, "shop", "all", MODELS, "reviewed", "month", where)
+    for model in MODELS:
+        want = scope.assign(month=month, right=(scope[model] >= 0.5) == scope["y"].astype(bool)).groupby(
+            "month").agg(reviews=("right", "size"), accuracy=("right", "mean"))
+        got = series[series["model"] == model].set_index("period")
+        assert got["reviews"].tolist() == want["reviews"].tolist()
+        np.testing.assert_allclose(got["accuracy"], want["accuracy"])
 
 
 def test_a_text_search_reads_the_reviews_in_steps_and_the_page_searches_further(shop, monkeypatch):

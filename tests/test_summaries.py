@@ -1,4 +1,4 @@
-"""The summaries a publish builds (core.summaries) equal the same aggregates computed from the rows with
+"""The summaries a publish builds (core.store.summaries) equal the same aggregates computed from the rows with
 pandas; a corpus is rebuilt only when the store wrote to it; a filter on a kept column selects exactly the
 reviews whose cell says so."""
 
@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import store, summaries, summarise
-from core.summaries import FieldFilter
+from core import store
+from core.store import summaries, summarise
+from core.store.summaries import FieldFilter
 from tests.helpers import score_shop as run
 
 

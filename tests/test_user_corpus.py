@@ -177,7 +177,7 @@ def test_evaluate_fill_completes_the_cross_corpus_matrix(ws, star_rows, tmp_path
     out = capsys.readouterr().out
     with store.connect(db) as con:
         matrix = store.cross_corpus(con)
-    cells = {(m, c): (s, n) for m, c, s, n in matrix[["model", "evaluated_on", "split", "n"]].itertuples(index=False)}
+    cells = {(m, c): (s, n) for m, c, s, n in matrix[["model", "corpus", "split", "n"]].itertuples(index=False)}
     for model in ("shop-lr", "tfidf-lr", "vader"):
         assert cells[(model, "shop")] == ("test", 57)  # 42 positive + 15 negative test reviews; neutral left out
         assert cells[(model, "held")] == ("all", 100)

@@ -1,21 +1,32 @@
-"""The one owner of the project's SQL writes to DuckDB, split by what it stores (every value is bound as a
-parameter; the dashboard's summaries are core.summaries):
+"""The one owner of the project's SQL: every statement that reads or writes DuckDB lives in this package
+(every value is bound as a parameter; tests/test_sql_owner.py fails on SQL anywhere else). By what it does:
 
-    connection   the schema (one DDL, SCHEMA_VERSION), opening the file, transactions, publishing the view
-    corpora      corpora, their input files and splits, reviews and their kept columns
-    results      predictions, rejects, runs, models, speed, metrics and curves
+    connection   the schema (one DDL, SCHEMA_VERSION), opening the file or a published view, transactions,
+                 publishing the view
+    corpora      writes and reads of corpora, their input files and splits, reviews and their kept columns
+    results      writes and reads of predictions, rejects, runs, models, speed, metrics and curves
+    summaries    the summaries' layout and the SQL the publish and the dashboard's live reads share
+    summarise    building the summaries at publish time
+    reads        the aggregate reads of a view: corpora, models, leaderboard, matrix, cube, kept columns
+    review_rows  the row reads of a view: a cell's reviews, disagreements, the Reviews page
+    cube         metrics, curves and shares computed from a cube (a small frame of counts)
     generated    data generators for the benchmarks (a resampled corpus, a synthetic database)
 
-``from core import store`` gives all of them, as before: ``store.connect``, ``store.insert_reviews``, ...
+``from core import store`` gives the writes and the shared reads: ``store.connect``, ``store.insert_reviews``,
+``store.leaderboard``, ...; the dashboard's reads are ``store.reads``, ``store.review_rows``, ``store.cube``.
 """
 
+from core.store import cube, reads, review_rows, summaries, summarise  # noqa: F401
 from core.store.connection import (  # noqa: F401
     SCHEMA,
     SCHEMA_VERSION,
+    OutdatedView,
     connect,
+    open_view,
     publish,
     transaction,
     tune_for_bulk_writes,
+    view_cursor,
     view_path,
 )
 from core.store.corpora import (  # noqa: F401
@@ -49,10 +60,9 @@ from core.store.generated import (  # noqa: F401
     export_resampled_imdb,
     resampled_imdb_batches,
 )
+from core.store.reads import cross_corpus, leaderboard, prediction_counts, rejects  # noqa: F401
 from core.store.results import (  # noqa: F401
     close_stale_runs,
-    count_rejects,
-    cross_corpus,
     evaluation_sets,
     finish_run,
     has_model,
@@ -60,9 +70,7 @@ from core.store.results import (  # noqa: F401
     insert_rejects,
     labelled_corpora,
     labelled_predictions,
-    leaderboard,
     models_done,
-    prediction_counts,
     record_model,
     record_speed,
     replace_metrics,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from core import summaries, summarise
 from core.errors import StoreError
+from core.store import summaries, summarise
 
 # The version of the tables a published view holds, for the dashboard: raise it with any change of the schema
 # or of the summaries' layout that the dashboard's reads depend on; a view of another version is refused with
@@ -194,8 +194,53 @@ def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyCon
         con.close()
 
 
+class OutdatedView(StoreError):
+    """The view was published by another version of this code (``version``: its SCHEMA_VERSION, or None)."""
+
+    def __init__(self, path: str, version: int | None):
+        super().__init__(f"{path} holds schema version {version or 'unrecorded'}, this code reads {SCHEMA_VERSION}")
+        self.version = version
+
+
+def open_view(path: str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a published view: an in-memory database with the file ATTACHed read-only
+    as ``db`` (so a replaced file is never served from DuckDB's per-path instance cache). Raises
+    OutdatedView when the file holds another SCHEMA_VERSION, StoreError when it cannot be read."""
+    con = duckdb.connect(":memory:")
+    try:
+        # ATTACH takes no parameters: the path is quoted (it comes from the environment, never from a page)
+        con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS db (READ_ONLY)")
+        con.execute("USE db")
+        version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0]
+    except duckdb.CatalogException:
+        version = None  # published before the version was recorded
+    except duckdb.Error as e:
+        con.close()
+        raise StoreError(f"Cannot open `{path}`: {e}") from e
+    if version != SCHEMA_VERSION:
+        con.close()
+        raise OutdatedView(path, version)
+    return con
+
+
+@contextmanager
+def view_cursor(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of ``open_view``'s connection for one read (thread-safe across the dashboard's sessions),
+    with DuckDB's errors as StoreError."""
+    cur = con.cursor()
+    try:
+        cur.execute("USE db")  # a cursor starts in the in-memory catalog
+        yield cur
+    except duckdb.CatalogException as e:
+        raise StoreError(f"the view does not hold the expected tables ({e})") from e
+    except duckdb.Error as e:
+        raise StoreError(f"reading the view failed: {e}") from e
+    finally:
+        cur.close()
+
+
 def publish(db: Path, log: Callable[[str], None] | None = None) -> Path:
-    """Rebuild the dashboard's summaries of the corpora that changed (core.summaries), then copy the closed
+    """Rebuild the dashboard's summaries of the corpora that changed (core.store.summaries), then copy the closed
     database to its view file atomically (the dashboard reads that copy).
 
     Call only after the writing connection is closed: then the main file holds every commit.

@@ -85,7 +85,7 @@ def unsplit_labelled(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFram
 
 
 def _changed(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
-    """The corpus's summaries are out of date: the next publish rebuilds them (core.summarise.refresh)."""
+    """The corpus's summaries are out of date: the next publish rebuilds them (core.store.summarise.refresh)."""
     con.execute("DELETE FROM summary_state WHERE corpus = ?", [corpus])
 
 

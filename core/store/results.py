@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from core.errors import StoreError
 from core.store.connection import transaction
 from core.store.corpora import _changed
 
@@ -56,20 +57,6 @@ def insert_rejects(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame
         con.unregister("_rej")
 
 
-def count_rejects(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFrame:
-    return con.execute(
-        "SELECT reason_kind, count(*) AS n FROM (SELECT split_part(reason, ':', 1) AS reason_kind FROM rejects "
-        "WHERE corpus = ?) GROUP BY 1 ORDER BY n DESC",
-        [corpus],
-    ).df()
-
-
-def prediction_counts(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFrame:
-    return con.execute(
-        "SELECT model, count(*) AS n FROM predictions WHERE corpus = ? GROUP BY model ORDER BY model", [corpus]
-    ).df()
-
-
 # ---------------------------------------------------------------- runs, models, training log, speed
 
 
@@ -89,16 +76,20 @@ def close_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
 
 def finish_run(con, run_id: str, rows_read: int, rows_scored: int, rows_rejected: int, seconds: float,
                status: str = "finished", timing: dict | None = None) -> None:
-    """timing (optional) keys: read_seconds, model_seconds, db_seconds, engine, arithmetic (a dict)."""
+    """timing (optional) keys: read_seconds, model_seconds, db_seconds, engine, arithmetic (a dict).
+    Raises StoreError (a full disk, say) with DuckDB's error attached."""
     timing = timing or {}
     arithmetic = json.dumps(timing["arithmetic"]) if timing.get("arithmetic") else None
-    con.execute(
-        "UPDATE runs SET finished_at = current_timestamp, rows_read = ?, rows_scored = ?, rows_rejected = ?, "
-        "seconds = ?, status = ?, read_seconds = ?, model_seconds = ?, db_seconds = ?, engine = ?, arithmetic = ? "
-        "WHERE run_id = ?",
-        [rows_read, rows_scored, rows_rejected, seconds, status, timing.get("read_seconds"),
-         timing.get("model_seconds"), timing.get("db_seconds"), timing.get("engine"), arithmetic, run_id],
-    )
+    try:
+        con.execute(
+            "UPDATE runs SET finished_at = current_timestamp, rows_read = ?, rows_scored = ?, rows_rejected = ?, "
+            "seconds = ?, status = ?, read_seconds = ?, model_seconds = ?, db_seconds = ?, engine = ?, "
+            "arithmetic = ? WHERE run_id = ?",
+            [rows_read, rows_scored, rows_rejected, seconds, status, timing.get("read_seconds"),
+             timing.get("model_seconds"), timing.get("db_seconds"), timing.get("engine"), arithmetic, run_id],
+        )
+    except duckdb.Error as e:
+        raise StoreError(f"could not record the end of run {run_id}: {e}") from e
 
 
 def record_model(con: duckdb.DuckDBPyConnection, info: dict, history: list[dict],
@@ -186,19 +177,6 @@ def replace_metrics(con, corpus: str, split: str, model: str, row: dict, curves:
             con.unregister("_curves")
 
 
-def leaderboard(con: duckdb.DuckDBPyConnection, corpus: str, split: str) -> pd.DataFrame:
-    """Quality next to cost, per model: metrics of one evaluation set, size, training time, latest speed."""
-    return con.execute(
-        "WITH speed AS (SELECT model, arg_max(rows_per_s, measured_at) AS rows_per_s FROM model_speed "
-        "GROUP BY model) "
-        "SELECT m.model, m.n, m.accuracy, m.accuracy_lo, m.accuracy_hi, m.roc_auc, m.f1, m.ece, k.n_params, "
-        "k.bytes_on_disk, k.train_seconds, k.trained_on, k.train_rows, s.rows_per_s FROM metrics m "
-        "LEFT JOIN models k USING (model) LEFT JOIN speed s USING (model) "
-        "WHERE m.corpus = ? AND m.split = ? ORDER BY m.accuracy DESC",
-        [corpus, split],
-    ).df()
-
-
 def labelled_corpora(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None]]:
     """(corpus, split to evaluate on) for every corpus with binary labels: 'test' where it has a test
     split, None (all its reviews) where it has no split at all."""
@@ -206,14 +184,3 @@ def labelled_corpora(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | No
         "SELECT corpus, bool_or(split = 'test') FROM reviews WHERE label IN ('positive', 'negative') "
         "GROUP BY corpus ORDER BY corpus").fetchall()
     return [(corpus, "test" if has_test else None) for corpus, has_test in rows]
-
-
-def cross_corpus(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every model on every corpus it was evaluated on, next to where it learnt: one row per (model, corpus)
-    with the 'test' split's metrics where the corpus has one, else 'all' (never validation)."""
-    return con.execute(
-        "SELECT m.model, k.trained_on, k.train_rows, m.corpus AS evaluated_on, m.split, m.n, m.accuracy, "
-        "m.accuracy_lo, m.accuracy_hi, m.roc_auc, m.roc_auc_lo, m.roc_auc_hi FROM metrics m "
-        "LEFT JOIN models k USING (model) WHERE m.split IN ('test', 'all') "
-        "QUALIFY row_number() OVER (PARTITION BY m.model, m.corpus ORDER BY m.split = 'test' DESC) = 1 "
-        "ORDER BY k.trained_on NULLS LAST, m.model, m.corpus").df()

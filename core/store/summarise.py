@@ -1,4 +1,4 @@
-"""Building the dashboard's summaries (core.summaries) at publish time: every corpus whose summaries are
+"""Building the dashboard's summaries (core.store.summaries) at publish time: every corpus whose summaries are
 missing, out of date (a write deleted its summary_state row) or of another layout VERSION is rebuilt, one
 transaction per corpus, so the published view never holds half a summary."""
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 import duckdb
 import pandas as pd
 
-from core.summaries import (
+from core.store.summaries import (
     DISAGREEMENTS,
     SCHEMA,
     SLICED,

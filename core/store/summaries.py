@@ -28,10 +28,10 @@ same read on the base tables joins millions of predictions with the reviews on a
 Under a filter on kept columns the aggregates are computed live, from summary_wide_<tab>: one row per review
 with a column per kept column and one per model, so the filters are predicates on its columns and no join
 is needed (a semi-join of every prediction with the filter's rids would cost far more at millions of
-reviews). A view without summaries computes them from the base tables (``BASE``).
+reviews).
 
 Every write of reviews, predictions or fields goes through core.store, which deletes the corpus's
-summary_state row in the same transaction; ``core.summarise.refresh`` rebuilds the corpora without one. The
+summary_state row in the same transaction; ``core.store.summarise.refresh`` rebuilds the corpora without one. The
 same SQL also runs live when the dashboard filters on a kept column (``Where``): a filtered view is not precomputed.
 
 Only fixed fragments of this module are composed into SQL; every value (a column's name, a category, a
@@ -221,21 +221,6 @@ def slice_def(run: Run, corpus: str, field: str, kind: str) -> SliceDef:
 # ---------------------------------------------------------------- the aggregates, as SQL
 
 
-class Rows(NamedTuple):
-    """Where the aggregates read the rows from: two table expressions with summary_rows' and summary_fields'
-    columns. ``SUMMARY`` (built first at publish, then read by everything else); ``BASE`` computes the same
-    columns from the base tables, for a view published before the summaries existed (rid = the review_id,
-    which orders the same way)."""
-
-    rows: str
-    fields: str
-
-
-SUMMARY = Rows("summary_rows", "summary_fields")
-BASE = Rows("(SELECT p.corpus, p.model, p.review_id AS rid, coalesce(r.split, 'all') AS split, r.label, r.n_chars, "
-            "p.predicted, p.p_positive, p.review_id FROM predictions p JOIN reviews r USING (corpus, review_id))",
-            "(SELECT corpus, field, review_id AS rid, text_value, num_value, time_value FROM review_fields)")
-
 class Wide(NamedTuple):
     """summary_wide_<tab> of one corpus: per review with predictions, corpus, rid, split, label, n_chars and
     review_id, then c<j> the j-th kept column of ``fields`` (one typed column: text_value, num_value or
@@ -289,13 +274,13 @@ LABEL = "['negative', 'positive', 'neutral', NULL][c.lc + 1] AS label"
 LENGTH = "['1: < 500 chars', '2: 500-999', '3: 1000-1999', '4: 2000+'][c.lb + 1] AS length"
 
 
-def _scoped(src: Rows, all_splits: bool, where: Where, binned: bool = True) -> tuple[str, dict]:
+def _scoped(all_splits: bool, where: Where, binned: bool = True) -> tuple[str, dict]:
     """The CTE ``r``: $corpus's rows of $split (or of every split) and of the models in $names (with their
     index i) that pass the column filters; ``binned``: only probabilities in [0, 1]."""
-    filt, params = where_sql(where, key="rid", fields=src.fields)
+    filt, params = where_sql(where, key="rid", fields="summary_fields")
     cond = "" if all_splits else " AND split = $split"
     valid = " AND p_positive BETWEEN 0 AND 1" if binned else ""
-    return (f"{_IDX},\n        r AS (SELECT * FROM {src.rows} JOIN idx USING (model) "
+    return (f"{_IDX},\n        r AS (SELECT * FROM summary_rows JOIN idx USING (model) "
             f"WHERE corpus = $corpus{cond}{valid}{filt})"), params
 
 
@@ -325,11 +310,11 @@ def _live(where: Where, wide: Wide | None) -> bool:
     return wide is not None and bool(where) and wide.covers(where)
 
 
-def cube_sql(split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wide | None = None
+def cube_sql(split: str | None, where: Where = (), wide: Wide | None = None
              ) -> tuple[str, dict]:
     """model, label, length, bin, n, sum_p (and split when ``split`` is None) for $corpus and $names; under
     filters read from ``wide`` where given."""
-    scoped, params = _wide_scoped(wide, where) if split is not None and _live(where, wide) else _scoped(src, split is None, where)
+    scoped, params = _wide_scoped(wide, where) if split is not None and _live(where, wide) else _scoped(split is None, where)
     by = "split, " if split is None else ""
     return f"""
         WITH {scoped},
@@ -339,7 +324,7 @@ def cube_sql(split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wi
         FROM c JOIN idx USING (i)""", params
 
 
-def slices_sql(d: SliceDef, split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wide | None = None
+def slices_sql(d: SliceDef, split: str | None, where: Where = (), wide: Wide | None = None
                ) -> tuple[str, dict]:
     """value, model, label, bin, n, sum_p (and split when ``split`` is None) of one column's slices."""
     if split is not None and _live(where, wide) and wide.slice_column(d.field):
@@ -348,8 +333,8 @@ def slices_sql(d: SliceDef, split: str | None, where: Where = (), src: Rows = SU
     else:
         value, vparams = d.value_sql()
         vparams["field"] = d.field
-        scoped, params = _scoped(src, split is None, where)
-        scoped += f",\n        f AS (SELECT rid, {value} AS value FROM {src.fields} WHERE corpus = $corpus AND field = $field)"
+        scoped, params = _scoped(split is None, where)
+        scoped += f",\n        f AS (SELECT rid, {value} AS value FROM summary_fields WHERE corpus = $corpus AND field = $field)"
         rows = "r LEFT JOIN f USING (rid)"
     by = "r.split, " if split is None else ""
     return f"""
@@ -361,17 +346,17 @@ def slices_sql(d: SliceDef, split: str | None, where: Where = (), src: Rows = SU
         FROM c JOIN idx USING (i)""", {**params, **vparams}
 
 
-def time_sql(field: str, split: str | None, where: Where = (), src: Rows = SUMMARY, wide: Wide | None = None
+def time_sql(field: str, split: str | None, where: Where = (), wide: Wide | None = None
              ) -> tuple[str, dict]:
     """day, model, label, positive (predicted), n (and split when ``split`` is None) of a datetime column."""
     if split is not None and _live(where, wide) and wide.column(field):
         scoped, params = _wide_scoped(wide, where, f", {wide.column(field)}::DATE AS day")
         rows = "r WHERE day IS NOT NULL"
     else:
-        scoped, params = _scoped(src, split is None, where)
+        scoped, params = _scoped(split is None, where)
         params["field"] = field
-        scoped += (f",\n        f AS (SELECT rid, time_value::DATE AS day FROM {src.fields} "
-                   f"WHERE corpus = $corpus AND field = $field AND time_value IS NOT NULL)")
+        scoped += (",\n        f AS (SELECT rid, time_value::DATE AS day FROM summary_fields "
+                   "WHERE corpus = $corpus AND field = $field AND time_value IS NOT NULL)")
         rows = "r JOIN f USING (rid)"
     by = "r.split, " if split is None else ""
     return f"""
@@ -382,11 +367,11 @@ def time_sql(field: str, split: str | None, where: Where = (), src: Rows = SUMMA
         FROM c JOIN idx USING (i)""", params
 
 
-def per_review_sql(where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
+def per_review_sql(where: Where = ()) -> tuple[str, dict]:
     """Per review of $split scored by every model of $names: rid, review_id, label, spread (max - min
     P(positive)), mean_p and mask (bit i: the i-th model predicts positive). summary_agree holds it for
     every model of the corpus, the Disagreements page's default."""
-    scoped, params = _scoped(src, False, where, binned=False)
+    scoped, params = _scoped(False, where, binned=False)
     return f"""
         WITH {scoped}
         SELECT rid, any_value(review_id) AS review_id, any_value(label) AS label,
@@ -395,7 +380,7 @@ def per_review_sql(where: Where = (), src: Rows = SUMMARY) -> tuple[str, dict]:
         FROM r GROUP BY rid HAVING count(*) = len($names)""", params
 
 
-def disagreement_sql(where: Where = (), src: Rows = SUMMARY, agree: bool = False, wide: Wide | None = None
+def disagreement_sql(where: Where = (), agree: bool = False, wide: Wide | None = None
                      ) -> tuple[str, dict]:
     """One pass over the per-review aggregate (per_review_sql, or with ``agree`` its copy in summary_agree
     for every model of the corpus, read from ``wide`` under filters where given): part 'spread' (the $limit
@@ -405,11 +390,11 @@ def disagreement_sql(where: Where = (), src: Rows = SUMMARY, agree: bool = False
         rows, params = _wide_where(wide, where)
         per = f"SELECT rid, review_id, label, spread, mean_p, mask {rows} AND mask IS NOT NULL"
     elif agree:
-        filt, params = where_sql(where, key="rid", fields=src.fields)
+        filt, params = where_sql(where, key="rid", fields="summary_fields")
         per = (f"SELECT rid, review_id, label, spread, mean_p, mask FROM summary_agree "
                f"WHERE corpus = $corpus AND split = $split AND models = $key{filt}")
     else:
-        per, params = per_review_sql(where, src)
+        per, params = per_review_sql(where)
     return f"""
         WITH per AS ({per}),
         rp AS (
