@@ -10,16 +10,18 @@ the row number): ``category`` (20 values, skewed), ``product_id`` (50,000 values
 in 2015-2023), so the Slices and Over time pages and the sidebar's column filters have something to cut.
 
 Where the probabilities come from: if the source database holds predictions for the sampled reviews, the
-pool is the reviews that have them and model j starts from real stored model ``j mod k`` (k = stored
-models); otherwise the pool is the imdb test split and the probabilities are a real model's predictions
-(tfidf-lr if trained, else vader) on the pool's unique texts. The first k bench models carry those real
-probabilities as they are; every further model adds its own deterministic noise in logit space (about
-N(0, 0.6), from a hash of review and model), so models disagree realistically. Everything is built with
-INSERT ... SELECT in DuckDB (core.store.build_bench_corpus). The metrics table is filled by running jobs.evaluate only with
-``--evaluate`` (slow at 1M rows); the leaderboard query runs either way.
+pool is the labelled reviews that every stored model scored and model j starts from real stored model
+``j mod k`` (k = stored models); otherwise the pool is the imdb test split and the probabilities are a real
+model's predictions (tfidf-lr if trained, else vader) on the pool's unique texts. The first k bench models
+carry those real probabilities as they are; every further model adds its own deterministic noise in logit
+space (about N(0, 0.6), from a hash of review and model), so models disagree realistically. The rows are
+generated here in numpy and pyarrow, a chunk at a time (memory stays flat at any --rows), and appended by
+core.store's bulk writes. The metrics table is filled by running jobs.evaluate only with ``--evaluate``
+(slow at 1M rows); the leaderboard query runs either way.
 
-Then it publishes the view file (building the dashboard's summaries, core.store.summaries; timed) and times, for each page, the data.py calls that page makes on first
-view (and on its main interactions), with Streamlit's cache cleared before each page: seconds per page.
+Then it publishes the view file (building the dashboard's summaries, core.store.summaries; timed) and times,
+for each page, the data.py calls that page makes on first view (and on its main interactions), with
+Streamlit's cache cleared before each page: seconds per page.
 """
 
 from __future__ import annotations
@@ -29,14 +31,18 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core import store
 from core.errors import InputError
 from core.paths import default_db
 from jobs.common import log, run_main
+from jobs.resample import chunks, hash64, numbered_ids, picks, uniform
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,17 +61,130 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------- building
 
+CORPUS = "imdb"
+BENCH_FIELDS = {"category": "categorical", "product_id": "categorical", "reviewed": "datetime"}  # synthetic kept columns
+CHUNK_ROWS = 250_000  # reviews generated and written at a time (x models predictions, x 3 kept column rows)
+SEED = 0
+_PICK, _CATEGORY, _PRODUCT, _DAY, _NOISE = range(5)  # one hash stream each: hash64(i, SEED, stream, ...)
+FIRST_DAY = np.datetime64("2015-01-01")
+CATEGORIES = pa.array([f"category {c:02d}" for c in range(20)])
+PRODUCTS = pa.array([f"P{c:05d}" for c in range(50_000)])
+
 
 def build(db: Path, source: Path, rows: int, n_models: int) -> None:
     for path in (db, store.view_path(db), db.with_name(db.name + ".wal")):
         path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    with store.connect(db) as con:
-        store.build_bench_corpus(con, source, rows, n_models, _score_pool, log)
+    try:
+        with store.open_readable(source, log) as (src, path):
+            pool, probs, stored = read_pool(src, _score_pool)
+            if pool.num_rows == 0:
+                raise InputError(f"{path} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
+            bases = [stored[j % len(stored)] for j in range(n_models)]  # the stored model each bench model starts from
+            names = [base if j < len(stored) else f"{base}-v{j}" for j, base in enumerate(bases)]
+            with store.connect(db) as con:
+                store.upsert_corpus(con, CORPUS, f"bench: {rows:,} reviews resampled from {path}", {"bench": True})
+                write_rows(con, pool, probs, names, rows)
+                store.set_field_kinds(con, CORPUS, {f: {"kind": k} for f, k in BENCH_FIELDS.items()})
+                store.copy_model_records(src, con, dict(zip(names, bases)), CORPUS)
+    except LookupError as e:
+        raise InputError(f"{e}: run `make pipeline` (or jobs.train) first") from e
     t = time.perf_counter()
     store.publish(db, log)
     log(f"published (summaries built, file copied) in {time.perf_counter() - t:.0f} s")
     log(f"built and published {db} ({db.stat().st_size / 2**20:,.0f} MiB) in {time.perf_counter() - t0:.0f} s")
+
+
+def read_pool(src, score: Callable[[list[str]], tuple[str, np.ndarray]]) -> tuple[pa.Table, np.ndarray, list[str]]:
+    """The pool (review_id, text, label, n_chars of each review, in review_id order), P(positive) of each
+    by each source model (n_pool x k) and those k models' names. The pool is the labelled imdb reviews every
+    stored model scored; with none stored, the imdb test split, which ``score(texts)`` scores (returning the
+    model's name and P(positive))."""
+    preds = store.stored_predictions(src, CORPUS)
+    if preds.empty:
+        pool = store.labelled_pool(src, CORPUS, "test").combine_chunks()
+        if pool.num_rows == 0:
+            return pool, np.empty((0, 1)), []
+        name, p = score(pool["text"].to_pylist())
+        log(f"pool: {pool.num_rows:,} real IMDB reviews; probabilities from {name} predictions on the unique texts")
+        return pool, np.asarray(p, dtype=np.float64).reshape(-1, 1), [name]
+    wide = preds.pivot(index="review_id", columns="model", values="p_positive").dropna()  # scored by all
+    stored = sorted(wide.columns)
+    pool = store.labelled_pool(src, CORPUS)
+    pool = pool.filter(pc.is_in(pool["review_id"], value_set=pa.array(wide.index))).combine_chunks()
+    probs = wide.loc[pool["review_id"].to_pylist(), stored].to_numpy(dtype=np.float64)
+    log(f"pool: {pool.num_rows:,} real IMDB reviews; probabilities from stored predictions of {', '.join(stored)}")
+    return pool, probs, stored
+
+
+def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: int) -> None:
+    """Append ``rows`` resampled reviews, their predictions by each of ``names`` (model j carries source model
+    ``j mod k``'s probability, noised past the k stored) and their kept columns, CHUNK_ROWS at a time."""
+    seconds = {"reviews": 0.0, "predictions": 0.0, "kept columns": 0.0}
+    for start, stop in chunks(rows, CHUNK_ROWS):
+        i = np.arange(start, stop)
+        ids = numbered_ids("b", start, stop, 7)
+        k = picks(start, stop, pool.num_rows, SEED)
+        t = time.perf_counter()
+        picked = pool.take(k)
+        store.append_reviews(con, CORPUS, pa.table({
+            "review_id": ids, "text": picked["text"], "label": picked["label"],
+            "split": pa.repeat("test", len(i)), "source_row": i}))
+        seconds["reviews"] += time.perf_counter() - t
+        t = time.perf_counter()
+        store.append_predictions(con, CORPUS, _predictions(i, ids, probs[k], names), "bench")
+        seconds["predictions"] += time.perf_counter() - t
+        t = time.perf_counter()
+        store.append_fields(con, CORPUS, _kept_columns(i, ids))
+        seconds["kept columns"] += time.perf_counter() - t
+    per_review = {"reviews": 1, "predictions": len(names), "kept columns": len(BENCH_FIELDS)}
+    for what, s in seconds.items():
+        log(f"{what}: {rows * per_review[what]:,} rows in {s:.1f} s")
+
+
+def _predictions(i: np.ndarray, ids: pa.Array, p: np.ndarray, names: list[str]) -> pa.Table:
+    """review_id, model, p_positive: len(i) x len(names) rows, in review_id then model order. ``p`` holds
+    each review's probability by each source model (len(i) x k)."""
+    n_stored = p.shape[1]
+    columns = []
+    for j in range(len(names)):
+        base = p[:, j % n_stored]
+        if j >= n_stored:  # the source model's logit + about N(0, 0.6): three uniforms, mean 1.5, variance 1/4
+            c = np.clip(base, 1e-6, 1 - 1e-6)
+            noise = sum(uniform(hash64(i, SEED, _NOISE, j, t)) for t in range(3)) - 1.5
+            base = 1 / (1 + np.exp(-(np.log(c / (1 - c)) + 1.2 * noise)))
+        columns.append(base)
+    order = np.argsort(names, kind="stable")
+    n, m = len(i), len(names)
+    return pa.table({
+        "review_id": ids.take(np.repeat(np.arange(n), m)),
+        "model": pa.DictionaryArray.from_arrays(np.tile(np.arange(m, dtype=np.int32), n),
+                                                pa.array([names[o] for o in order])),
+        "p_positive": np.stack([columns[o] for o in order], axis=1).ravel()})
+
+
+def _kept_columns(i: np.ndarray, ids: pa.Array) -> pa.Table:
+    """The BENCH_FIELDS of each review in long form (core.columns.long_form), in review_id then field order:
+    category (20 values, exponential: category 00 the most common), product_id (uniform over 50,000) and
+    reviewed (a day from 2015-01-01, uniform over 3,287 days)."""
+    n = len(i)
+    category = np.minimum(np.floor(-np.log1p(-uniform(hash64(i, SEED, _CATEGORY))) * 5), 19).astype(np.int64)
+    product = (hash64(i, SEED, _PRODUCT) % np.uint64(len(PRODUCTS))).astype(np.int64)
+    day = (hash64(i, SEED, _DAY) % np.uint64(3287)).astype(np.int64)
+    # per review three rows (category, product_id, reviewed): indexes into [n categories, n products, a null]
+    texts = pa.concat_arrays([CATEGORIES.take(category), PRODUCTS.take(product), pa.nulls(1, pa.string())])
+    text_at = np.stack([np.arange(n), n + np.arange(n), np.full(n, 2 * n)], axis=1).ravel()
+    days = pa.concat_arrays([pa.array((FIRST_DAY + day).astype("datetime64[us]")), pa.nulls(1, pa.timestamp("us"))])
+    day_at = np.stack([np.full(n, n), np.full(n, n), np.arange(n)], axis=1).ravel()
+    fields, kinds = list(BENCH_FIELDS), list(BENCH_FIELDS.values())
+    three = np.tile(np.arange(3, dtype=np.int32), n)
+    return pa.table({
+        "review_id": ids.take(np.repeat(np.arange(n), 3)),
+        "field": pa.DictionaryArray.from_arrays(three, pa.array(fields)),
+        "kind": pa.DictionaryArray.from_arrays(three, pa.array(kinds)),
+        "text_value": texts.take(text_at),
+        "num_value": pa.nulls(3 * n, pa.float64()),
+        "time_value": days.take(day_at)})
 
 
 def _score_pool(texts: list[str]) -> tuple[str, np.ndarray]:

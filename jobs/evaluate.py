@@ -141,7 +141,7 @@ def markdown_leaderboard(board: pd.DataFrame, title: str) -> str:
     for r in board.itertuples():
         cells = [r.model, f"{fmt(r.accuracy)} {interval(r.accuracy_lo, r.accuracy_hi)}",
                  fmt(r.roc_auc), fmt(r.f1), num(r.n_params, ",.0f"),
-                 num(r.bytes_on_disk / 1e6, ",.1f"), r.trained_on,
+                 num(r.bytes_on_disk / 1e6, ",.1f"), "" if pd.isna(r.trained_on) else r.trained_on,
                  num(r.train_rows, ",.0f"), num(r.train_seconds, ",.0f"),
                  num(r.rows_per_s, ",.0f")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -160,8 +160,8 @@ def markdown_matrix(matrix: pd.DataFrame) -> str:
         by = cells.set_index("corpus")
         values = [f"{fmt(by.at[c, 'accuracy'])} ({fmt(by.at[c, 'roc_auc'], '.3f')})" if pd.notna(by.at[c, "n"])
                   else "" for c in corpora]
-        lines.append(f"| {model} | {trained_on} | {'' if pd.isna(rows) else format(int(rows), ',')} | "
-                     + " | ".join(values) + " |")
+        rows = "" if pd.isna(rows) else format(int(rows), ",")
+        lines.append(f"| {model} | {'' if pd.isna(trained_on) else trained_on} | {rows} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
     reads        the aggregate reads of a view: corpora, models, leaderboard, matrix, cube, kept columns
     review_rows  the row reads of a view: a cell's reviews, disagreements, the Reviews page
     cube         metrics, curves and shares computed from a cube (a small frame of counts)
-    generated    data generators for the benchmarks (a resampled corpus, a synthetic database)
+    pools        the benchmark jobs' bulk reads and writes: a corpus's pool of labelled reviews and stored
+                 predictions (read-only, from a job's database or its view), appending generated rows
 
 ``from core import store`` gives the writes and the shared reads: ``store.connect``, ``store.insert_reviews``,
 ``store.leaderboard``, ...; the dashboard's reads are ``store.reads``, ``store.review_rows``, ``store.cube``.
@@ -53,12 +54,15 @@ from core.store.corpora import (  # noqa: F401
     unsplit_labelled,
     upsert_corpus,
 )
-from core.store.generated import (  # noqa: F401
-    BENCH_FIELDS,
-    EXPORT_FORMATS,
-    build_bench_corpus,
-    export_resampled_imdb,
-    resampled_imdb_batches,
+from core.store.pools import (  # noqa: F401
+    append_fields,
+    append_predictions,
+    append_reviews,
+    copy_model_records,
+    duckdb_json_texts,
+    labelled_pool,
+    open_readable,
+    stored_predictions,
 )
 from core.store.reads import cross_corpus, leaderboard, prediction_counts, rejects  # noqa: F401
 from core.store.results import (  # noqa: F401
