@@ -217,6 +217,7 @@ def test_training_curves(scored_db, monkeypatch):
     assert "tfidf-lr" in set(frames(at)[0]["model"])
 
 
+@pytest.mark.slow  # make test-slow
 def test_a_bitbert_trained_by_the_job_shows_its_loss_curve(scored_db, tmp_path, monkeypatch):
     """jobs.train records the student's loss terms every few steps (training_terms); the Training page draws
     them for the models shown."""

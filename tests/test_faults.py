@@ -253,6 +253,7 @@ def kill_loop(ws, tmp_path: Path, kills: int, n: int, seed: int) -> None:
     assert q(db, "SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
 
 
+@pytest.mark.slow  # make test-slow
 def test_three_random_kills_lose_and_double_nothing(scored_db, tmp_path):
     kill_loop(scored_db, tmp_path, kills=3, n=2000, seed=1)
 

@@ -210,9 +210,10 @@ def test_bitbert_learns_packs_and_round_trips(tmp_path):
     assert dir_bytes(tmp_path / "bitbert") * 2 < dir_bytes(tmp_path / "bert")
 
 
-def test_score_all_picks_up_every_neural_kind(lstm, tmp_path):
-    """jobs.score --models all scores with every trained kind; --precision int8 and --compile reach the BERT
-    family (bitbert's integer kernels compiled too)."""
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_score_all_picks_up_every_neural_kind(lstm, tmp_path, compiled):
+    """jobs.score --models all scores with every trained kind; --precision int8 (and --compile, a slow
+    check) reach the BERT family (bitbert's integer kernels compiled too)."""
     import duckdb
 
     from jobs import score
@@ -229,7 +230,7 @@ def test_score_all_picks_up_every_neural_kind(lstm, tmp_path):
     db = tmp_path / "scored.duckdb"
     assert score.main([str(csv), "--db", str(db), "--corpus", "toy", "--text-col", "body", "--id-col", "id",
                        "--label-col", "sentiment", "--models", "all", "--models-dir", str(models),
-                       "--precision", "int8", "--compile"]) == 0
+                       "--precision", "int8", *(["--compile"] if compiled else [])]) == 0
     with duckdb.connect(str(db), read_only=True) as con:
         counts = dict(con.execute("SELECT model, count(*) FROM predictions GROUP BY model").fetchall())
         run_models, arithmetic = con.execute("SELECT models, arithmetic FROM runs").fetchone()
@@ -255,6 +256,7 @@ def test_compiled_bert_predicts_as_eager(precision):
     assert np.allclose(eager, compiled, atol=1e-4)
 
 
+@pytest.mark.slow  # make test-slow
 def test_bitbert_distils_from_a_trained_teacher_with_unlabelled_reviews(tmp_path):
     teacher, _, _ = BertClassifier.fit(TOY, TOY, "quick", TINY_BERT, progress=lambda _: None)
     teacher.save(tmp_path / "teacher")

@@ -37,6 +37,7 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.mark.slow  # make test-slow
 def test_ray_engine_equals_local_engine_and_resumes(scored_db, tmp_path, ray_local):
     n = 400
     csv = imdb_csv(scored_db.db, tmp_path / "r.csv", n)
