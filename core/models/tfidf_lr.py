@@ -12,6 +12,7 @@ Saved without pickle: vocabulary as JSON (terms in column order), idf / coef as 
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -26,11 +27,13 @@ from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from core.explain import Explanation
 from core.models import write_manifest
 
 KIND = "tfidf-lr"
 TOKEN_SPLIT = r"[^\pL\pN_]+"  # scikit-learn's token_pattern \b\w\w+\b, as a split on non-word characters
 THREADS = 2
+SKLEARN_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # TfidfVectorizer's token_pattern, for the words' spans
 
 
 @dataclass
@@ -121,6 +124,34 @@ class TfidfLR:
         hit = np.flatnonzero(where >= 0)
         local_to_word[where[hit]] = hit
         return local_to_word[encoded.indices.to_numpy()]
+
+    def explain(self, texts: list[str]) -> list[Explanation]:
+        """Exact: the logit is intercept + sum over terms of coef x tf-idf / norm, so each term's share is
+        known; a unigram's goes to its occurrences, a bigram's half to each of its two words. The shares are
+        scaled from logits to P(positive) so that they add up to P(text) - P(empty review)."""
+        vocab, base = self.vectorizer.vocabulary_, float(expit(self.intercept))
+        out = []
+        for text in texts:
+            tokens = [(m.start(), m.end(), m.group().lower()) for m in SKLEARN_TOKEN.finditer(text)]
+            hits: dict[int, list[tuple[int, ...]]] = {}  # column -> the token indices of each occurrence
+            for i, (_, _, tok) in enumerate(tokens):
+                hits.setdefault(vocab.get(tok, -1), []).append((i,))
+                if i + 1 < len(tokens):
+                    hits.setdefault(vocab.get(f"{tok} {tokens[i + 1][2]}", -1), []).append((i, i + 1))
+            hits.pop(-1, None)
+            cols = np.fromiter(hits, dtype=np.int64, count=len(hits))
+            tf = np.array([len(hits[c]) for c in cols], dtype=np.float64)
+            x = (1.0 + np.log(tf) if self.cfg.sublinear_tf else tf) * self.idf[cols]  # (terms,)
+            z = self.weights[cols] * x / max(float(np.sqrt((x * x).sum())), 1e-12)  # each term's logit share
+            weight = np.zeros(len(tokens))
+            for c, share in zip(cols, z, strict=True):
+                for occurrence in hits[c]:
+                    weight[list(occurrence)] += share / len(hits[c]) / len(occurrence)
+            p = float(expit(self.intercept + z.sum()))
+            scale = (p - base) / z.sum() if abs(z.sum()) > 1e-12 else 0.0  # logit shares -> P shares
+            spans = [(s, e, float(w * scale)) for (s, e, _), w in zip(tokens, weight, strict=True) if w]
+            out.append(Explanation(spans, p, base, "exact (coefficient x tf-idf)"))
+        return out
 
     def n_params(self) -> int:
         return int(self.coef.size + 1)

@@ -1,0 +1,72 @@
+"""Explanations: every model kind's ``explain`` on real IMDB reviews (the session's trained tfidf-lr, VADER),
+checked against what it claims (weights that add up to P(text) - P(empty), spans that are words of the text,
+the model's own P), against leave-one-word-out occlusion, and by the deletion test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.explain import deletion_test, occlusion, without
+from core.models import load_model
+from tests.helpers import HOSTILE, q
+
+
+@pytest.fixture(scope="module")
+def reviews(scored_db) -> list[str]:
+    rows = q(scored_db.db, "SELECT text FROM reviews WHERE corpus = 'sample' ORDER BY source_row LIMIT 40")
+    return [t for (t,) in rows]
+
+
+@pytest.mark.parametrize("name", ["tfidf-lr", "vader"])
+def test_weights_are_words_of_the_text_and_add_up_to_the_models_p(scored_db, reviews, name):
+    model = load_model(name, scored_db.models_dir)
+    texts = [*reviews, *HOSTILE, ""]
+    explanations = model.explain(texts)
+    p = model.predict_proba(texts)
+    for text, ex, want in zip(texts, explanations, p, strict=True):
+        assert ex.p == pytest.approx(want, abs=1e-9)
+        assert sum(w for *_, w in ex.spans) == pytest.approx(ex.p - ex.base, abs=1e-9)
+        for start, end, weight in ex.spans:
+            piece = text[start:end]  # a word (or one of VADER's emoticons), never cut from a longer word
+            assert piece and not any(c.isspace() for c in piece)
+            assert not (text[start - 1:start].isalnum() and piece[0].isalnum()) and \
+                not (text[end:end + 1].isalnum() and piece[-1].isalnum())
+            assert weight != 0
+    assert sum(len(ex.spans) for ex in explanations[: len(reviews)]) > 20 * len(reviews)  # long reviews: many words
+    assert explanations[-1].spans == [] and explanations[-1].p == pytest.approx(explanations[-1].base)
+
+
+def test_tfidf_lr_reads_praise_as_positive_and_negation_as_it_learnt(scored_db):
+    model = load_model("tfidf-lr", scored_db.models_dir)
+    text = "A brilliant, moving film with superb acting. The worst part was the awful, boring ending."
+    ex = model.explain([text])[0]
+    weight = {text[s:e].lower(): w for s, e, w in ex.spans}
+    assert weight["brilliant"] > 0 and weight["superb"] > 0
+    assert weight["worst"] < 0 and weight["awful"] < 0 and weight["boring"] < 0
+    assert [text[s:e] for s, e, _ in ex.top(2, 1.0)] and all(w > 0 for *_, w in ex.top(3, 1.0))
+
+
+def test_vader_applies_its_negation_rule():
+    model = load_model("vader")
+    plain, negated = model.explain(["The film was good.", "The film was not good."])
+    assert next(w for *_, w in plain.spans) > 0
+    assert next(w for *_, w in negated.spans) < 0  # 'good' after 'not' counts against
+
+
+def test_occlusion_agrees_in_sign_with_the_exact_explanation(scored_db, reviews):
+    """Leave-one-word-out, the model-agnostic check, finds the same direction for tfidf-lr's strongest words."""
+    model = load_model("tfidf-lr", scored_db.models_dir)
+    for text in reviews[:5]:
+        exact = model.explain([text])[0]
+        occluded = {(s, e): w for s, e, w in occlusion(model.predict_proba, [text])[0].spans}
+        strongest = sorted(exact.spans, key=lambda s: -abs(s[2]))[:5]
+        agree = [np.sign(w) == np.sign(occluded[(s, e)]) for s, e, w in strongest if (s, e) in occluded]
+        assert len(agree) >= 4 and sum(agree) >= len(agree) - 1
+
+
+def test_the_deletion_test_finds_explanations_faithful_and_random_deletions_weak(scored_db, reviews):
+    model = load_model("tfidf-lr", scored_db.models_dir)
+    result = deletion_test(model.predict_proba, model.explain(reviews), reviews, k=5)
+    assert result.n == len(reviews) and result.top_shift > 2 * result.random_shift
+    assert without("one two three", [(4, 8)]) == "one three"
