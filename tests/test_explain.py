@@ -5,10 +5,11 @@ the model's own P), against leave-one-word-out occlusion, and by the deletion te
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.explain import deletion_test, occlusion, without
-from core.models import load_model
+from core.models import load_model, model_class
 from tests.helpers import HOSTILE, q
 
 
@@ -70,3 +71,40 @@ def test_the_deletion_test_finds_explanations_faithful_and_random_deletions_weak
     result = deletion_test(model.predict_proba, model.explain(reviews), reviews, k=5)
     assert result.n == len(reviews) and result.top_shift > 2 * result.random_shift
     assert without("one two three", [(4, 8)]) == "one three"
+
+
+TOY_POS = ["a wonderful film, truly great acting", "I loved it, brilliant and moving", "superb, a great story"]
+TOY_NEG = ["an awful, boring film", "terrible acting, a waste of time", "dull and bad, I hated it"]
+TOY = pd.DataFrame({"text": (TOY_POS + TOY_NEG) * 4, "y": ([1] * 3 + [0] * 3) * 4})
+
+
+@pytest.mark.parametrize("kind", ["lstm", "bert", "bitbert"])
+def test_integrated_gradients_add_up_within_their_reported_error_on_words_of_the_review(kind):
+    """The neural kinds (tiny networks trained on a toy set): IG's weights sum to P - P(baseline) within the
+    reported convergence error (small, but for BitLinear BERT's rounded activations), P is the model's own,
+    the spans are whole words, and (but for BitLinear BERT) the words the toy set taught as positive weigh
+    toward positive."""
+    cls = model_class(kind)
+    overrides = ({"vocab_size": 200, "glove": False, "embed_dim": 16, "hidden": 8, "max_len": 32, "epochs": 8,
+                  "lr": 2e-2, "min_freq": 1,
+                  "train_rows": None, "val_rows": None} if kind == "lstm" else
+                 {"layers": 1, "max_len": 32, "epochs": 4, "batch_size": 4, "lr": 1e-3, "warmup": 0.0,
+                  "train_rows": None, "val_rows": None})
+    model = cls.fit(TOY, TOY, "quick", overrides, progress=lambda _: None)[0]
+    texts = ["A wonderful, brilliant film.", "An awful, boring waste of time.", HOSTILE[0]]
+    explanations = model.explain(texts, n_steps=24)
+    p = model.predict_proba(texts)
+    for text, ex, want in zip(texts, explanations, p, strict=True):
+        assert ex.p == pytest.approx(want, abs=1e-3)  # bitbert's integer kernels vs its float arithmetic
+        total = sum(w for *_, w in ex.spans)
+        assert abs(total - (ex.p - ex.base)) <= ex.delta + 1e-4
+        if kind == "bitbert":  # activations rounded along the path: the error is reported and explained
+            assert "straight-through" in " ".join(ex.notes)
+        else:
+            assert ex.delta < 0.1 * abs(ex.p - ex.base) + 1e-3  # more steps were taken where the path is steep
+        for start, end, _ in ex.spans:
+            piece = text[start:end]
+            assert piece.strip() == piece and piece
+    if kind != "bitbert":  # (its rounded activations: occlusion, not IG, is the check there)
+        weight = {texts[0][s:e].lower(): w for s, e, w in explanations[0].spans}
+        assert weight["wonderful"] > 0 and weight["brilliant"] > 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import kernels
+from core.errors import ModelError
+from core.explain import Explanation, integrated_gradients, to_words
 from core.models import read_manifest, write_manifest
 from core.models.text_batching import (
     clip_chars,
@@ -125,6 +128,7 @@ class BertClassifier:
     kind = KIND
     presets = PRESETS
     training_precision = "fp32"  # the arithmetic it was trained in: other paths are compared with it
+    explain_notes: tuple[str, ...] = ()  # what a reader of its explanations should know
 
     def __init__(self, net: nn.Module, tokenizer, cfg: BertConfig, device: str | None = None):
         self.cfg, self.tokenizer = cfg, tokenizer
@@ -200,6 +204,48 @@ class BertClassifier:
                 p = torch.softmax(self._logits([seqs[i] for i in idx]).float(), dim=-1)[:, 1]
                 out[idx] = p.double().cpu().numpy()
         return out
+
+    def explain(self, texts: list[str], n_steps: int = 32) -> list[Explanation]:
+        """Integrated Gradients on the word embeddings, from the review with every token but [CLS] and [SEP]
+        replaced by [PAD] to the review, in the training arithmetic (fp32; BitLinear BERT: its ternary
+        weights as float numbers), summed from word pieces into words; ``delta`` is IG's convergence error."""
+        budget = self.cfg.max_len - 2
+        pad, out = self.tokenizer.pad_token_id, []
+        with self._training_arithmetic():
+            for text in texts:
+                clipped = clip_chars(text, budget)
+                enc = self.tokenizer(clipped, add_special_tokens=False, truncation=False, verbose=False,
+                                     return_offsets_mapping=True)
+                offsets = head_tail(enc["offset_mapping"], budget, self.cfg.head_frac)
+                ids = torch.tensor(self.encode([text]), device=self.device)  # (1, T): [CLS] ... [SEP]
+                baseline = ids.clone()
+                baseline[0, 1:-1] = pad
+                mask = torch.ones_like(ids)
+
+                def forward(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+                    return torch.softmax(self.net(input_ids=x, attention_mask=m).logits.float(), dim=-1)[:, 1]
+
+                weights, p, base, delta = integrated_gradients(forward, self.net.get_input_embeddings(), ids,
+                                                               baseline, (mask,), n_steps)
+                spans = to_words(clipped, offsets, weights[1:-1]) if clipped == text else []
+                out.append(Explanation(spans, p, base, "integrated gradients (word embeddings, [PAD] baseline)",
+                                       delta, list(self.explain_notes)))
+        return out
+
+    @contextmanager
+    def _training_arithmetic(self):
+        """Run the block in fp32, the arithmetic the model was trained in (gradients need it)."""
+        if self.precision == "int8":
+            raise ModelError(f"{self.kind}: explanations need the fp32 network; load it without --precision int8")
+        cast = self.precision == "bf16"
+        if cast:
+            self.net = self.net.float()
+        self.net.eval()
+        try:
+            yield
+        finally:
+            if cast:
+                self.net = self.net.to(torch.bfloat16)
 
     def _batch_logits(self, idx: np.ndarray, seqs: list[list[int]],
                       cache: list[torch.Tensor] | None) -> torch.Tensor:

@@ -21,6 +21,7 @@ the ``pretrained`` folder the student starts from): core.distill, which also kee
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -144,6 +145,10 @@ class BitBertClassifier(BertClassifier):
     presets = PRESETS
     precisions = ("int8", "float")  # integer kernels; the training-time fp32 arithmetic
     training_precision = "float"
+    explain_notes = (("computed through the float training arithmetic: its activations are rounded to 8 bits, a "
+                     "step function along the path, and the gradients are the straight-through ones it was trained "
+                     "with, so the weights can miss P - P(baseline) by the reported error (delta); "
+                     "leave-one-word-out occlusion is the check"),)
     precision = "float"
     _distiller: Distiller | None = None  # while training with a teacher (begin_training)
 
@@ -163,6 +168,21 @@ class BitBertClassifier(BertClassifier):
         else:
             note = "float: ternary codes as fp32 numbers, the training arithmetic"
         return f"{note} ({'auto' if precision == 'auto' else 'asked for'})"
+
+    @contextmanager
+    def _training_arithmetic(self):
+        """Run the block with the ternary weights as float numbers, the training arithmetic (the integer
+        kernels have no gradient)."""
+        ternary = [m for m in self.net.modules() if isinstance(m, TernaryLinear)]
+        kernels_before = [m.kernel for m in ternary]
+        for module in ternary:
+            module.kernel, module._packed = "float", None  # codes cached under inference_mode hold no gradient
+        self.net.eval()
+        try:
+            yield
+        finally:
+            for module, kernel in zip(ternary, kernels_before, strict=True):
+                module.kernel, module._packed = kernel, None
 
     def compile(self) -> None:
         for module in self.net.modules():

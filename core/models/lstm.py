@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from core.explain import Explanation, integrated_gradients, to_words
 from core.models import write_manifest
 from core.models.text_batching import (
     clip_chars,
@@ -192,6 +193,28 @@ class LSTMClassifier:
         with torch.inference_mode():
             for idx in length_batches([len(s) for s in seqs], batch_size):
                 out[idx] = torch.sigmoid(self._logits([seqs[i] for i in idx])).double().cpu().numpy()
+        return out
+
+    def explain(self, texts: list[str], n_steps: int = 32) -> list[Explanation]:
+        """Integrated Gradients on the token embeddings, from an all-padding review (zero embeddings) to the
+        review, summed into words; ``delta`` is IG's convergence error."""
+        self.net.eval()
+        out = []
+        for text in texts:
+            clipped = clip_chars(text, self.cfg.max_len)
+            found = list(_TOKEN.finditer(clipped.lower()))  # the tokens encode() reads, with their places
+            offsets = head_tail([m.span() for m in found], self.cfg.max_len)
+            ids = torch.tensor([self.encode(text)], device=self.device)  # (1, T)
+            lengths = torch.tensor([ids.size(1)])
+
+            def forward(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+                return torch.sigmoid(self.net(x, n))  # (B,) P(positive)
+
+            weights, p, base, delta = integrated_gradients(forward, self.net.embed, ids, torch.full_like(ids, PAD),
+                                                           (lengths,), n_steps)
+            spans = to_words(clipped, offsets, weights[: len(offsets)]) if clipped == text else []
+            out.append(Explanation(spans, p, base, "integrated gradients (embeddings, all-padding baseline)",
+                                   delta))
         return out
 
     def _evaluate(self, seqs: list[list[int]], y: np.ndarray) -> tuple[float, float]:
