@@ -4,13 +4,16 @@ the model's own P), against leave-one-word-out occlusion, and by the deletion te
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from core.explain import deletion_test, occlusion, without
 from core.models import load_model, model_class
-from tests.helpers import HOSTILE, q
+from tests.helpers import HOME, HOSTILE, q
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +111,25 @@ def test_integrated_gradients_add_up_within_their_reported_error_on_words_of_the
     if kind != "bitbert":  # (its rounded activations: occlusion, not IG, is the check there)
         weight = {texts[0][s:e].lower(): w for s, e, w in explanations[0].spans}
         assert weight["wonderful"] > 0 and weight["brilliant"] > 0
+
+
+def test_the_reviews_page_explains_the_chosen_review_and_keeps_hostile_text_inert(scored_db, monkeypatch):
+    """Reviews page: the selected review (a hostile one, found by a search) is drawn with each chosen model's
+    words highlighted; its markup arrives escaped, never as elements."""
+    monkeypatch.setenv("SENTIMENT_DB", str(scored_db.db))
+    at = AppTest.from_file(HOME, default_timeout=120)
+    at.run()
+    at.sidebar.selectbox(key="corpus").set_value("sample").run()
+    at.switch_page("views/reviews.py").run()
+    at.text_input(key="rv_search").set_value("**bold**").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.multiselect(key="rv_explain").set_value(["tfidf-lr", "vader"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    drawn = [e.proto.body for e in at.get("html")]
+    assert len(drawn) == 2  # one per model, side by side
+    for body in drawn:
+        text = re.sub(r'</?(span|div)( style="[^"<>]*"( title="[^"<>]*")?)?>', "", body)  # our own tags only
+        assert text == "**bold** &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"
+    assert any("rgba(" in body for body in drawn)  # at least one word of it is in a model's vocabulary
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert "exact (coefficient x tf-idf)" in captions and "VADER's valences" in captions

@@ -2,14 +2,9 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import SentimentError
-from core.models import available_models, load_model  # this page only: the registry imports lazily
-from dashboard import charts, data
-
-
-@st.cache_resource(show_spinner="Loading model...")
-def model(name: str):
-    return load_model(name)
-
+from core.models import available_models
+from dashboard import charts, data, explaining
+from dashboard.explaining import model
 
 st.title("Try it")
 # Loading a BERT takes seconds the first time: start with the trained models the sidebar has chosen.
@@ -38,3 +33,5 @@ if not scores.empty:
                      "p_positive": st.column_config.NumberColumn("P(positive)", format="%.3f")})
 for message in failed:
     st.warning(f"Could not score with {message}")
+if names and st.toggle("Why: highlight the words each model read", key="try_why"):
+    explaining.show(text, names, "try_why")

@@ -1,0 +1,99 @@
+"""Why a model gave its verdict, on the dashboard: the trained models (loaded once per process), each one's
+explanation of a review (core.explain; cached), and the review drawn with its words highlighted: green
+toward positive, red toward negative, stronger for a larger weight. The text is escaped piece by piece, so a
+review's own markup stays text."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import SentimentError
+from core.explain import Explanation
+from core.models import available_models, load_model
+
+POSITIVE, NEGATIVE = (22, 163, 74), (220, 38, 38)  # green, red
+EXPLAIN_CHARS = 5_000  # a longer review is explained on its first characters (the cost grows with its words)
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=8)
+def model(name: str):
+    """A trained model of the models folder (or the built-in VADER), loaded once for every session."""
+    return load_model(name)
+
+
+def explainable(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Of ``names``, the models whose files are here (a model scored elsewhere cannot be explained)."""
+    here = set(available_models())
+    return [n for n in names if n in here]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def explanation(name: str, text: str) -> Explanation:
+    """``name``'s explanation of ``text`` (its first EXPLAIN_CHARS characters)."""
+    return model(name).explain([text[:EXPLAIN_CHARS]])[0]
+
+
+def safe_explanation(name: str, text: str) -> tuple[Explanation | None, str | None]:
+    """(explanation, None), or (None, why not) when the model cannot be loaded or explain."""
+    try:
+        with st.spinner(f"Explaining with {name}..."):
+            return explanation(name, text), None
+    except (SentimentError, OSError, ValueError, RuntimeError) as e:
+        return None, f"{name} cannot explain this review: {e}"
+
+
+def highlighted(text: str, ex: Explanation) -> str:
+    """``text`` as HTML, every piece escaped, each explained word on a background whose colour says its
+    direction and whose strength its share of the largest weight; the weight shows on hover."""
+    strongest = max((abs(w) for *_, w in ex.spans), default=0.0) or 1.0
+    out, last = [], 0
+    for start, end, weight in sorted(ex.spans):
+        if start < last:
+            continue
+        r, g, b = POSITIVE if weight > 0 else NEGATIVE
+        alpha = 0.12 + 0.68 * abs(weight) / strongest
+        out.append(html.escape(text[last:start]))
+        out.append(f'<span style="background: rgba({r}, {g}, {b}, {alpha:.2f}); border-radius: 3px" '
+                   f'title="{weight:+.4f}">{html.escape(text[start:end])}</span>')
+        last = end
+    out.append(html.escape(text[last:]))
+    return ('<div style="white-space: pre-wrap; line-height: 1.7; font-size: 0.95rem">' + "".join(out)
+            + "</div>")
+
+
+def top_words(text: str, ex: Explanation, k: int = 5) -> pd.DataFrame:
+    """The ``k`` words pushing hardest toward positive, then toward negative: word, weight."""
+    rows = [*ex.top(k, 1.0), *ex.top(k, -1.0)]
+    return pd.DataFrame({"word": [text[s:e] for s, e, _ in rows], "weight": [w for *_, w in rows]})
+
+
+def caption(ex: Explanation) -> str:
+    """What the weights are: the method, P, the reference P and the convergence error."""
+    line = (f"{ex.method}: P(positive) {ex.p:.3f}, {ex.base:.3f} for the reference input; the weights add up to "
+            f"the difference")
+    if ex.delta:
+        line += f" within {ex.delta:.4f}"
+    return line + "." + "".join(f" Note: {n}." for n in ex.notes)
+
+
+def show(text: str, names: list[str], key: str) -> None:
+    """One review, explained by each of ``names`` side by side (one column each)."""
+    names = explainable(names)
+    if not names:
+        st.caption("None of these models' files is in this machine's models folder: nothing to explain with.")
+        return
+    if len(text) > EXPLAIN_CHARS:
+        st.caption(f"Explained on its first {EXPLAIN_CHARS:,} characters.")
+    for column, name in zip(st.columns(len(names)), names, strict=True):
+        ex, problem = safe_explanation(name, text)
+        column.markdown(f"**{name}**")
+        if ex is None:
+            column.warning(problem)
+            continue
+        column.html(highlighted(text[:EXPLAIN_CHARS], ex))
+        column.caption(caption(ex))
+        column.dataframe(top_words(text[:EXPLAIN_CHARS], ex), hide_index=True, key=f"{key}_{name}",
+                         column_config={"weight": st.column_config.NumberColumn("weight", format="%+.4f")})
