@@ -42,7 +42,7 @@ from core import store
 from core.errors import InputError
 from core.paths import default_db
 from jobs.common import log, run_main
-from jobs.resample import chunks, hash64, numbered_ids, picks, uniform
+from jobs.resample import ahead, chunks, hash64, numbered_ids, picks, uniform
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 CORPUS = "imdb"
 BENCH_FIELDS = {"category": "categorical", "product_id": "categorical", "reviewed": "datetime"}  # synthetic kept columns
-CHUNK_ROWS = 250_000  # reviews generated and written at a time (x models predictions, x 3 kept column rows)
-SEED = 0
-_PICK, _CATEGORY, _PRODUCT, _DAY, _NOISE = range(5)  # one hash stream each: hash64(i, SEED, stream, ...)
+CHUNK_ROWS = 2 * 122_880  # reviews generated and written at a time: whole DuckDB row groups, none left part-full
+SEED = 0  # the pick of row i's pool review: hash64(i, SEED); a fixed seed, so every bench database is the same
+_CATEGORY, _PRODUCT, _DAY, _NOISE = range(4)  # a hash stream each: hash64(i, SEED, stream, ...)
 FIRST_DAY = np.datetime64("2015-01-01")
 CATEGORIES = pa.array([f"category {c:02d}" for c in range(20)])
 PRODUCTS = pa.array([f"P{c:05d}" for c in range(50_000)])
@@ -75,20 +75,17 @@ def build(db: Path, source: Path, rows: int, n_models: int) -> None:
     for path in (db, store.view_path(db), db.with_name(db.name + ".wal")):
         path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    try:
-        with store.open_readable(source, log) as (src, path):
-            pool, probs, stored = read_pool(src, _score_pool)
-            if pool.num_rows == 0:
-                raise InputError(f"{path} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
-            bases = [stored[j % len(stored)] for j in range(n_models)]  # the stored model each bench model starts from
-            names = [base if j < len(stored) else f"{base}-v{j}" for j, base in enumerate(bases)]
-            with store.connect(db) as con:
-                store.upsert_corpus(con, CORPUS, f"bench: {rows:,} reviews resampled from {path}", {"bench": True})
-                write_rows(con, pool, probs, names, rows)
-                store.set_field_kinds(con, CORPUS, {f: {"kind": k} for f, k in BENCH_FIELDS.items()})
-                store.copy_model_records(src, con, dict(zip(names, bases)), CORPUS)
-    except LookupError as e:
-        raise InputError(f"{e}: run `make pipeline` (or jobs.train) first") from e
+    with store.open_readable(source, log) as (src, path):
+        pool, probs, stored = read_pool(src, _score_pool)
+        if pool.num_rows == 0:
+            raise InputError(f"{path} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
+        bases = [stored[j % len(stored)] for j in range(n_models)]  # the stored model each bench model starts from
+        names = [base if j < len(stored) else f"{base}-v{j}" for j, base in enumerate(bases)]
+        with store.connect(db) as con:
+            store.upsert_corpus(con, CORPUS, f"bench: {rows:,} reviews resampled from {path}", {"bench": True})
+            write_rows(con, pool, probs, names, rows)
+            store.set_field_kinds(con, CORPUS, {f: {"kind": k} for f, k in BENCH_FIELDS.items()})
+            store.copy_model_records(src, con, dict(zip(names, bases)), CORPUS)
     t = time.perf_counter()
     store.publish(db, log)
     log(f"published (summaries built, file copied) in {time.perf_counter() - t:.0f} s")
@@ -119,24 +116,28 @@ def read_pool(src, score: Callable[[list[str]], tuple[str, np.ndarray]]) -> tupl
 
 def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: int) -> None:
     """Append ``rows`` resampled reviews, their predictions by each of ``names`` (model j carries source model
-    ``j mod k``'s probability, noised past the k stored) and their kept columns, CHUNK_ROWS at a time."""
-    seconds = {"reviews": 0.0, "predictions": 0.0, "kept columns": 0.0}
-    for start, stop in chunks(rows, CHUNK_ROWS):
-        i = np.arange(start, stop)
-        ids = numbered_ids("b", start, stop, 7)
+    ``j mod k``'s probability, noised past the k stored) and their kept columns, CHUNK_ROWS at a time (the
+    next chunk is made while DuckDB writes this one)."""
+    def make(span: tuple[int, int]) -> tuple[pa.Table, pa.Table, pa.Table]:
+        start, stop = span
+        i, ids = np.arange(start, stop), numbered_ids("b", start, stop, 7)
         k = picks(start, stop, pool.num_rows, SEED)
-        t = time.perf_counter()
         picked = pool.take(k)
-        store.append_reviews(con, CORPUS, pa.table({
-            "review_id": ids, "text": picked["text"], "label": picked["label"],
-            "split": pa.repeat("test", len(i)), "source_row": i}))
-        seconds["reviews"] += time.perf_counter() - t
-        t = time.perf_counter()
-        store.append_predictions(con, CORPUS, _predictions(i, ids, probs[k], names), "bench")
-        seconds["predictions"] += time.perf_counter() - t
-        t = time.perf_counter()
-        store.append_fields(con, CORPUS, _kept_columns(i, ids))
-        seconds["kept columns"] += time.perf_counter() - t
+        reviews = pa.table({"review_id": ids, "text": picked["text"], "label": picked["label"],
+                            "split": pa.repeat("test", len(i)), "source_row": i})
+        return reviews, _predictions(i, ids, probs[k], names), _kept_columns(i, ids)
+
+    seconds = {"reviews": 0.0, "predictions": 0.0, "kept columns": 0.0}
+    for reviews, predictions, kept in ahead(chunks(rows, CHUNK_ROWS), make):
+        t0 = time.perf_counter()
+        store.append_reviews(con, CORPUS, reviews)
+        t1 = time.perf_counter()
+        store.append_predictions(con, CORPUS, predictions, "bench")
+        t2 = time.perf_counter()
+        store.append_fields(con, CORPUS, kept)
+        t3 = time.perf_counter()
+        for what, s in zip(seconds, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            seconds[what] += s
     per_review = {"reviews": 1, "predictions": len(names), "kept columns": len(BENCH_FIELDS)}
     for what, s in seconds.items():
         log(f"{what}: {rows * per_review[what]:,} rows in {s:.1f} s")

@@ -14,11 +14,12 @@
 A suffix .gz, .bz2, .xz or .zst after the format's compresses the file. The title is the review's first five
 words; the product, the dates and the votes are synthetic (drawn from the row number), for benchmarks only.
 
-Row i of the output is the stored imdb review number ``hash(i, seed) mod n`` (with replacement), with a
-distinct id ``big-000000123`` (i zero-padded to 9 digits) and columns ``id,review,sentiment``, the format
-that ``jobs.score --text-col review --id-col id --label-col sentiment`` reads. The same --rows and --seed
-always give the same file. Everything runs inside DuckDB (``COPY (SELECT ...) TO``), which streams the
-output, so memory stays flat at any --rows. The texts are the stored, already cleaned IMDB texts.
+Row i of the output is stored labelled imdb review number ``hash64(i, seed) mod n`` (with replacement; n
+stored reviews in review_id order; jobs.resample), with a distinct id ``big-000000123`` (i zero-padded to 9
+digits) and columns ``id,review,sentiment``, the format that ``jobs.score --text-col review --id-col id
+--label-col sentiment`` reads. The same --seed always gives the same rows: a file of 1k rows is the first 1k
+rows of one of 1M. The rows are generated in numpy and pyarrow and written a batch at a time, so memory
+stays flat at any --rows. The texts are the stored, already cleaned IMDB texts.
 
 The source database is opened read-only; if a job holds it read-write, its published view copy
 (``reviews.view.duckdb``) is used instead.
@@ -35,15 +36,21 @@ import lzma
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import zstandard
 
 from core import store
 from core.errors import InputError
 from core.paths import default_db
 from jobs.common import log, run_main
+from jobs.resample import ahead, chunks, numbered_ids, picks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,12 +60,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet (replaced if present)")
     p.add_argument("--db", type=Path, default=None, help="database holding corpus imdb (default data/reviews.duckdb)")
     p.add_argument("--seed", type=int, default=13, help="resampling seed (default 13)")
-    p.add_argument("--shape", choices=sorted(SHAPES), default="csv",
+    p.add_argument("--shape", choices=sorted(["csv", *SHAPES]), default="csv",
                    help="how the file is written: csv (default), polarity, amazon, yelp, fasttext (see above)")
     return p
 
 
+BATCH_ROWS = 50_000  # rows generated and written at a time
+COLUMNS = pa.schema([("id", pa.string()), ("review", pa.string()), ("sentiment", pa.string())])
 EPOCH = 1_262_304_000  # 2010-01-01: the synthetic dates run from here, one review a minute
+
+
+def read_pool(db: Path) -> pa.Table:
+    """text and label of the stored labelled imdb reviews, in review_id order: row k is pool review k."""
+    with store.open_readable(db, log) as (con, path):
+        pool = store.labelled_pool(con, "imdb")
+    if pool.num_rows == 0:
+        raise InputError(f"{path} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
+    log(f"resampling {pool.num_rows:,} labelled imdb reviews of {path}")
+    return pool.select(["text", "label"]).combine_chunks()
+
+
+def resampled(pool: pa.Table, rows: int, seed: int) -> Iterator[tuple[int, pa.Table]]:
+    """(start, rows start.. as COLUMNS) of the ``rows`` resampled rows, in order, a batch at a time."""
+    def batch(span: tuple[int, int]) -> tuple[int, pa.Table]:
+        start, stop = span
+        picked = pool.take(picks(start, stop, pool.num_rows, seed))
+        return start, pa.table([numbered_ids("big-", start, stop, 9), picked["text"], picked["label"]], schema=COLUMNS)
+
+    yield from ahead(chunks(rows, BATCH_ROWS), batch)
 
 
 def _title(texts: pd.Series) -> pd.Series:
@@ -66,79 +95,106 @@ def _title(texts: pd.Series) -> pd.Series:
     return texts.str.split(n=5).str[:5].str.join(" ")
 
 
-def _polarity(batch: pd.DataFrame, start: int) -> Iterator[str]:
-    out = io.StringIO()
+def _polarity(table: pa.Table, start: int) -> bytes:
+    batch, out = table.to_pandas(), io.StringIO()
     w = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     w.writerows(zip(batch["sentiment"].map({"negative": "1", "positive": "2"}), _title(batch["review"]),
                     batch["review"]))
-    yield out.getvalue()
+    return out.getvalue().encode()
 
 
-def _amazon(batch: pd.DataFrame, start: int) -> Iterator[str]:
-    rows = zip(batch["review"], batch["sentiment"], _title(batch["review"]))
-    for i, (text, label, title) in enumerate(rows, start):
+def _amazon(table: pa.Table, start: int) -> bytes:
+    batch, lines = table.to_pandas(), []
+    for i, (text, label, title) in enumerate(zip(batch["review"], batch["sentiment"], _title(batch["review"])),
+                                             start):
         t = EPOCH + 60 * i
-        yield orjson.dumps({
+        lines.append(orjson.dumps({
             "reviewerID": f"A{i * 7919 % 1_000_003:07d}", "asin": f"B{i % 5003:09d}", "helpful": [i % 4, i % 7],
             "reviewText": text, "overall": 5.0 if label == "positive" else 1.0, "summary": title,
-            "unixReviewTime": t, "reviewTime": time.strftime("%m %d, %Y", time.gmtime(t))}).decode() + "\n"
+            "unixReviewTime": t, "reviewTime": time.strftime("%m %d, %Y", time.gmtime(t))}))
+    return b"\n".join(lines) + b"\n"
 
 
-def _yelp(batch: pd.DataFrame, start: int) -> Iterator[str]:
+def _yelp(table: pa.Table, start: int) -> bytes:
+    batch, lines = table.to_pandas(), []
     for i, (rid, text, label) in enumerate(zip(batch["id"], batch["review"], batch["sentiment"]), start):
-        yield orjson.dumps({
+        lines.append(orjson.dumps({
             "review_id": rid, "business_id": f"b{i % 997:04d}", "text": text, "stars": 5 if label == "positive" else 1,
-            "useful": i % 5, "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(EPOCH + 60 * i))}).decode() + "\n"
+            "useful": i % 5, "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(EPOCH + 60 * i))}))
+    return b"\n".join(lines) + b"\n"
 
 
-def _fasttext(batch: pd.DataFrame, start: int) -> Iterator[str]:
-    labels = batch["sentiment"].map({"negative": "__label__1 ", "positive": "__label__2 "})
-    yield "".join(labels + batch["review"] + "\n")
+def _fasttext(table: pa.Table, start: int) -> pa.Buffer:
+    labels = pc.if_else(pc.equal(table["sentiment"], "positive"), "__label__2 ", "__label__1 ")
+    return _values(pc.binary_join_element_wise(labels, table["review"], "\n", ""))
 
 
-def _csv(batch: pd.DataFrame, start: int) -> Iterator[str]:
-    out = io.StringIO()
-    batch.to_csv(out, index=False, header=start == 0, lineterminator="\n")
-    yield out.getvalue()
+def _values(strings: pa.Array | pa.ChunkedArray) -> pa.Buffer:
+    """The bytes of a string array's values end to end: a slice of its data buffer (no copy)."""
+    strings = strings.combine_chunks() if isinstance(strings, pa.ChunkedArray) else strings
+    offset = np.dtype(np.int64 if pa.types.is_large_string(strings.type) else np.int32)
+    offsets = np.frombuffer(strings.buffers()[1], offset, len(strings) + 1, strings.offset * offset.itemsize)
+    return strings.buffers()[2][offsets[0]:offsets[-1]]
 
 
-SHAPES: dict[str, Callable[[pd.DataFrame, int], Iterator[str]]] = {
-    "csv": _csv, "polarity": _polarity, "amazon": _amazon, "yelp": _yelp, "fasttext": _fasttext}
+# a batch's rows (COLUMNS; ``start`` the number of the first) -> the bytes of the file that hold them
+SHAPES: dict[str, Callable[[pa.Table, int], bytes | pa.Buffer]] = {
+    "polarity": _polarity, "amazon": _amazon, "yelp": _yelp, "fasttext": _fasttext}
 COMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zst": zstandard.open}
 
 
-def write_shape(out: Path, rows: int, db: Path, seed: int, shape: str) -> None:
+def write_shape(out: Path, pool: pa.Table, rows: int, seed: int, shape: str) -> None:
     """Write ``rows`` resampled reviews in a dump's shape, compressed as the suffix says."""
     compress = COMPRESSORS.get(out.suffix.lower())
     with (compress(out, "wb") if compress else open(out, "wb")) as f:
-        start = 0
-        for batch in store.resampled_imdb_batches(db, rows, seed, 50_000, log):
-            f.write("".join(SHAPES[shape](batch, start)).encode())
-            start += len(batch)
+        if shape == "csv":
+            write_csv(f, pool, rows, seed)
+            return
+        for start, batch in resampled(pool, rows, seed):
+            f.write(SHAPES[shape](batch, start))
 
 
-def make_corpus(out: Path, rows: int, db: Path, seed: int, shape: str = "csv") -> int | None:
-    """Write ``rows`` resampled reviews to ``out``; return the number of distinct source reviews (plain
-    csv and parquet) or None (the other shapes)."""
+def write_csv(f: BinaryIO, pool: pa.Table, rows: int, seed: int) -> None:
+    """id,review,sentiment lines after a header; a cell holding a comma, a quote or a line break is quoted
+    and its quotes doubled (what csv.QUOTE_MINIMAL writes). All of a line after its id depends on its pool
+    review alone, so it is made once per pool review; a batch is then a take and a join in Arrow."""
+    text = pool["text"]
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+    cells = pc.if_else(pc.match_substring_regex(text, '[",\r\n]'), quoted, text)
+    ends = pc.binary_join_element_wise(pool["label"], "\n", "")
+    tails = pc.binary_join_element_wise("", cells, ends, ",").combine_chunks()  # ,review,sentiment\n
+
+    def lines(span: tuple[int, int]) -> pa.Buffer:
+        start, stop = span
+        return _values(pc.binary_join_element_wise(
+            numbered_ids("big-", start, stop, 9), tails.take(picks(start, stop, len(tails), seed)), ""))
+
+    f.write(",".join(COLUMNS.names).encode() + b"\n")
+    f.writelines(ahead(chunks(rows, BATCH_ROWS), lines))
+
+
+def write_parquet(out: Path, pool: pa.Table, rows: int, seed: int) -> None:
+    """Write ``rows`` resampled reviews as Parquet (zstd), a row group per batch."""
+    with pq.ParquetWriter(out, COLUMNS, compression="zstd") as w:
+        for _, batch in resampled(pool, rows, seed):
+            w.write_table(batch)
+
+
+def make_corpus(out: Path, rows: int, db: Path, seed: int, shape: str = "csv") -> int:
+    """Write ``rows`` resampled reviews to ``out``: the csv shape as .csv or .parquet, or any shape compressed
+    by its suffix (COMPRESSORS) or plain; return the number of stored reviews they are drawn from."""
     suffix = out.suffix.lower()
     if rows < 1:
         raise InputError("--rows must be at least 1")
-    if shape != "csv" or suffix in COMPRESSORS:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            write_shape(out, rows, db, seed, shape)
-        except LookupError as e:
-            raise InputError(f"{e}: run `make pipeline` (or jobs.train) first") from e
-        return None
-    if suffix not in store.EXPORT_FORMATS:
+    if shape == "csv" and suffix not in COMPRESSORS and suffix not in (".csv", ".parquet"):
         raise InputError(f"{out}: unknown file type {suffix or '(none)'}; give a .csv or .parquet file")
-    if rows < 1:
-        raise InputError("--rows must be at least 1")
+    pool = read_pool(db)
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return store.export_resampled_imdb(db, out, rows, seed, log)
-    except LookupError as e:
-        raise InputError(f"{e}: run `make pipeline` (or jobs.train) first") from e
+    if shape == "csv" and suffix == ".parquet":
+        write_parquet(out, pool, rows, seed)
+    else:
+        write_shape(out, pool, rows, seed, shape)
+    return pool.num_rows
 
 
 def main(argv: list[str] | None = None) -> int:

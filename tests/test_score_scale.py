@@ -54,7 +54,7 @@ def test_make_corpus_is_reproducible_and_prefix_stable(scored_db, tmp_path):
 
 
 def test_the_bench_database_resamples_real_reviews_with_real_and_noisy_predictions(scored_db, tmp_path):
-    """jobs.bench_dashboard's build (core.store.build_bench_corpus): no imdb predictions stored, so the pool is
+    """jobs.bench_dashboard's build (jobs.bench_dashboard.build): no imdb predictions stored, so the pool is
     the imdb test split scored by the trained tfidf-lr; model 0 carries its probabilities, the others noise."""
     db = tmp_path / "bench.duckdb"
     bench_dashboard.build(db, scored_db.db, 3000, 3)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from core.metrics import auc_interval, wilson_interval
 from core.store.summaries import BINS
 
 
@@ -35,6 +34,8 @@ def metrics(cube: pd.DataFrame, models: tuple[str, ...] | list[str], by_value: b
     bin >= 500 is exactly P >= 0.5, so the counts at 0.5 are exact; ROC-AUC is the Mann-Whitney statistic
     over the 1/1000 bins (pairs within one bin count half), which equals scikit-learn's where no bin mixes
     different probabilities of both classes (tests/test_slices.py compares them)."""
+    from core.metrics import auc_interval, wilson_interval  # (imports scikit-learn: only when drawn)
+
     keys = _KEYS[by_value]
     out = _over(f"""
         WITH b AS (SELECT {keys}model, bin,
