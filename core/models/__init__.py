@@ -4,6 +4,7 @@ a trained *model* is a folder ``data/models/NAME/`` whose ``model.json`` names i
 Every model class has the same small interface:
 
     predict_proba(texts: list[str]) -> np.ndarray   # shape (n,), P(positive) as float64
+    explain(texts: list[str]) -> list[Explanation]  # per review: words (character spans), their weight on P
     save(directory: Path) -> None                   # writes model.json + weights, never pickle
     load(directory: Path) -> Model                  # classmethod
     fit(train, val, preset, overrides, progress) -> (Model, history, hyperparams)   # classmethod
