@@ -243,6 +243,7 @@ def test_score_all_picks_up_every_neural_kind(lstm, tmp_path, compiled):
     assert recorded["models"]["bitbert-tiny"].startswith(f"int8 x ternary via {plan.fastest_int8}")
 
 
+@pytest.mark.slow  # make test-slow: --compile is opt-in, and compiling costs seconds per test
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_compiled_bert_predicts_as_eager(precision):
     """compile() (TorchInductor, dynamic shapes) changes the speed, not the predictions, on every batch shape."""

@@ -38,8 +38,8 @@ def test_a_killed_trainings_file_is_not_a_training(tmp_path):
 def test_jobs_train_keeps_the_file_while_it_trains(scored_db, tmp_path):
     models, db = tmp_path / "models", tmp_path / "copy.duckdb"
     shutil.copyfile(scored_db.db, db)  # the session's database keeps its models as they are
-    proc = subprocess.Popen([sys.executable, "-m", "jobs.train", "--model", "vader", "--name", "vader-x", "--db",
-                             str(db), "--models-dir", str(models)], cwd=REPO_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.train", "--model", "vader", "--name", "vader-x", "--corpus",
+                             "sample", "--db", str(db), "--models-dir", str(models)], cwd=REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen = []
     while proc.poll() is None:

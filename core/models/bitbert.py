@@ -3,19 +3,14 @@ dense) replaced by a b1.58 BitLinear (``bitlinear-pytorch``: ternary absmean wei
 activations, straight-through estimator), initialised from the pretrained weights, trained quantization-aware.
 
 After training each BitLinear is frozen into a ``TernaryLinear`` that holds only int8 codes in {-1, 0, 1}
-and one fp32 scale. On the CPU predict_proba runs them in integer arithmetic: each token's activations are
-quantized to int8 (per-token absmax, as in training), multiplied by the ternary codes by the integer kernel
-that measures fastest on this CPU (core.kernels: ``torch._int_mm`` with AVX-512 VNNI, fbgemm's
-uint8 x int8 GEMM on AVX2; int32 sums, exact for ternary codes on both), then rescaled once. Where no
-integer kernel is as fast as fp32, the training-time arithmetic runs instead (the codes as fp32 numbers:
-``set_precision("float")``), which jobs.bench also uses to measure that both give the same predictions.
-The checkpoint packs the codes 2 bits each (4 per uint8) in safetensors and stores the word embeddings in
-fp16 or int8 (per-row scale); the in-memory model is rounded the same way when it is frozen, so a reloaded
-model gives identical predictions.
-Files: model.json, config.json (transformers config), bitbert.safetensors, tokenizer files. No pickle.
-
-Distillation (``kd_logits`` / ``kd_hidden`` > 0) from a trained full-precision bert (``teacher``; by default
-the ``pretrained`` folder the student starts from): core.distill, which also keeps the loss curve by term.
+and one fp32 scale. On the CPU predict_proba runs them in integer arithmetic: activations quantized to int8
+per token (as in training), multiplied by the codes by the integer kernel that measures fastest on this CPU
+(core.kernels: ``torch._int_mm`` with AVX-512 VNNI, fbgemm's uint8 x int8 GEMM on AVX2; int32 sums, exact
+for ternary codes), then rescaled once. Where no integer kernel is as fast as fp32, the training arithmetic
+runs instead (the codes as fp32 numbers: ``set_precision("float")``). The checkpoint (model.json,
+config.json, bitbert.safetensors, tokenizer files; no pickle) packs the codes 2 bits each and stores the word
+embeddings in fp16 or int8 (per-row scale), rounded the same way in memory, so a reloaded model predicts
+identically. Distillation from a trained bert (``kd_logits`` / ``kd_hidden`` > 0): core.distill.
 """
 
 from __future__ import annotations
@@ -100,7 +95,8 @@ class TernaryLinear(nn.Module):
         for the float path. compile() asks for them before tracing, since a cache filled inside a traced
         forward makes the trace start again."""
         key = path if path != "float" else f"float:{dtype}"
-        if self._packed is None or self._packed[0] != key:
+        if self._packed is None or self._packed[0] != key or (  # float codes cached under inference_mode
+                path == "float" and self._packed[1].is_inference() and torch.is_grad_enabled()):
             codes = self.codes.to(dtype) if path == "float" else kernels.pack(self.codes, path)
             self._packed = (key, codes)
         return self._packed[1]
@@ -145,10 +141,8 @@ class BitBertClassifier(BertClassifier):
     presets = PRESETS
     precisions = ("int8", "float")  # integer kernels; the training-time fp32 arithmetic
     training_precision = "float"
-    explain_notes = (("computed through the float training arithmetic: its activations are rounded to 8 bits, a "
-                     "step function along the path, and the gradients are the straight-through ones it was trained "
-                     "with, so the weights can miss P - P(baseline) by the reported error (delta); "
-                     "leave-one-word-out occlusion is the check"),)
+    explain_notes = ("through its float training arithmetic, whose 8-bit activations make the path a staircase: "
+                     + "straight-through weights can miss P - P(baseline) by delta; leave-one-word-out is the check",)
     precision = "float"
     _distiller: Distiller | None = None  # while training with a teacher (begin_training)
 
@@ -171,18 +165,13 @@ class BitBertClassifier(BertClassifier):
 
     @contextmanager
     def _training_arithmetic(self):
-        """Run the block with the ternary weights as float numbers, the training arithmetic (the integer
-        kernels have no gradient)."""
-        ternary = [m for m in self.net.modules() if isinstance(m, TernaryLinear)]
-        kernels_before = [m.kernel for m in ternary]
-        for module in ternary:
-            module.kernel, module._packed = "float", None  # codes cached under inference_mode hold no gradient
-        self.net.eval()
+        """The ternary codes as float numbers for the block (the integer kernels have no gradient)."""
+        before = self.precision
+        self.set_precision("float")
         try:
             yield
         finally:
-            for module, kernel in zip(ternary, kernels_before, strict=True):
-                module.kernel, module._packed = kernel, None
+            self.set_precision(before)
 
     def compile(self) -> None:
         for module in self.net.modules():
