@@ -15,6 +15,7 @@ from core.explain import Explanation
 from core.models import available_models, load_model
 
 POSITIVE, NEGATIVE = (22, 163, 74), (220, 38, 38)  # green, red
+FAINT = 0.05  # of the largest weight: weaker words are not highlighted
 EXPLAIN_CHARS = 5_000  # a longer review is explained on its first characters (the cost grows with its words)
 
 
@@ -47,14 +48,15 @@ def safe_explanation(name: str, text: str) -> tuple[Explanation | None, str | No
 
 def highlighted(text: str, ex: Explanation) -> str:
     """``text`` as HTML, every piece escaped, each explained word on a background whose colour says its
-    direction and whose strength its share of the largest weight; the weight shows on hover."""
+    direction and whose strength its share of the largest weight (words under FAINT of it stay plain, so
+    the strong ones stand out); the weight shows on hover."""
     strongest = max((abs(w) for *_, w in ex.spans), default=0.0) or 1.0
     out, last = [], 0
     for start, end, weight in sorted(ex.spans):
-        if start < last:
+        if start < last or abs(weight) < FAINT * strongest:
             continue
         r, g, b = POSITIVE if weight > 0 else NEGATIVE
-        alpha = 0.12 + 0.68 * abs(weight) / strongest
+        alpha = 0.1 + 0.7 * abs(weight) / strongest
         out.append(html.escape(text[last:start]))
         out.append(f'<span style="background: rgba({r}, {g}, {b}, {alpha:.2f}); border-radius: 3px" '
                    f'title="{weight:+.4f}">{html.escape(text[start:end])}</span>')
