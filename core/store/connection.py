@@ -305,3 +305,13 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame) -> Iterator[None]:
+    """``frame`` (a DataFrame or an Arrow table) readable as the view ``name`` for the block, then dropped."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        con.unregister(name)

@@ -10,6 +10,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from core.store.connection import registered
+
 
 def upsert_corpus(con: duckdb.DuckDBPyConnection, corpus: str, source: str, details: dict) -> None:
     con.execute(
@@ -92,13 +94,10 @@ def _changed(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
 def set_splits(con: duckdb.DuckDBPyConnection, corpus: str, splits: pd.DataFrame) -> None:
     """splits columns: review_id, split. Only reviews without a split get one: a split is never redrawn."""
     _changed(con, corpus)
-    con.register("_splits", splits[["review_id", "split"]])
-    try:
+    with registered(con, "_splits", splits[["review_id", "split"]]):
         con.execute(
             "UPDATE reviews SET split = s.split FROM _splits s "
             "WHERE reviews.corpus = ? AND reviews.review_id = s.review_id AND reviews.split IS NULL", [corpus])
-    finally:
-        con.unregister("_splits")
 
 
 def split_counts(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFrame:
@@ -119,15 +118,12 @@ def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame
     _changed(con, corpus)
     frame = df.assign(corpus=corpus, source=df.get("source", None))[
         ["corpus", "review_id", "text", "label", "split", "source_row", "source"]]
-    con.register("_new_reviews", frame)
-    try:
+    with registered(con, "_new_reviews", frame):
         con.execute(
             "INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars, source) "
             "SELECT corpus, review_id, text, label, split, source_row, length(text), source "
             "FROM _new_reviews ON CONFLICT DO NOTHING"
         )
-    finally:
-        con.unregister("_new_reviews")
 
 
 def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
@@ -136,13 +132,10 @@ def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame)
     if df.empty:
         return
     _changed(con, corpus)
-    con.register("_new_fields", df.assign(corpus=corpus)[
-        ["corpus", "review_id", "field", "kind", "text_value", "num_value", "time_value"]])
-    try:
+    with registered(con, "_new_fields", df.assign(corpus=corpus)[
+        ["corpus", "review_id", "field", "kind", "text_value", "num_value", "time_value"]]):
         con.execute("INSERT INTO review_fields SELECT corpus, review_id, field, kind, text_value, num_value, "
                     "time_value FROM _new_fields ON CONFLICT DO NOTHING")
-    finally:
-        con.unregister("_new_fields")
 
 
 def set_field_kinds(con: duckdb.DuckDBPyConnection, corpus: str, kinds: dict[str, dict]) -> None:
@@ -154,14 +147,11 @@ def set_field_kinds(con: duckdb.DuckDBPyConnection, corpus: str, kinds: dict[str
 
 def existing_reviews(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[str]) -> pd.DataFrame:
     """review_id, source_row and source of the given ids that are already stored for ``corpus``."""
-    con.register("_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)}))
-    try:
+    with registered(con, "_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)})):
         return con.execute(
             "SELECT r.review_id, r.source_row, r.source FROM reviews r JOIN _ids USING (review_id) WHERE r.corpus = ?",
             [corpus],
         ).df()
-    finally:
-        con.unregister("_ids")
 
 
 def stored_id_hashes(con: duckdb.DuckDBPyConnection, corpus: str) -> np.ndarray:
@@ -171,11 +161,8 @@ def stored_id_hashes(con: duckdb.DuckDBPyConnection, corpus: str) -> np.ndarray:
 
 def id_hashes(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> np.ndarray:
     """DuckDB's 64-bit hash of each of ``ids``, in order (the same function as ``stored_id_hashes``)."""
-    con.register("_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)}))
-    try:
+    with registered(con, "_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)})):
         return con.execute("SELECT hash(review_id) AS h FROM _ids").fetchnumpy()["h"]
-    finally:
-        con.unregister("_ids")
 
 
 def iter_review_chunks(

@@ -6,7 +6,7 @@ probabilities) is the jobs' own; only the reads and writes live here."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.errors import StoreError
-from core.store.connection import view_path
+from core.store.connection import registered, view_path
 from core.store.corpora import _changed
 
 Rows = pa.Table | pd.DataFrame  # what the bulk writes take: DuckDB scans either without copying row by row
@@ -71,12 +71,9 @@ def stored_predictions(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequenc
     query = "SELECT review_id, model, p_positive FROM predictions WHERE corpus = $corpus"
     if ids is None:
         return con.execute(query + " ORDER BY review_id, model", {"corpus": corpus}).df()
-    con.register("_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)}))
-    try:
+    with registered(con, "_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)})):
         return con.execute(query + " AND review_id IN (SELECT review_id FROM _ids) ORDER BY review_id, model",
                            {"corpus": corpus}).df()
-    finally:
-        con.unregister("_ids")
 
 
 # ---------------------------------------------------------------- bulk writes of a corpus being built
@@ -88,38 +85,29 @@ def append_reviews(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows) -> N
     """rows columns: review_id, text, label, split, source_row. n_chars is the text's length, as
     insert_reviews stores it."""
     _changed(con, corpus)
-    con.register("_new_reviews", rows)
-    try:
+    with registered(con, "_new_reviews", rows):
         con.execute("INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars) "
                     "SELECT $corpus, review_id, text, label, split, source_row, length(text) FROM _new_reviews",
                     {"corpus": corpus})
-    finally:
-        con.unregister("_new_reviews")
 
 
 def append_predictions(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows, run_id: str) -> None:
     """rows columns: review_id, model, p_positive, of any number of models; predicted is thresholded at 0.5,
     as insert_predictions stores it."""
     _changed(con, corpus)
-    con.register("_new_preds", rows)
-    try:
+    with registered(con, "_new_preds", rows):
         con.execute("INSERT INTO predictions (corpus, review_id, model, p_positive, predicted, run_id) "
                     "SELECT $corpus, review_id, model, p_positive, CASE WHEN p_positive >= 0.5 THEN 'positive' "
                     "ELSE 'negative' END, $run FROM _new_preds", {"corpus": corpus, "run": run_id})
-    finally:
-        con.unregister("_new_preds")
 
 
 def append_fields(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows) -> None:
     """rows columns: review_id, field, kind, text_value, num_value, time_value (core.columns.long_form)."""
     _changed(con, corpus)
-    con.register("_new_fields", rows)
-    try:
+    with registered(con, "_new_fields", rows):
         con.execute("INSERT INTO review_fields (corpus, review_id, field, kind, text_value, num_value, time_value) "
                     "SELECT $corpus, review_id, field, kind, text_value, num_value, time_value FROM _new_fields",
                     {"corpus": corpus})
-    finally:
-        con.unregister("_new_fields")
 
 
 def copy_model_records(source: duckdb.DuckDBPyConnection, con: duckdb.DuckDBPyConnection,
@@ -134,17 +122,14 @@ def copy_model_records(source: duckdb.DuckDBPyConnection, con: duckdb.DuckDBPyCo
                             "'peak_rss_mb']), measured_at) FROM model_speed GROUP BY model").to_arrow_table(),
         "names": pa.table({"model": list(models), "base": list(models.values())}),
     }
-    for name, table in tables.items():
-        con.register(f"_src_{name}", table)
-    try:
+    with ExitStack() as stack:
+        for name, table in tables.items():
+            stack.enter_context(registered(con, f"_src_{name}", table))
         con.execute("INSERT INTO models BY NAME SELECT * FROM _src_models ON CONFLICT DO NOTHING")
         con.execute("INSERT INTO training_log BY NAME SELECT * FROM _src_training_log ON CONFLICT DO NOTHING")
         con.execute("INSERT INTO model_speed (model, corpus, rows, seconds, rows_per_s, peak_rss_mb) "
                     "SELECT n.model, $corpus, s.rows, s.seconds, s.rows_per_s, s.peak_rss_mb "
                     "FROM _src_names n JOIN _src_speed s USING (base)", {"corpus": corpus})
-    finally:
-        for name in tables:
-            con.unregister(f"_src_{name}")
 
 
 def duckdb_json_texts(path: Path) -> int:

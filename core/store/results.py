@@ -10,20 +10,17 @@ import numpy as np
 import pandas as pd
 
 from core.errors import StoreError
-from core.store.connection import transaction
+from core.store.connection import registered, transaction
 from core.store.corpora import _changed
 
 
 def models_done(con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` already have a prediction from ``model`` (a resumed run skips them)."""
-    con.register("_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)}))
-    try:
+    with registered(con, "_ids", pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object)})):
         rows = con.execute(
             "SELECT p.review_id FROM predictions p JOIN _ids USING (review_id) WHERE p.corpus = ? AND p.model = ?",
             [corpus, model],
         ).fetchall()
-    finally:
-        con.unregister("_ids")
     return {r[0] for r in rows}
 
 
@@ -32,29 +29,23 @@ def insert_predictions(
 ) -> None:
     _changed(con, corpus)
     frame = pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object), "p": np.asarray(p, dtype=np.float64)})
-    con.register("_preds", frame)
-    try:
+    with registered(con, "_preds", frame):
         con.execute(
             "INSERT INTO predictions SELECT ?, review_id, ?, p, CASE WHEN p >= 0.5 THEN 'positive' "
             "ELSE 'negative' END, ? FROM _preds ON CONFLICT DO NOTHING",
             [corpus, model, run_id],
         )
-    finally:
-        con.unregister("_preds")
 
 
 def insert_rejects(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame, run_id: str) -> None:
     """df columns: location, review_id, reason, excerpt."""
     if df.empty:
         return
-    con.register("_rej", df[["location", "review_id", "reason", "excerpt"]])
-    try:
+    with registered(con, "_rej", df[["location", "review_id", "reason", "excerpt"]]):
         con.execute(
             "INSERT INTO rejects SELECT ?, location, review_id, reason, excerpt, ? FROM _rej ON CONFLICT DO NOTHING",
             [corpus, run_id],
         )
-    finally:
-        con.unregister("_rej")
 
 
 # ---------------------------------------------------------------- runs, models, training log, speed
@@ -170,11 +161,8 @@ def replace_metrics(con, corpus: str, split: str, model: str, row: dict, curves:
             [corpus, split, model, *[row[c] for c in cols]],
         )
         frame = curves.assign(corpus=corpus, split=split, model=model)
-        con.register("_curves", frame)
-        try:
+        with registered(con, "_curves", frame):
             con.execute("INSERT INTO curves SELECT corpus, split, model, curve, x, y, threshold FROM _curves")
-        finally:
-            con.unregister("_curves")
 
 
 def labelled_corpora(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str | None]]:
