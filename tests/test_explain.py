@@ -133,3 +133,18 @@ def test_the_reviews_page_explains_the_chosen_review_and_keeps_hostile_text_iner
     assert any("rgba(" in body for body in drawn)  # at least one word of it is in a model's vocabulary
     captions = " ".join(str(c.value) for c in at.caption)
     assert "exact (coefficient x tf-idf)" in captions and "VADER's valences" in captions
+
+
+def test_the_explanation_benchmark_prints_a_row_per_model(scored_db, capsys):
+    from jobs import bench_explain
+
+    assert bench_explain.main(["--db", str(scored_db.db), "--models-dir", str(scored_db.models_dir), "--models",
+                               "tfidf-lr,vader", "--corpus", "sample", "--split", "all", "--n", "30"]) == 2
+    assert bench_explain.main(["--db", str(scored_db.db), "--models-dir", str(scored_db.models_dir), "--models",
+                               "tfidf-lr,vader", "--n", "30"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line.split(" | ") for line in out if line.startswith(("| tfidf", "| vader"))]
+    assert [r[0] for r in rows] == ["| tfidf-lr", "| vader"]
+    for r in rows:
+        top, random, ratio = float(r[3]), float(r[4]), float(r[5])
+        assert r[2] == "30" and top > random and ratio == pytest.approx(top / random, rel=0.05)
