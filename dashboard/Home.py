@@ -103,6 +103,7 @@ page = st.navigation([
     st.Page("views/curves.py", title="ROC and precision-recall", icon=":material/show_chart:"),
     st.Page("views/disagreements.py", title="Disagreements", icon=":material/compare_arrows:"),
     st.Page("views/reviews.py", title="Reviews", icon=":material/search:"),
+    st.Page("views/drivers.py", title="Drivers", icon=":material/psychology_alt:"),
     st.Page("views/slices.py", title="Slices", icon=":material/view_column:"),
     st.Page("views/over_time.py", title="Over time", icon=":material/timeline:"),
     st.Page("views/try_it.py", title="Try it", icon=":material/edit_note:"),

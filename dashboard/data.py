@@ -60,10 +60,13 @@ from dashboard.db import (  # noqa: F401
 )
 from dashboard.rows import (  # noqa: F401
     CELLS,
+    DRIVER_SAMPLE,
+    DRIVER_SIDES,
     agreement,
     cell_reviews,
     disagreement_counts,
     disagreements,
+    drivers,
     length_range,
     review_count,
     review_csv,

@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from core.drivers import log_odds, term_counts
 from core.store import cube as cubes
 from core.store import review_rows
 from core.store.summaries import Where
@@ -156,3 +157,22 @@ def review_csv(src: Source, f: ReviewFilter, max_rows: int = CSV_MAX_ROWS) -> by
     """The filtered reviews as CSV (at most ``max_rows``), in rid order; built only when the download is
     clicked."""
     return read(src, review_rows.review_csv, f, max_rows, _hits(src, f))
+
+
+# ---------------------------------------------------------------- drivers
+
+DRIVER_SAMPLE = 5_000  # reviews a Drivers table is counted on: a uniform sample of the filtered reviews
+DRIVER_SIDES = {"predicted": "predicted negative vs positive", "label": "true label negative vs positive"}
+
+
+@st.cache_data(**CACHE)
+def drivers(src: Source, corpus: str, split: str, model: str, by: str = "predicted", where: Where = (),
+            n: int = DRIVER_SAMPLE) -> tuple[pd.DataFrame, dict]:
+    """The terms most typical of negative against positive reviews (core.drivers.log_odds: delta > 0 is
+    negative), by ``model``'s prediction or by the true label, counted on a uniform sample of at most ``n``
+    of the filtered reviews; and the sample's size per side."""
+    sample = read(src, review_rows.sample_texts, corpus, split, model, n, 0, where)
+    side = sample["predicted"] if by == "predicted" else sample["label"]
+    negative, positive = (sample.loc[side == s, "text"].tolist() for s in ("negative", "positive"))
+    table = log_odds(term_counts(negative), term_counts(positive))
+    return table, {"reviews": len(sample), "negative": len(negative), "positive": len(positive)}

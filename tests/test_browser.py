@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser,
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 ERROR = '[data-testid="stException"]'
 PAGES = ["Overview", "Distributions", "Confusion matrices", "ROC and precision-recall", "Disagreements",
-         "Reviews", "Slices", "Over time", "Try it", "Training"]
+         "Reviews", "Drivers", "Slices", "Over time", "Try it", "Training"]
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ from tests.helpers import HOME, frames, write_csv
 
 PAGES = {
     "overview": "Overview", "distributions": "Distributions", "confusion": "Confusion matrices",
-    "curves": "ROC and precision-recall", "disagreements": "Disagreements", "reviews": "Reviews",
+    "curves": "ROC and precision-recall", "disagreements": "Disagreements", "reviews": "Reviews", "drivers": "Drivers",
     "try_it": "Try it", "training": "Training", "slices": "Slices", "over_time": "Over time",
 }
 IMG = "<img src=x onerror=alert(1)>"

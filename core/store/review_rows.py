@@ -256,3 +256,18 @@ def review_csv(con: Con, f: ReviewFilter, max_rows: int, hits: list[str] | None 
     out = io.BytesIO()
     pa_csv.write_csv(table, out)
     return out.getvalue()
+
+
+def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: int = 0, where: Where = ()
+                 ) -> pd.DataFrame:
+    """review_id, label, predicted, text of a uniform sample (reservoir, seeded) of at most ``n`` of the reviews
+    of $corpus in $split that ``model`` scored and that pass the column filters."""
+    rows_where, filt = scoped_rows(where)
+    # the sample is drawn from the filtered rows (a subquery: USING SAMPLE applies before its own WHERE);
+    # its size and seed are integers, which the clause takes only as literals
+    return _df(con, f"""
+        WITH s AS (SELECT * FROM (SELECT p.review_id, p.label, p.predicted FROM {rows_where} AND p.model = $model)
+                   USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)}))
+        SELECT s.review_id, s.label, s.predicted, r.text FROM s JOIN reviews r
+        ON r.corpus = $corpus AND r.review_id = s.review_id ORDER BY s.review_id""",
+               {"corpus": corpus, "split": split, "model": model, **filt})
