@@ -84,7 +84,7 @@ TOY_NEG = ["an awful, boring film", "terrible acting, a waste of time", "dull an
 TOY = pd.DataFrame({"text": (TOY_POS + TOY_NEG) * 4, "y": ([1] * 3 + [0] * 3) * 4})
 
 
-@pytest.mark.parametrize("kind", ["lstm", "bert", "bitbert"])
+@pytest.mark.parametrize("kind", ["lstm", "bert", pytest.param("bitbert", marks=pytest.mark.slow)])
 def test_integrated_gradients_add_up_within_their_reported_error_on_words_of_the_review(kind):
     """The neural kinds (tiny networks trained on a toy set): IG's weights sum to P - P(baseline) within the
     reported convergence error (small, but for BitLinear BERT's rounded activations), P is the model's own,

@@ -2,7 +2,7 @@
 
 Every test here failed before core/ingest.py (issue 11). The reader's own cases (huge fields, broken
 quoting, null markers, Parquet types) are in test_readers.py, evaluate's in test_evaluate_faults.py.
-The long kill loop is marked slow: `make test-slow`.
+The long kill loop, the run-status check after kills and the second-file check are marked slow: `make test-slow`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- identity of rows across files
 
 
+@pytest.mark.slow  # make test-slow
 def test_a_second_file_without_ids_is_stored_whole_and_the_same_file_twice_is_harmless(scored_db, tmp_path):
     a = imdb_csv(scored_db, tmp_path / "a.csv", 40, ids=False)
     b = imdb_csv(scored_db, tmp_path / "b.csv", 30, offset=40, ids=False)
@@ -138,6 +139,7 @@ def test_ctrl_c_while_starting_is_one_line_not_a_traceback(scored_db, tmp_path):
 # ---------------------------------------------------------------- state that tells the truth
 
 
+@pytest.mark.slow  # make test-slow
 def test_runs_end_interrupted_failed_or_finished_and_killed_runs_are_closed(scored_db, tmp_path):
     csv = imdb_csv(scored_db, tmp_path / "r.csv", 1500)
     db = tmp_path / "runs.duckdb"
