@@ -162,7 +162,7 @@ def review_csv(src: Source, f: ReviewFilter, max_rows: int = CSV_MAX_ROWS) -> by
 # ---------------------------------------------------------------- drivers
 
 DRIVER_SAMPLE = 5_000  # reviews a Drivers table is counted on: a uniform sample of the filtered reviews
-DRIVER_SIDES = {"predicted": "predicted negative vs positive", "label": "true label negative vs positive"}
+DRIVER_SIDES = {"predicted": "by prediction", "label": "by true label"}  # what makes a review negative or positive
 
 
 @st.cache_data(**CACHE)

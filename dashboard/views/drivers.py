@@ -28,17 +28,18 @@ if table.empty or not sizes["negative"] or not sizes["positive"]:
     st.info("One side has no reviews here: nothing to compare.")
     st.stop()
 
-columns = {"term": "term", "count_a": "uses, negative", "count_b": "uses, positive", "z": "z",
-           "lo": "log-odds, 95% low", "hi": "log-odds, 95% high"}
-config = {"z": st.column_config.NumberColumn(format="%.1f"),
-          "lo": st.column_config.NumberColumn(format="%.2f"), "hi": st.column_config.NumberColumn(format="%.2f")}
+config = {"term": st.column_config.TextColumn("term"),
+          "count_a": st.column_config.NumberColumn("uses −", help="uses in the negative reviews"),
+          "count_b": st.column_config.NumberColumn("uses +", help="uses in the positive reviews"),
+          "z": st.column_config.NumberColumn("z", format="%.1f", help="log-odds ratio / its standard deviation"),
+          "interval": st.column_config.TextColumn("log-odds, 95%", help="negative-side log-odds ratio, 95% interval")}
 left, right = st.columns(2)
 negative = table.head(top)
 positive = table.iloc[::-1].head(top)
-left.markdown("**Toward negative**")
-left.dataframe(negative[list(columns)].rename(columns=columns), hide_index=True, key="dr_neg")
-right.markdown("**Toward positive**")
-right.dataframe(positive[list(columns)].rename(columns=columns), hide_index=True, key="dr_pos")
+for column, side, rows in ((left, "Toward negative", negative), (right, "Toward positive", positive)):
+    column.markdown(f"**{side}**")
+    shown = rows.assign(interval=[f"{lo:+.2f} to {hi:+.2f}" for lo, hi in zip(rows["lo"], rows["hi"], strict=True)])
+    column.dataframe(shown[list(config)], hide_index=True, column_config=config, key=f"dr_{side.split()[-1]}")
 
 term = st.selectbox("Read the reviews that use a term", [*negative["term"], *positive["term"]], key="dr_term")
 if term:
