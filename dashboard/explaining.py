@@ -99,3 +99,23 @@ def show(text: str, names: list[str], key: str) -> None:
         column.caption(caption(ex))
         column.dataframe(top_words(text[:EXPLAIN_CHARS], ex), hide_index=True, key=f"{key}_{name}",
                          column_config={"weight": st.column_config.NumberColumn("weight", format="%+.4f")})
+
+
+def why(text: str, models: list[str] | tuple[str, ...], default: list[str] | tuple[str, ...], key: str) -> None:
+    """The "Why" of a review a page shows: an expander to pick models from ``models`` (``default`` first
+    chosen) and see the review explained by each, side by side."""
+    with st.expander("Why: the words each model read, green toward positive, red toward negative"):
+        chosen = st.multiselect("Explain with", explainable(models), default=explainable(default), key=key)
+        show(text, chosen, f"{key}_why")
+
+
+def selected_review(rows: pd.DataFrame, selected: list[int], models: list[str] | tuple[str, ...],
+                    default: list[str] | tuple[str, ...], key: str) -> None:
+    """Under a table of reviews: the selected one (else the first) read whole, as text, and its "Why"."""
+    if rows.empty:
+        return
+    picked = selected[0] if selected else 0
+    st.caption(f"Review {picked + 1} of the table, whole (select a row to read another):")
+    text = rows["text"].iloc[picked]
+    st.text(text)
+    why(text, models, default, key)

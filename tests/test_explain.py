@@ -179,3 +179,19 @@ def test_drivers_count_real_reviews_and_rank_negative_words_first(scored_db, mon
     assert not at.exception, [e.value for e in at.exception]
     drawn = [e.proto.body for e in at.get("html")]
     assert drawn and all(re.search(r">bad<", body, re.IGNORECASE) for body in drawn)
+
+
+@pytest.mark.parametrize("page, key", [("disagreements", "dis_explain"), ("confusion", "cm_explain")])
+def test_the_disagreements_and_a_confusion_cell_explain_the_review_they_show(scored_db, monkeypatch, page, key):
+    """The first review of the page's table is read whole and explained: on the Disagreements page by every
+    chosen model side by side, in a confusion cell by the cell's model."""
+    monkeypatch.setenv("SENTIMENT_DB", str(scored_db.db))
+    at = AppTest.from_file(HOME, default_timeout=120)
+    at.run()
+    at.sidebar.selectbox(key="corpus").set_value("sample").run()
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    chosen = at.multiselect(key=key).value
+    assert chosen == (["tfidf-lr", "vader"] if page == "disagreements" else [at.selectbox(key="cm_model").value])
+    drawn = [e.proto.body for e in at.get("html")]
+    assert len(drawn) == len(chosen) and all("<span style=" in body for body in drawn)

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, explaining
 
 sel = st.session_state["sel"]
 st.title("Confusion matrices")
@@ -25,7 +25,4 @@ columns = {
 }
 shown = st.dataframe(reviews, hide_index=True, column_config=columns, on_select="rerun",
                      selection_mode="single-row", key="cm_table")
-if shown.selection.rows:
-    st.text(reviews["text"].iloc[shown.selection.rows[0]])
-else:
-    st.caption("Select a row to read its whole text.")
+explaining.selected_review(reviews, shown.selection.rows, sel.models, [model], "cm_explain")

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from dashboard import charts, data
+from dashboard import charts, data, explaining
 
 sel = st.session_state["sel"]
 st.title("Disagreements")
@@ -36,7 +36,4 @@ columns = {
 }
 shown = st.dataframe(table[["review_id", "spread", "label", *sel.models, "text"]], hide_index=True,
                      column_config=columns, on_select="rerun", selection_mode="single-row", key="dis_table")
-if shown.selection.rows:
-    st.text(table["text"].iloc[shown.selection.rows[0]])
-else:
-    st.caption("Select a row to read its whole text.")
+explaining.selected_review(table, shown.selection.rows, sel.models, sel.models, "dis_explain")

@@ -59,10 +59,7 @@ if not rows.empty:
     st.caption(f"Review {picked + 1} of this page (label, predicted, P(positive)):")
     st.text(f"{review['review_id']} · {review['label']} · {review['predicted']} · {review['p_positive']:.3f}")
     st.text(review["text"])
-    with st.expander("Why: the words each model read, green toward positive, red toward negative"):
-        why = st.multiselect("Explain with", explaining.explainable(sel.models),
-                             default=explaining.explainable([model]), key="rv_explain")
-        explaining.show(review["text"], why, "rv_why")
+    explaining.why(review["text"], sel.models, [model], "rv_explain")
 
 st.download_button(
     f"Download the filtered reviews as CSV (at most {data.CSV_MAX_ROWS:,})",

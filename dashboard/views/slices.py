@@ -1,6 +1,6 @@
 import streamlit as st
 
-from dashboard import charts, data, slicing
+from dashboard import charts, data, explaining, slicing
 
 sel = st.session_state["sel"]
 st.title("Slices")
@@ -62,5 +62,4 @@ shown = st.dataframe(rows, hide_index=True, on_select="rerun", selection_mode="s
                      column_config={"p_positive": st.column_config.ProgressColumn(
                          "P(positive)", format="%.3f", min_value=0.0, max_value=1.0),
                          "text": st.column_config.TextColumn("text", width="large")})
-if shown.selection.rows:
-    st.text(rows["text"].iloc[shown.selection.rows[0]])
+explaining.selected_review(rows, shown.selection.rows, sel.models, [model], "sl_explain")
