@@ -312,24 +312,43 @@ def slice_intervals(df: pd.DataFrame, metric: str) -> alt.LayerChart:
     return (rules + dots).properties(height=alt.Step(12))
 
 
-def over_time(df: pd.DataFrame, metric: str, title: str) -> alt.LayerChart:
-    """``metric`` per period and model (df: slicing.over_time), and for the predicted-positive share the
-    labels' own positive share as a black dashed line."""
-    lines = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("period:T", title=None), y=alt.Y(f"{metric}:Q", title=title, scale=alt.Scale(zero=False)),
-        color=alt.Color("model:N", scale=MODELS, legend=_models_legend()),
-        tooltip=[alt.Tooltip("period:T"), "model", alt.Tooltip(f"{metric}:Q", format=".3f"),
-                 alt.Tooltip("reviews:Q", format=","), alt.Tooltip("labelled:Q", format=",")])
+# Time axis labels that carry the year, per period (d3 time formats)
+PERIOD_FORMAT = {"day": "%d %b %Y", "week": "%d %b %Y", "month": "%b %Y", "quarter": "Q%q %Y", "year": "%Y"}
+
+
+def _time_axis(period: str) -> alt.X:
+    return alt.X("period:T", title=None, axis=alt.Axis(format=PERIOD_FORMAT.get(period, "%b %Y"), labelAngle=0))
+
+
+def over_time(df: pd.DataFrame, metric: str, title: str, period: str = "month") -> alt.LayerChart:
+    """``metric`` per period and model (df: slicing.over_time) with its 95% band (``metric``_lo/_hi); a thin
+    period's point is hollow. For the predicted-positive share, the labels' own positive share as a black
+    dashed line."""
+    x = _time_axis(period)
+    y = alt.Y(f"{metric}:Q", title=title, scale=alt.Scale(zero=False))
+    color = alt.Color("model:N", scale=MODELS, legend=_models_legend())
+    band = alt.Chart(df).mark_area(opacity=0.15).encode(x=x, y=alt.Y(f"{metric}_lo:Q", title=title),
+                                                         y2=f"{metric}_hi:Q", color=color)
+    lines = alt.Chart(df).mark_line().encode(x=x, y=y, color=color)
+    points = alt.Chart(df).mark_point(size=30).encode(
+        x=x, y=y, color=color,
+        fill=alt.condition("datum.thin", alt.value("white"), color),
+        tooltip=[alt.Tooltip("period:T", format=PERIOD_FORMAT.get(period, "%b %Y")), "model",
+                 alt.Tooltip(f"{metric}:Q", format=".3f"), alt.Tooltip(f"{metric}_lo:Q", format=".3f", title="95% low"),
+                 alt.Tooltip(f"{metric}_hi:Q", format=".3f", title="95% high"),
+                 alt.Tooltip("reviews:Q", format=","), alt.Tooltip("labelled:Q", format=","), "thin:N"])
+    layers = band + lines + points
     if metric != "positive_share" or df["true_share"].isna().all():
-        return lines.properties(height=HEIGHT)
+        return layers.properties(height=HEIGHT)
     truth = alt.Chart(df.drop_duplicates("period")).mark_line(color="black", strokeDash=[5, 3]).encode(
-        x="period:T", y="true_share:Q", tooltip=[alt.Tooltip("period:T"), alt.Tooltip("true_share:Q", format=".3f",
-                                                                                       title="true positive share")])
-    return (lines + truth).properties(height=HEIGHT)
+        x=x, y="true_share:Q", tooltip=[alt.Tooltip("period:T", format=PERIOD_FORMAT.get(period, "%b %Y")),
+                                        alt.Tooltip("true_share:Q", format=".3f", title="true positive share")])
+    return (layers + truth).properties(height=HEIGHT)
 
 
-def review_counts(df: pd.DataFrame) -> alt.Chart:
+def review_counts(df: pd.DataFrame, period: str = "month") -> alt.Chart:
     """Reviews per period (df: slicing.over_time; one model's rows)."""
     return alt.Chart(df.drop_duplicates("period")).mark_bar(color="#999").encode(
-        x=alt.X("period:T", title=None), y=alt.Y("reviews:Q", title="reviews"),
-        tooltip=[alt.Tooltip("period:T"), alt.Tooltip("reviews:Q", format=",")]).properties(height=120)
+        x=_time_axis(period), y=alt.Y("reviews:Q", title="reviews"),
+        tooltip=[alt.Tooltip("period:T", format=PERIOD_FORMAT.get(period, "%b %Y")),
+                 alt.Tooltip("reviews:Q", format=",")]).properties(height=120)

@@ -15,6 +15,7 @@ from dashboard.aggregates import binned_metrics, models
 from dashboard.db import CACHE, Source, read
 
 PERIODS = cubes.PERIODS  # the periods a series can be grouped by
+THIN = cubes.THIN  # reviews: fewer make a thin period
 
 
 @st.cache_data(**CACHE)
@@ -94,3 +95,11 @@ def over_time(src: Source, corpus: str, split: str, models: tuple[str, ...], fie
     labelled reviews, the labels' positive share and the accuracy at 0.5."""
     days = read(src, reads.days, corpus, split, field, list(models), where)
     return cubes.periods(days, models, period)
+
+
+def default_period(src: Source, corpus: str, split: str, models: tuple[str, ...], field: str,
+                   where: Where = ()) -> str:
+    """The finest period in which most periods hold at least cube.THIN reviews (core.store.cube.finest_period)."""
+    first = models[:1]
+    counts = {p: over_time(src, corpus, split, first, field, p, where)["reviews"] for p in PERIODS}
+    return cubes.finest_period(counts)

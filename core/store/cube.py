@@ -190,20 +190,44 @@ def disagreement_counts(masks: pd.DataFrame, models: tuple[str, ...]) -> dict:
 
 
 PERIODS = ("day", "week", "month", "quarter", "year")
+THIN = 30  # reviews: a period with fewer is drawn as thin (its share swings on a handful of reviews)
 
 
 def periods(days: pd.DataFrame, models: tuple[str, ...], period: str = "month") -> pd.DataFrame:
     """Per period (its first day) and model of ``days`` (day, model, label, positive, n): reviews, the
-    predicted-positive share, the labelled reviews, the labels' positive share and the accuracy at 0.5."""
+    predicted-positive share, the labelled reviews, the labels' positive share and the accuracy at 0.5, the
+    two shares' 95% Wilson intervals (_lo, _hi), and ``thin``: fewer than THIN reviews."""
+    from core.metrics import wilson_interval  # (imports scikit-learn: only when drawn)
+
     if period not in PERIODS:
         raise ValueError(f"period must be one of {PERIODS}, not {period!r}")
-    return _over(f"""
+    out = _over(f"""
         SELECT date_trunc('{period}', day)::DATE AS period, model, sum(n)::BIGINT AS reviews,
-               coalesce(sum(n) FILTER (WHERE positive), 0) / sum(n) AS positive_share,
+               coalesce(sum(n) FILTER (WHERE positive), 0)::BIGINT AS positives,
                coalesce(sum(n) FILTER (WHERE label IN ('positive', 'negative')), 0)::BIGINT AS labelled,
                coalesce(sum(n) FILTER (WHERE label = 'positive'), 0)
                    / sum(n) FILTER (WHERE label IN ('positive', 'negative')) AS true_share,
-               coalesce(sum(n) FILTER (WHERE label = 'positive' AND positive OR label = 'negative' AND NOT positive), 0)
-                   / sum(n) FILTER (WHERE label IN ('positive', 'negative')) AS accuracy
+               coalesce(sum(n) FILTER (WHERE label = 'positive' AND positive OR label = 'negative' AND NOT positive),
+                        0)::BIGINT AS correct
         FROM days WHERE list_contains($models, model) GROUP BY ALL ORDER BY period, model""",
                  {"models": list(models)}, days=days)
+    out["positive_share"] = out["positives"] / out["reviews"]
+    out["positive_share_lo"], out["positive_share_hi"] = wilson_interval(out["positives"], out["reviews"])
+    out["accuracy"] = out["correct"] / out["labelled"].where(out["labelled"] > 0)
+    out["accuracy_lo"], out["accuracy_hi"] = wilson_interval(out["correct"], out["labelled"])
+    out["thin"] = out["reviews"] < THIN
+    return out.drop(columns=["positives", "correct"])
+
+
+def finest_period(reviews_per_period: dict[str, pd.Series]) -> str:
+    """The finest period in which at least half the periods hold THIN reviews or more (else 'year'), from
+    each period's review counts.
+
+    >>> finest_period({"day": pd.Series([3, 40]), "week": pd.Series([31, 45, 50]), "month": pd.Series([120])})
+    'week'
+    """
+    for period in PERIODS:
+        counts = reviews_per_period.get(period)
+        if counts is not None and len(counts) and (counts >= THIN).mean() > 0.5:
+            return period
+    return "year"

@@ -13,19 +13,23 @@ if not dates:
 
 left, right = st.columns([2, 3])
 field = left.selectbox("Date column", dates, key="ot_field")
-period = right.segmented_control("Per", list(slicing.PERIODS), default="month", key="ot_period") or "month"
+finest = slicing.default_period(sel.src, sel.corpus, sel.split, sel.models, field, sel.where)
+period = right.segmented_control("Per", list(slicing.PERIODS), default=finest, key="ot_period",
+                                 help=f"{finest} by default: the finest period in which most periods hold at least "
+                                      f"{slicing.THIN} reviews") or finest
 series = slicing.over_time(sel.src, sel.corpus, sel.split, sel.models, field, period, sel.where)
 if series.empty:
     st.info("No review in this selection has a date in this column.")
     st.stop()
 
 st.subheader("Predicted positive share")
-st.caption("One line per model; the black dashed line is the true labels' positive share, where labels exist.")
-st.altair_chart(charts.over_time(series, "positive_share", "predicted positive"), width="stretch")
-st.altair_chart(charts.review_counts(series), width="stretch")
+st.caption(f"One line per model with its 95% band; the black dashed line is the true labels' positive share, "
+           f"where labels exist. A hollow point is a thin period: fewer than {slicing.THIN} reviews.")
+st.altair_chart(charts.over_time(series, "positive_share", "predicted positive", period), width="stretch")
+st.altair_chart(charts.review_counts(series, period), width="stretch")
 if series["labelled"].sum() > 0:
     st.subheader("Accuracy")
-    st.altair_chart(charts.over_time(series.dropna(subset=["accuracy"]), "accuracy", "accuracy at 0.5"),
+    st.altair_chart(charts.over_time(series.dropna(subset=["accuracy"]), "accuracy", "accuracy at 0.5", period),
                     width="stretch")
 else:
     st.info("No positive/negative labels here: accuracy over time needs them.")
