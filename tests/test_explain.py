@@ -195,3 +195,22 @@ def test_the_disagreements_and_a_confusion_cell_explain_the_review_they_show(sco
     assert chosen == (["tfidf-lr", "vader"] if page == "disagreements" else [at.selectbox(key="cm_model").value])
     drawn = [e.proto.body for e in at.get("html")]
     assert len(drawn) == len(chosen) and all("<span style=" in body for body in drawn)
+
+
+def test_the_explain_command_prints_a_reviews_weights_and_a_corpus_drivers(scored_db, tmp_path, capsys):
+    from core.errors import InputError
+    from jobs import explain
+
+    common = ["--db", str(scored_db.db), "--models-dir", str(scored_db.models_dir)]
+    assert explain.main([*common, "--corpus", "sample", "--review-id", "h2", "--models", "tfidf-lr,vader"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("h2 · label negative") and HOSTILE[2] in out  # printed as it is, to a terminal
+    assert "tfidf-lr: P(positive)" in out and "vader: P(positive)" in out and "toward negative" in out
+    csv = tmp_path / "drivers.csv"
+    assert explain.main([*common, "--corpus", "sample", "--drivers", "--by", "label", "--csv", str(csv)]) == 0
+    table = pd.read_csv(csv)
+    assert "| bad |" in capsys.readouterr().out and table.set_index("term").loc["bad", "z"] > 1
+    with pytest.raises(InputError, match="no review 'nope'"):
+        explain.main([*common, "--corpus", "sample", "--review-id", "nope"])
+    with pytest.raises(InputError, match="needs --model"):
+        explain.main([*common, "--corpus", "sample", "--drivers"])

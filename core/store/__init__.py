@@ -46,6 +46,7 @@ from core.store.corpora import (  # noqa: F401
     load_split,
     mark_file_read,
     record_corpus_file,
+    review,
     set_field_kinds,
     set_split_recipe,
     set_splits,

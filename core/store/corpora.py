@@ -154,6 +154,13 @@ def existing_reviews(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[
         ).df()
 
 
+def review(con: duckdb.DuckDBPyConnection, corpus: str, review_id: str) -> dict | None:
+    """review_id, text, label and split of one stored review, or None."""
+    rows = con.execute("SELECT review_id, text, label, split FROM reviews WHERE corpus = ? AND review_id = ?",
+                       [corpus, review_id]).df()
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
 def stored_id_hashes(con: duckdb.DuckDBPyConnection, corpus: str) -> np.ndarray:
     """DuckDB's 64-bit hash of every review_id stored for ``corpus`` (8 bytes per review)."""
     return con.execute("SELECT hash(review_id) AS h FROM reviews WHERE corpus = ?", [corpus]).fetchnumpy()["h"]
