@@ -251,11 +251,13 @@ def training(df: pd.DataFrame, metric: str) -> alt.Chart:
     return alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("epoch:O", title="epoch"),
         y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=alt.Color("curve:N", scale=MODELS, legend=_models_legend(columns=1)),
-        strokeDash=alt.StrokeDash("set:N", legend=alt.Legend(orient="bottom", title=None, symbolType="stroke")),
+        # legends on the right: below the plot, a long one would squash the plot to a strip
+        color=alt.Color("curve:N", scale=MODELS, legend=alt.Legend(title="model", orient="right", labelLimit=320)),
+        strokeDash=alt.StrokeDash("set:N", legend=alt.Legend(orient="right", title="set", symbolType="stroke",
+                                                             symbolStrokeColor="black")),
         tooltip=["model", *(["provenance"] if "provenance" in long else []), "epoch", "set",
                  alt.Tooltip(f"{metric}:Q", format=".4f")],
-    ).properties(height=300, title={"acc": "accuracy"}.get(metric, metric))
+    ).properties(height=240, title={"acc": "accuracy"}.get(metric, metric))
 
 
 def loss_terms(df: pd.DataFrame) -> alt.FacetChart:

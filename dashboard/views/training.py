@@ -13,12 +13,11 @@ if log.empty:
 names = sorted(log["model"].unique())  # every trained model, scored or not
 shown = st.multiselect("Models", names, default=names, key="train_models")
 log = data.with_provenance(sel.src, log[log["model"].isin(shown)])
-left, right = st.columns(2)
 if log[["train_loss", "val_loss"]].notna().any().any():
-    left.altair_chart(charts.training(log, "loss"), width="stretch")
+    st.altair_chart(charts.training(log, "loss"), width="stretch")
 else:
-    left.info("These models log no loss (e.g. tfidf-lr logs one row per regularisation setting).")
-right.altair_chart(charts.training(log, "acc"), width="stretch")
+    st.info("These models log no loss (e.g. tfidf-lr logs one row per regularisation setting).")
+st.altair_chart(charts.training(log, "acc"), width="stretch")
 terms = data.training_terms(sel.src)
 terms = terms[terms["model"].isin(shown)]
 if not terms.empty:
