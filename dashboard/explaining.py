@@ -6,6 +6,7 @@ review's own markup stays text."""
 from __future__ import annotations
 
 import html
+import re
 
 import pandas as pd
 import streamlit as st
@@ -64,6 +65,26 @@ def highlighted(text: str, ex: Explanation) -> str:
     out.append(html.escape(text[last:]))
     return ('<div style="white-space: pre-wrap; line-height: 1.7; font-size: 0.95rem">' + "".join(out)
             + "</div>")
+
+
+def term_pattern(term: str) -> re.Pattern:
+    """Where a text uses ``term`` (a word or two-word phrase of core.drivers), as its tokenizer reads it:
+    whole words, any case, any separators between the two words.
+
+    >>> [m.group() for m in term_pattern("not good").finditer("Not, good; not goods")]
+    ['Not, good']
+    """
+    return re.compile(r"(?<![\w'])" + r"[^\w']+".join(map(re.escape, term.split())) + r"(?![\w'])", re.IGNORECASE)
+
+
+def marked(text: str, term: str) -> str:
+    """``text`` as HTML, every piece escaped, each use of ``term`` marked (yellow: a search hit, not a weight)."""
+    out, last = [], 0
+    for m in term_pattern(term).finditer(text):
+        out += [html.escape(text[last:m.start()]), f"<mark>{html.escape(m.group())}</mark>"]
+        last = m.end()
+    out.append(html.escape(text[last:]))
+    return '<div style="white-space: pre-wrap; line-height: 1.7; font-size: 0.95rem">' + "".join(out) + "</div>"
 
 
 def top_words(text: str, ex: Explanation, k: int = 5) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from core.drivers import log_odds, term_counts
+from core import drivers as drivers_
 from core.store import cube as cubes
 from core.store import review_rows
 from core.store.summaries import Where
@@ -161,18 +161,24 @@ def review_csv(src: Source, f: ReviewFilter, max_rows: int = CSV_MAX_ROWS) -> by
 
 # ---------------------------------------------------------------- drivers
 
-DRIVER_SAMPLE = 5_000  # reviews a Drivers table is counted on: a uniform sample of the filtered reviews
+DRIVER_SAMPLE = drivers_.SAMPLE  # reviews each side of a Drivers table is counted on, at most
+TREND_SAMPLE = drivers_.TREND_SAMPLE  # reviews a term's share over time is counted on, at most
 DRIVER_SIDES = {"predicted": "by prediction", "label": "by true label"}  # what makes a review negative or positive
+Group = drivers_.Group
+period_bounds, period_label = drivers_.period_bounds, drivers_.period_label
 
 
 @st.cache_data(**CACHE)
-def drivers(src: Source, corpus: str, split: str, model: str, by: str = "predicted", where: Where = (),
-            n: int = DRIVER_SAMPLE) -> tuple[pd.DataFrame, dict]:
-    """The terms most typical of negative against positive reviews (core.drivers.log_odds: delta > 0 is
-    negative), by ``model``'s prediction or by the true label, counted on a uniform sample of at most ``n``
-    of the filtered reviews; and the sample's size per side."""
-    sample = read(src, review_rows.sample_texts, corpus, split, model, n, 0, where)
-    side = sample["predicted"] if by == "predicted" else sample["label"]
-    negative, positive = (sample.loc[side == s, "text"].tolist() for s in ("negative", "positive"))
-    table = log_odds(term_counts(negative), term_counts(positive))
-    return table, {"reviews": len(sample), "negative": len(negative), "positive": len(positive)}
+def drivers(src: Source, corpus: str, split: str, model: str, a: Group, b: Group, by: str = "predicted"
+            ) -> tuple[pd.DataFrame, dict]:
+    """The terms most typical of group ``a`` against group ``b`` (core.drivers.compare: delta > 0 is
+    ``a``), each counted on a uniform sample of its reviews; and the two samples' sizes."""
+    return read(src, drivers_.compare, corpus, split, model, a, b, by)
+
+
+@st.cache_data(**CACHE)
+def term_trend(src: Source, corpus: str, split: str, model: str, term: str, field: str, period: str,
+               where: Where = (), by: str = "predicted") -> tuple[pd.DataFrame, int]:
+    """Per period: the negative share of the reviews that use ``term`` and of all, on a uniform sample of the
+    filtered reviews (core.drivers.term_trend); and the sample's size."""
+    return read(src, drivers_.term_trend, corpus, split, model, term, field, period, where, by)

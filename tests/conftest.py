@@ -53,3 +53,18 @@ def shop(scored_db, tmp_path) -> tuple[Path, Path, Path]:
         texts = [t for (t,) in con.execute(
             "SELECT text FROM reviews WHERE corpus = 'sample' ORDER BY source_row LIMIT 60").fetchall()]
     return write_csv(tmp_path / "shop.csv", SHOP_HEADER, shop_rows(texts)), tmp_path / "r.duckdb", scored_db.models_dir
+
+
+@pytest.fixture(scope="session")
+def drugs_db(scored_db, session_dir: Path) -> Path:
+    """The README's drug-review example: 979 real Drugs.com reviews (kept columns drugName, condition, date,
+    usefulCount) written by jobs.examples, scored by the session's tfidf-lr and VADER, evaluated."""
+    from jobs import examples
+
+    path, db = session_dir / "drugs.csv", session_dir / "drugs.duckdb"
+    assert examples.main(["drugs", "--out", str(path)]) == 0
+    assert score.main([str(path), "--db", str(db), "--corpus", "drugs", "--text-col", "review", "--id-col",
+                       "uniqueID", "--label-col", "rating", "--split-col", "split", "--models", "tfidf-lr,vader",
+                       "--models-dir", str(scored_db.models_dir)]) == 0
+    assert evaluate.main(["--db", str(db), "--bootstrap", "20"]) == 0
+    return db

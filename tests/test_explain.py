@@ -5,6 +5,7 @@ occlusion, and by the deletion test; the Reviews page's highlights; the Drivers 
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -13,8 +14,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
+from core.drivers import log_odds, term_counts
 from core.explain import deletion_test, occlusion, without
 from core.models import load_model, model_class
+from core.store.summaries import FieldFilter
 from dashboard import data
 from tests.helpers import HOME, HOSTILE, q
 
@@ -159,9 +162,10 @@ def test_drivers_count_real_reviews_and_rank_negative_words_first(scored_db, mon
     'great' on the positive side; the page renders, and a term's reviews come with the term highlighted."""
     view = store.view_path(scored_db.db)
     src = data.Source(str(view), view.stat().st_mtime_ns)
-    table, sizes = data.drivers(src, "sample", "all", "tfidf-lr", "label")
+    table, sizes = data.drivers(src, "sample", "all", "tfidf-lr", data.Group(side="negative"),
+                                data.Group(side="positive"), "label")
     texts = q(scored_db.db, "SELECT text, label FROM reviews WHERE corpus = 'sample'")
-    assert sizes["reviews"] == len(texts)
+    assert (sizes["a"], sizes["b"]) == tuple(sum(label == s for _, label in texts) for s in ("negative", "positive"))
     by_term = table.set_index("term")
     for word in ("bad", "great"):
         negative = sum(len(re.findall(rf"\b{word}\b", t.lower())) for t, label in texts if label == "negative")
@@ -214,3 +218,97 @@ def test_the_explain_command_prints_a_reviews_weights_and_a_corpus_drivers(score
         explain.main([*common, "--corpus", "sample", "--review-id", "nope"])
     with pytest.raises(InputError, match="needs --model"):
         explain.main([*common, "--corpus", "sample", "--drivers"])
+
+
+def test_log_odds_equal_the_formula_computed_term_by_term():
+    """Monroe, Colaresi and Quinn (2008), eq. 16-20, written out per term on a small corpus: the prior of a
+    term is its share of all counts times the total count."""
+    a_texts = ["awful plot, awful acting", "boring and awful", "not good at all", "boring boring film"]
+    b_texts = ["great acting", "great plot and great film", "good fun, not boring", "a good film"]
+    a, b = term_counts(a_texts, bigrams=False), term_counts(b_texts, bigrams=False)
+    table = log_odds(a, b, min_count=1).set_index("term")
+    na, nb = a.sum(), b.sum()
+    for term in set(a.index) | set(b.index):
+        ya, yb = a.get(term, 0), b.get(term, 0)
+        alpha = (ya + yb) / (na + nb) * (na + nb)  # alpha_0 = na + nb: the prior weighs as much as the data
+        alpha0 = na + nb
+        delta = math.log((ya + alpha) / (na + alpha0 - ya - alpha)) - math.log((yb + alpha) / (nb + alpha0 - yb - alpha))
+        sd = math.sqrt(1 / (ya + alpha) + 1 / (yb + alpha))
+        row = table.loc[term]
+        assert (row["count_a"], row["count_b"]) == (ya, yb)
+        assert row["delta"] == pytest.approx(delta) and row["z"] == pytest.approx(delta / sd)
+        assert row["lo"] == pytest.approx(delta - 1.96 * sd) and row["hi"] == pytest.approx(delta + 1.96 * sd)
+    assert table.index[0] == "awful" and table.index[-1] == "great"
+
+
+def test_drivers_compare_a_slice_against_the_rest_and_a_period_against_an_earlier_one(drugs_db, capsys):
+    """On the drug reviews (test split, every review counted: the groups are smaller than the samples): the
+    negative reviews of one condition against those of every other, and one year against the one before,
+    each term's counts equal a count over exactly those reviews."""
+    view = store.view_path(drugs_db)
+    src = data.Source(str(view), view.stat().st_mtime_ns)
+    rows = q(drugs_db, """SELECT r.text, c.text_value, d.time_value, p.p_positive FROM reviews r
+        LEFT JOIN review_fields c ON c.review_id = r.review_id AND c.field = 'condition'
+        JOIN review_fields d ON d.review_id = r.review_id AND d.field = 'date'
+        JOIN predictions p ON p.review_id = r.review_id AND p.model = 'tfidf-lr' WHERE r.split = 'test'""")
+    negative = [(text, condition, day) for text, condition, day, p in rows if p < 0.5]
+    cut = FieldFilter("condition", "categorical", values=("Birth Control",))
+    table, sizes = data.drivers(src, "drugs", "test", "tfidf-lr", data.Group((cut,), side="negative"),
+                                data.Group(outside=cut, side="negative"))
+    inside = [t for t, c, _ in negative if c == "Birth Control"]
+    rest = [t for t, c, _ in negative if c != "Birth Control"]
+    assert (sizes["a"], sizes["b"]) == (len(inside), len(rest)) and inside and rest
+    by_term = table.set_index("term")
+    for term in ("period", "birth control"):
+        assert by_term.loc[term, "count_a"] == term_counts(inside).get(term, 0)
+        assert by_term.loc[term, "count_b"] == term_counts(rest).get(term, 0)
+        assert by_term.loc[term, "z"] > 0  # typical of the condition
+    from core.errors import InputError
+    from jobs import explain
+
+    common = ["--db", str(drugs_db), "--corpus", "drugs", "--split", "test", "--drivers", "--model", "tfidf-lr"]
+    assert explain.main([*common, "--slice", "condition=Birth Control", "--top", "40"]) == 0
+    out = capsys.readouterr().out
+    first, rest = out.split("typical of the rest")
+    assert "typical of condition=Birth Control" in first and "| birth control |" in first
+    with pytest.raises(InputError, match="kept column of drugs: drugName, condition"):
+        explain.main([*common, "--slice", "colour=red"])
+    year = data.Group((FieldFilter("date", "datetime", lo="2016-01-01", hi="2017-01-01"),), side="negative")
+    before = data.Group((FieldFilter("date", "datetime", lo="2015-01-01", hi="2016-01-01"),), side="negative")
+    table, sizes = data.drivers(src, "drugs", "test", "tfidf-lr", year, before)
+    assert (sizes["a"], sizes["b"]) == tuple(sum(d.year == y for *_, d in negative) for y in (2016, 2015))
+    in_2016 = term_counts([t for t, _, d in negative if d.year == 2016])
+    assert dict(table.set_index("term")["count_a"]) == {t: in_2016.get(t, 0) for t in table["term"]}
+
+
+def test_a_terms_negative_share_over_time_counts_the_reviews_that_use_it(drugs_db):
+    view = store.view_path(drugs_db)
+    src = data.Source(str(view), view.stat().st_mtime_ns)
+    trend, n = data.term_trend(src, "drugs", "test", "tfidf-lr", "side effects", "date", "year")
+    rows = q(drugs_db, """SELECT r.text, year(d.time_value), p.p_positive < 0.5 FROM reviews r
+        JOIN review_fields d ON d.review_id = r.review_id AND d.field = 'date'
+        JOIN predictions p ON p.review_id = r.review_id AND p.model = 'tfidf-lr' WHERE r.split = 'test'""")
+    assert n == len(rows)
+    for period in trend.itertuples():
+        these = [(text, neg) for text, y, neg in rows if y == period.period.year]
+        using = [neg for text, neg in these if re.search(r"(?<![\w'])side[^\w']+effects(?![\w'])", text.lower())]
+        assert (period.reviews, period.term_reviews, period.term_negative) == (len(these), len(using), sum(using))
+        if using:
+            assert period.term_share_lo <= period.term_share == sum(using) / len(using) <= period.term_share_hi
+    assert trend["term_reviews"].sum() > 10
+
+
+def test_the_drivers_page_compares_a_condition_with_the_rest(drugs_db, monkeypatch):
+    monkeypatch.setenv("SENTIMENT_DB", str(drugs_db))
+    at = AppTest.from_file(HOME, default_timeout=120)
+    at.run()
+    at.switch_page("views/drivers.py").run()
+    at.segmented_control(key="dr_compare").set_value("slice").run()
+    at.selectbox(key="dr_field").set_value("condition").run()
+    at.selectbox(key="dr_value").set_value("Birth Control").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [m.value for m in at.markdown][:2] == ["**Typical of condition = Birth Control**", "**Typical of the rest**"]
+    assert "birth control" in at.dataframe[0].value["term"].tolist()
+    at.segmented_control(key="dr_compare").set_value("period").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.markdown[0].value == "**Typical of 2017**" and at.markdown[1].value == "**Typical of 2016**"

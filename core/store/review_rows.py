@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.csv as pa_csv
 
 from core.store import summaries
-from core.store.summaries import BINS, Where, Wide
+from core.store.summaries import BINS, FieldFilter, Where, Wide
 
 Con = duckdb.DuckDBPyConnection
 TEXT_ROWS = 50  # reviews listed with their text at once (cell lists, disagreements, a page)
@@ -258,16 +258,30 @@ def review_csv(con: Con, f: ReviewFilter, max_rows: int, hits: list[str] | None 
     return out.getvalue()
 
 
-def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: int = 0, where: Where = ()
-                 ) -> pd.DataFrame:
+SIDES = ("predicted", "label")  # what puts a review on the negative or the positive side
+
+
+def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: int = 0, where: Where = (),
+                 outside: FieldFilter | None = None, side: str | None = None, by: str = "predicted",
+                 date_field: str | None = None) -> pd.DataFrame:
     """review_id, label, predicted, text of a uniform sample (reservoir, seeded) of at most ``n`` of the reviews
-    of $corpus in $split that ``model`` scored and that pass the column filters."""
-    rows_where, filt = scoped_rows(where)
+    of $corpus in $split that ``model`` scored and that pass the column filters ``where``; ``outside``: and
+    that this filter does not keep; ``side``: and whose ``by`` (the model's prediction or the label) is
+    ``side``. With ``date_field``, also ``day``: each review's date in that datetime column (NaT without)."""
+    if by not in SIDES:
+        raise ValueError(f"by must be one of {SIDES}, not {by!r}")
+    filt, params = summaries.where_sql(where, key="p.rid", fields="summary_fields", outside=outside)
+    params |= {"corpus": corpus, "split": split, "model": model, "date_field": date_field}
+    on_side = ""
+    if side:
+        on_side, params["side"] = f" AND p.{by} = $side", side
     # the sample is drawn from the filtered rows (a subquery: USING SAMPLE applies before its own WHERE);
     # its size and seed are integers, which the clause takes only as literals
     return _df(con, f"""
-        WITH s AS (SELECT * FROM (SELECT p.review_id, p.label, p.predicted FROM {rows_where} AND p.model = $model)
+        WITH s AS (SELECT * FROM (SELECT p.rid, p.review_id, p.label, p.predicted FROM summary_rows p
+                                  WHERE p.corpus = $corpus AND p.split = $split AND p.model = $model{on_side}{filt})
                    USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)}))
-        SELECT s.review_id, s.label, s.predicted, r.text FROM s JOIN reviews r
-        ON r.corpus = $corpus AND r.review_id = s.review_id ORDER BY s.review_id""",
-               {"corpus": corpus, "split": split, "model": model, **filt})
+        SELECT s.review_id, s.label, s.predicted, r.text, f.time_value::DATE AS day
+        FROM s JOIN reviews r ON r.corpus = $corpus AND r.review_id = s.review_id
+        LEFT JOIN summary_fields f ON f.corpus = $corpus AND f.field = $date_field AND f.rid = s.rid
+        ORDER BY s.review_id""", params)

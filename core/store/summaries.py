@@ -126,14 +126,17 @@ def _test(f: FieldFilter, k: int, col: str | None = None) -> tuple[str, dict]:
     return f"{'NOT ' if f.exclude else ''}list_contains($wv{k}, {_value(f.kind, v)})", {f"wv{k}": list(f.values)}
 
 
-def where_sql(where: Where, key: str = "review_id", fields: str = "review_fields") -> tuple[str, dict]:
+def where_sql(where: Where, key: str = "review_id", fields: str = "review_fields",
+              outside: FieldFilter | None = None) -> tuple[str, dict]:
     """' AND review_id IN (...)' per filter, for a ``FROM reviews WHERE corpus = $corpus`` query; with
-    ``key='p.rid', fields='summary_fields'`` the same filters for a read of summary_rows (alias p)."""
+    ``key='p.rid', fields='summary_fields'`` the same filters for a read of summary_rows (alias p).
+    ``outside``: also ' AND ... NOT IN (...)', the reviews that filter does not keep (the rest of a slice,
+    reviews without a value in its column included)."""
     parts, params = [], {}
-    for k, f in enumerate(where):
+    for k, f in enumerate((*where, outside) if outside is not None else where):
         test, tparams = _test(f, k)
         params.update(tparams, **{f"wf{k}": f.field})
-        parts.append(f" AND {key} IN (SELECT {key.split('.')[-1]} FROM {fields} "
+        parts.append(f" AND {key} {'NOT ' if k == len(where) else ''}IN (SELECT {key.split('.')[-1]} FROM {fields} "
                      f"WHERE corpus = $corpus AND field = $wf{k} AND {test})")
     return "".join(parts), params
 

@@ -1,57 +1,115 @@
-import re
-
 import streamlit as st
 
-from core.explain import Explanation
-from dashboard import data, explaining
+from core.store.summaries import MISSING, OTHER, FieldFilter
+from dashboard import charts, data, explaining, slicing
+
+COMPARE = {"sides": "negative against positive", "slice": "a slice against the rest",
+           "period": "a period against an earlier one"}
+SIDES = {"negative": "negative reviews", "positive": "positive reviews", "all": "all reviews"}
 
 sel = st.session_state["sel"]
 st.title("Drivers")
-st.caption("The words and two-word phrases most typical of negative against positive reviews, in the corpus, "
+st.caption("The words and two-word phrases most typical of one group of reviews against another, in the corpus, "
            "split and filters of the sidebar: the log-odds ratio with an informative Dirichlet prior (Monroe, "
            "Colaresi and Quinn 2008), its 95% interval and z-score. A term used often on one side only ranks high; "
            "a rare one cannot top the list on a handful of uses.")
 
 c1, c2, c3 = st.columns([1, 1, 1])
 model = c1.selectbox("Model", sel.models, key="dr_model")
-by = c2.segmented_control("Sides", list(data.DRIVER_SIDES), default="predicted", key="dr_by",
+by = c2.segmented_control("Negative or positive", list(data.DRIVER_SIDES), default="predicted", key="dr_by",
                           format_func=data.DRIVER_SIDES.get) or "predicted"
 top = c3.slider("Terms per side", 5, 40, 15, key="dr_top")
 if by == "label" and data.labelled_count(sel.src, sel.corpus, sel.split, sel.where) == 0:
     st.info("These reviews have no labels: compare by the model's prediction instead.")
     st.stop()
+columns = slicing.sliceable(sel.src, sel.corpus)
+dates = columns.loc[columns["kind"] == "datetime", "field"].tolist()
 
-table, sizes = data.drivers(sel.src, sel.corpus, sel.split, model, by, sel.where)
-st.caption(f"Counted on a uniform sample of {sizes['reviews']:,} of the filtered reviews "
-           f"({sizes['negative']:,} negative, {sizes['positive']:,} positive; at most {data.DRIVER_SAMPLE:,}).")
-if table.empty or not sizes["negative"] or not sizes["positive"]:
+compare = st.segmented_control("Compare", list(COMPARE), default="sides", key="dr_compare",
+                               format_func=COMPARE.get) or "sides"
+if compare == "sides":
+    a, b = data.Group(sel.where, side="negative"), data.Group(sel.where, side="positive")
+    names = ("negative reviews", "positive reviews")
+else:
+    kinds = dict(zip(columns["field"], columns["kind"], strict=True))
+    if compare == "slice" and not kinds or compare == "period" and not dates:
+        st.info("This corpus has no kept column to cut it by (no date column, for periods). Score a file with "
+                "extra columns (product, category, date...): `jobs.score` keeps them.")
+        st.stop()
+    c0, c1, c2, c3 = st.columns([1, 1, 1, 1])
+    of_side = c0.selectbox("Of", list(SIDES), key="dr_side", format_func=SIDES.get)
+    side = None if of_side == "all" else of_side
+    if compare == "slice":
+        field = c1.selectbox("Column", list(kinds), key="dr_field")
+        values = slicing.values(sel.src, sel.corpus, field, kinds[field])["value"]
+        value = c2.selectbox("Slice", [v for v in values if v not in (MISSING, OTHER)], key="dr_value")
+        cut = slicing.slice_filter(sel.src, sel.corpus, field, kinds[field], value)
+        a, b = data.Group((*sel.where, cut), side=side), data.Group(sel.where, outside=cut, side=side)
+        names = (f"{field} = {value}", "the rest")
+    else:
+        field = c1.selectbox("Date column", dates, key="dr_date")
+        period = c2.segmented_control("Per", ["month", "quarter", "year"], default="year", key="dr_per") or "year"
+        starts = slicing.over_time(sel.src, sel.corpus, sel.split, (model,), field, period, sel.where)["period"]
+        starts = [s.date().isoformat() for s in starts]
+        if len(starts) < 2:
+            st.info("Fewer than two periods hold reviews here: nothing earlier to compare with.")
+            st.stop()
+        start = c3.selectbox(period.capitalize(), starts[1:][::-1], key="dr_period")
+        against = st.radio("Against", ["the period before", "every earlier period"], horizontal=True, key="dr_against")
+        lo, hi = data.period_bounds(start, period)
+        first = starts[starts.index(start) - 1] if against == "the period before" else starts[0]
+        a = data.Group((*sel.where, FieldFilter(field, "datetime", lo=lo, hi=hi)), side=side)
+        b = data.Group((*sel.where, FieldFilter(field, "datetime", lo=first, hi=lo)), side=side)
+        named = [data.period_label(d, period) for d in (start, first, lo)]
+        names = (named[0], named[1] if against == "the period before" else f"{named[1]} to {named[2]} (before)")
+
+table, sizes = data.drivers(sel.src, sel.corpus, sel.split, model, a, b, by)
+of = "" if compare == "sides" else f" ({SIDES[of_side]}, {data.DRIVER_SIDES[by]})"
+st.caption(f"Counted on a uniform sample of each group{of}, at most {data.DRIVER_SAMPLE:,}: {sizes['a']:,} reviews "
+           f"of {names[0]}, {sizes['b']:,} of {names[1]}.")
+if table.empty or not sizes["a"] or not sizes["b"]:
     st.info("One side has no reviews here: nothing to compare.")
     st.stop()
 
 config = {"term": st.column_config.TextColumn("term"),
-          "count_a": st.column_config.NumberColumn("uses −", help="uses in the negative reviews"),
-          "count_b": st.column_config.NumberColumn("uses +", help="uses in the positive reviews"),
+          "count_a": st.column_config.NumberColumn("uses, 1st", help=f"uses in the reviews of {names[0]}"),
+          "count_b": st.column_config.NumberColumn("uses, 2nd", help=f"uses in the reviews of {names[1]}"),
           "z": st.column_config.NumberColumn("z", format="%.1f", help="log-odds ratio / its standard deviation"),
-          "interval": st.column_config.TextColumn("log-odds, 95%", help="negative-side log-odds ratio, 95% interval")}
+          "interval": st.column_config.TextColumn("log-odds, 95%", help=f"log-odds ratio of {names[0]}, 95% interval")}
 left, right = st.columns(2)
-negative = table.head(top)
-positive = table.iloc[::-1].head(top)
-for column, side, rows in ((left, "Toward negative", negative), (right, "Toward positive", positive)):
-    column.markdown(f"**{side}**")
+first_side, second_side = table.head(top), table.iloc[::-1].head(top)
+for column, name, rows in ((left, names[0], first_side), (right, names[1], second_side)):
+    column.markdown(f"**Typical of {name}**")
     shown = rows.assign(interval=[f"{lo:+.2f} to {hi:+.2f}" for lo, hi in zip(rows["lo"], rows["hi"], strict=True)])
-    column.dataframe(shown[list(config)], hide_index=True, column_config=config, key=f"dr_{side.split()[-1]}")
+    column.dataframe(shown[list(config)], hide_index=True, column_config=config,
+                     key=f"dr_{'first' if name == names[0] else 'second'}")
 
-term = st.selectbox("Read the reviews that use a term", [*negative["term"], *positive["term"]], key="dr_term")
-if term:
-    flt = data.ReviewFilter(sel.corpus, sel.split, model, search=term, search_steps=1, where=sel.where)
-    total, rows = data.review_page(sel.src, flt, 10, 0)
-    st.caption(f"{total:,} reviews contain “{term}” among the first reviews searched; the first 10, the term "
-               "highlighted:")
-    pattern = re.compile(re.escape(term), re.IGNORECASE)
-    side = -1.0 if term in set(negative["term"]) else 1.0  # red for a negative driver, green for a positive one
-    for review in rows.itertuples():
-        spans = [(m.start(), m.end(), side) for m in pattern.finditer(review.text)]
-        with st.container(border=True):
-            st.caption(f"{review.review_id} · label {review.label} · predicted {review.predicted} · "
-                       f"P(positive) {review.p_positive:.3f}")
-            st.html(explaining.highlighted(review.text, Explanation(spans, 0.0, 0.0, "term")))
+st.subheader("A term")
+term = st.selectbox("Read the reviews that use a term", [*first_side["term"], *second_side["term"]], key="dr_term")
+if not term:
+    st.stop()
+group = a if term in set(first_side["term"]) else b
+side_of = {"predicted": group.side} if by == "predicted" else {"label": group.side}
+flt = data.ReviewFilter(sel.corpus, sel.split, model, search=term, search_steps=1,
+                        where=group.where if group.outside is None else sel.where, **side_of)
+total, rows = data.review_page(sel.src, flt, 40, 0)
+rows = rows[[bool(explaining.term_pattern(term).search(t)) for t in rows["text"]]].head(10)  # whole words only
+who = (names[0] if group is a else names[1]) if group.outside is None else "the sidebar's selection"  # no NOT IN filter
+st.caption(f"{total:,} reviews of {who} contain “{term}” among the first reviews "
+           f"searched; the first {len(rows)} that use it as a word, the term marked:")
+for review in rows.itertuples():
+    with st.container(border=True):
+        st.caption(f"{review.review_id} · label {review.label} · predicted {review.predicted} · "
+                   f"P(positive) {review.p_positive:.3f}")
+        st.html(explaining.marked(review.text, term))
+
+if dates:
+    c1, c2 = st.columns([1, 2])
+    field = c1.selectbox("Over time, by", dates, key="dr_trend_field")
+    finest = slicing.default_period(sel.src, sel.corpus, sel.split, (model,), field, sel.where)
+    period = c2.segmented_control("Per", list(slicing.PERIODS), default=finest, key="dr_trend_per") or finest
+    trend, n = data.term_trend(sel.src, sel.corpus, sel.split, model, term, field, period, sel.where, by)
+    st.caption(f"The negative share ({data.DRIVER_SIDES[by]}) of the reviews that use “{term}” against all reviews, "
+               f"per {period}, on a uniform sample of {n:,} of the filtered reviews (at most "
+               f"{data.TREND_SAMPLE:,}), with 95% bands; a hollow point: fewer than {slicing.THIN} reviews.")
+    st.altair_chart(charts.term_trend(trend, term, period, slicing.THIN), width="stretch")
