@@ -86,8 +86,11 @@ def log_odds(a: pd.Series, b: pd.Series, min_count: int = 5, prior_mass: float |
     The prior of a term is its share of both groups' counts times ``prior_mass`` (by default the two
     groups' total count, so the prior weighs as much as the data)."""
     # aligned by Arrow's hash join (pandas' index alignment costs several times more at 10^5 terms)
-    both = pa.table({"term": a.index.to_numpy(), "a": a.to_numpy()}).join(
-        pa.table({"term": b.index.to_numpy(), "b": b.to_numpy()}), "term", join_type="full outer")
+    def table(counts: pd.Series, name: str) -> pa.Table:
+        return pa.table({"term": pa.array(counts.index.to_numpy(), pa.string()),
+                         name: pa.array(counts.to_numpy(), pa.int64())})
+
+    both = table(a, "a").join(table(b, "b"), "term", join_type="full outer")
     ya, yb = (pc.fill_null(both[c], 0).to_numpy().astype(np.float64) for c in ("a", "b"))  # (terms,)
     kept = ya + yb >= min_count
     terms, ya, yb = both["term"].filter(pa.array(kept)), ya[kept], yb[kept]

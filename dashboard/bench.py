@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from core.store.summaries import FieldFilter
+
 
 def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list]]:
     """What each page queries on first view, and on its main interactions (name -> (page it happens on,
@@ -28,6 +30,14 @@ def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list
 
     def search(term: str, steps: int | None) -> data.ReviewFilter:
         return base._replace(search=term, search_steps=steps)
+
+    def cut(field: str):  # the largest slice of a column
+        value = slicing.slices(*scope, field, kinds[field], 10, where)["value"].iloc[0]
+        return slicing.slice_filter(src, corpus, field, kinds[field], value)
+
+    def year(field: str, back: int):  # the back-th last year of a date column
+        last = slicing.over_time(*scope[:3], (first,), field, "year", where)["period"].iloc[-back]
+        return FieldFilter(field, "datetime", lo=f"{last.year}-01-01", hi=f"{last.year + 1}-01-01")
 
     def slice_reviews():
         value = slicing.slices(*scope, cat, kinds[cat], 10, where)["value"].iloc[0]
@@ -66,28 +76,45 @@ def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list
             lambda: data.review_page(src, search("Wonderful", None), 50, 0)]),
         "  page 1,000": ("6 Reviews", [lambda: data.review_page(src, base, 50, 50 * 999)]),
         "  CSV download (100k rows, on click)": ("6 Reviews", [lambda: data.review_csv(src, base)]),
-        "8 Training": (None, [lambda: data.training_log(src), lambda: data.trained_models(src)]),
+        "11 Training": (None, [lambda: data.training_log(src), lambda: data.trained_models(src)]),
+        "7 Drivers (negative against positive)": (None, [
+            lambda: data.labelled_count(src, corpus, split, **w), lambda: slicing.sliceable(src, corpus),
+            lambda: data.drivers(src, corpus, split, first, data.Group(where, side="negative"),
+                                 data.Group(where, side="positive"))]),
+        "  a term's reviews": ("7 Drivers (negative against positive)", [
+            lambda: data.review_page(src, search("awful", 1)._replace(predicted="negative"), 40, 0)]),
     }
     if cat:
+        pages["  a slice against the rest"] = ("7 Drivers (negative against positive)", [lambda: data.drivers(
+            src, corpus, split, first, data.Group((*where, cut(cat)), side="negative"),
+            data.Group(where, outside=cut(cat), side="negative"))])
+    if day:
+        pages["  a year against the year before"] = ("7 Drivers (negative against positive)", [lambda: data.drivers(
+            src, corpus, split, first, data.Group((*where, year(day, 1)), side="negative"),
+            data.Group((*where, year(day, 2)), side="negative"))])
+        pages["  a term over time (per month)"] = ("7 Drivers (negative against positive)", [
+            lambda: data.term_trend(src, corpus, split, first, "awful", day, "month", where)])
+    if cat:
         pages.update({
-            "9 Slices (top 10 of a category)": (None, [lambda: slicing.sliceable(src, corpus),
+            "8 Slices (top 10 of a category)": (None, [lambda: slicing.sliceable(src, corpus),
                                                        lambda: slicing.slices(*scope, cat, kinds[cat], 10, where)]),
-            "  top 30": ("9 Slices (top 10 of a category)", [lambda: slicing.slices(*scope, cat, kinds[cat], 30, where)]),
-            **{f"  column {f}": ("9 Slices (top 10 of a category)", [
+            "  top 30": ("8 Slices (top 10 of a category)", [lambda: slicing.slices(*scope, cat, kinds[cat], 30, where)]),
+            **{f"  column {f}": ("8 Slices (top 10 of a category)", [
                 lambda f=f: slicing.slices(*scope, f, kinds[f], 10, where)]) for f in kinds if f != cat},
-            "  click a slice: its reviews": ("9 Slices (top 10 of a category)", [slice_reviews]),
+            "  click a slice: its reviews": ("8 Slices (top 10 of a category)", [slice_reviews]),
         })
     if day:
         pages.update({
-            "10 Over time (per month)": (None, [lambda: slicing.fields(src, corpus),
+            "9 Over time (per month)": (None, [lambda: slicing.fields(src, corpus),
                                                lambda: slicing.over_time(*scope, day, "month", where)]),
-            "  per week": ("10 Over time (per month)", [lambda: slicing.over_time(*scope, day, "week", where)]),
-            "  per day": ("10 Over time (per month)", [lambda: slicing.over_time(*scope, day, "day", where)]),
+            "  per week": ("9 Over time (per month)", [lambda: slicing.over_time(*scope, day, "week", where)]),
+            "  per day": ("9 Over time (per month)", [lambda: slicing.over_time(*scope, day, "day", where)]),
         })
     if kinds:
         pages["sidebar: column filters opened"] = (None, [
             lambda f=f, k=k: slicing.values(src, corpus, f, k) if k != "datetime" else slicing.bounds(src, corpus, f)
             for f, k in kinds.items()])
+    pages["11 Training"] = pages.pop("11 Training")  # in the sidebar's order
     return pages
 
 
@@ -128,6 +155,28 @@ def time_try_it(chosen: tuple[str, ...]) -> tuple[float, float]:
     return load, time.perf_counter() - t
 
 
+def time_explain(data, src) -> list[tuple[str, float, float]]:
+    """Why, per trained model: (name, seconds to load it, seconds to explain one review of the corpus as the
+    pages do: its text read, the explanation computed, no cache). The review is the first of the Reviews
+    page, so every model explains the same text."""
+    from core.models import available_models, load_model
+
+    corpus = data.corpora(src)["corpus"].iloc[0]
+    split = data.splits(src, corpus)[0]
+    first = data.models(src, corpus)[0]
+    out = []
+    for name in available_models():
+        data.clear_caches()
+        t = time.perf_counter()
+        model = load_model(name)
+        loaded = time.perf_counter() - t
+        t = time.perf_counter()
+        _, rows = data.review_page(src, data.ReviewFilter(corpus, split, first), data.TEXT_ROWS, 0)
+        model.explain([rows["text"].iloc[0]])
+        out.append((name, loaded, time.perf_counter() - t))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dashboard.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     import streamlit.logger
 
     streamlit.logger.set_log_level("error")  # "no runtime found" warnings: caching works without one
-    from core.store.summaries import FieldFilter
     from dashboard import data, slicing
 
     summary = data.summary(data.source())
@@ -161,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in time_pages(data, slicing, args.repeat, where):
             print(f"{name:<42}{seconds:>9.3f}")
     load, predict = time_try_it(tuple(data.models(src, corpus)))
-    print(f"{'7 Try it: load its models (first time)':<42}{load:>9.3f}")
+    print(f"{'10 Try it: load its models (first time)':<42}{load:>9.3f}")
     print(f"{'  score one text with them':<42}{predict:>9.3f}")
+    print(f"\n{'Why: a review explained, per model':<42}{'load s':>9}{'explain s':>11}")
+    for name, loaded, explained in time_explain(data, src):
+        print(f"{'  ' + name:<42}{loaded:>9.3f}{explained:>11.3f}")
     print(f"\nload average during the run: {os.getloadavg()[0]:.1f} (other processes share the CPU)")
     return 0
 

@@ -328,7 +328,7 @@ def over_time(df: pd.DataFrame, metric: str, title: str, period: str = "month") 
     dashed line."""
     x = _time_axis(period)
     y = alt.Y(f"{metric}:Q", title=title, scale=alt.Scale(zero=False))
-    color = alt.Color("model:N", scale=MODELS, legend=_models_legend())
+    color = alt.Color("model:N", scale=MODELS, legend=alt.Legend(title="model", orient="right", labelLimit=260))
     band = alt.Chart(df).mark_area(opacity=0.15).encode(x=x, y=alt.Y(f"{metric}_lo:Q", title=title),
                                                          y2=f"{metric}_hi:Q", color=color)
     lines = alt.Chart(df).mark_line().encode(x=x, y=y, color=color)
@@ -353,7 +353,7 @@ def review_counts(df: pd.DataFrame, period: str = "month") -> alt.Chart:
     return alt.Chart(df.drop_duplicates("period")).mark_bar(color="#999").encode(
         x=_time_axis(period), y=alt.Y("reviews:Q", title="reviews"),
         tooltip=[alt.Tooltip("period:T", format=PERIOD_FORMAT.get(period, "%b %Y")),
-                 alt.Tooltip("reviews:Q", format=",")]).properties(height=120)
+                 alt.Tooltip("reviews:Q", format=",")]).properties(height=150)
 
 
 def term_trend(df: pd.DataFrame, term: str, period: str = "month", thin: int = 30) -> alt.LayerChart:

@@ -5,6 +5,7 @@ tmp_path and copies them to data/screenshots/ for review."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -95,6 +96,24 @@ def no_error(tab, where: str) -> None:
     assert tab.locator(ERROR).count() == 0, f"{where}: {tab.locator(ERROR).first.inner_text()}"
 
 
+# each y axis a chart draws: its drawn height and its description ("... for a discrete scale with 4 values: ...")
+Y_AXES = """e => [...e.querySelectorAll('g.role-axis[aria-label^="Y-axis"]')].map(
+    a => [a.getBBox().height, a.getAttribute('aria-label')])"""
+
+
+def short_plots(tab) -> list[str]:
+    """The charts on the page whose plot is drawn too short to read (squashed by a legend, a title or the
+    axis labels): a continuous y axis under 100 px, or a discrete one under 14 px per value. Heights are
+    read from the SVG the browser drew."""
+    short = []
+    for chart in tab.locator('[data-testid="stVegaLiteChart"]').all():
+        for height, label in chart.evaluate(Y_AXES):
+            values = re.search(r"discrete scale with (\d+) value", label)
+            if height < (14 * int(values.group(1)) if values else 100):
+                short.append(f"{label[:70]!r}: {height:.0f} px")
+    return short
+
+
 def whole_page_shot(tab, path: Path) -> None:
     """A screenshot of the whole page: Streamlit scrolls inside its own container, so a full_page shot stops
     at the window; the window grows to the content first, then returns to its size."""
@@ -157,6 +176,7 @@ def test_every_page_in_a_browser(server, page, tmp_path):
                 page.get_by_text("Date column", exact=True).count():  # a corpus with kept columns: charts drawn
             page.locator('[data-testid="stVegaLiteChart"]').nth(1).wait_for()
         whole_page_shot(page, shots / f"{i + 1:02d}-{title.split()[0].lower()}.png")
+        assert not short_plots(page), (title, short_plots(page))
     keep = ROOT / "data" / "screenshots"
     keep.mkdir(parents=True, exist_ok=True)
     for shot in shots.iterdir():
@@ -198,3 +218,40 @@ def test_models_trained_elsewhere_show_their_facts_in_a_fresh_database(scored_db
             assert float(model["on disk"]) > 0 and float(model["parameters"]) > 0, model
             assert all(v not in ("", "None") for v in model.values()), model  # no fact left empty
         assert rows["vader"]["train reviews"] == "0"  # a lexicon learns from no review
+
+
+def test_the_drug_reviews_drivers_by_condition_and_every_chart_readable(drugs_db, page, tmp_path):
+    """The README's drug-review example: every page of its dashboard draws charts whose plots keep their
+    height (short_plots), and the Drivers page compares one condition's negative reviews with the rest's."""
+    keep = ROOT / "data" / "screenshots"
+    keep.mkdir(parents=True, exist_ok=True)
+    with streamlit_on(drugs_db) as url:
+        page.goto(url)
+        settle(page)
+        links = page.locator('[data-testid="stSidebarNavLink"]')
+        drawn = {}
+        for i, title in enumerate(PAGES):
+            links.nth(i).click()
+            settle(page)
+            page.get_by_role("heading", name=title).first.wait_for()
+            no_error(page, title)
+            whole_page_shot(page, tmp_path / f"{i + 1:02d}.png")
+            drawn[title] = page.locator('[data-testid="stVegaLiteChart"]').count()
+            assert not short_plots(page), (title, short_plots(page))
+        assert all(drawn[t] >= 1 for t in ("Overview", "Distributions", "Slices", "Over time")), drawn
+
+        links.nth(PAGES.index("Drivers")).click()
+        settle(page)
+        page.get_by_text("a slice against the rest", exact=True).click()
+        settle(page)
+        for label, option in (("Column", "condition"), ("Slice", "Birth Control")):
+            page.locator('[data-testid="stSelectbox"]', has_text=label).click()
+            page.get_by_role("option", name=option, exact=True).click()
+            settle(page)
+        no_error(page, "Drivers: a condition against the rest")
+        page.get_by_text("Typical of condition = Birth Control").wait_for()
+        page.get_by_text("Typical of the rest").wait_for()
+        page.get_by_text("Over time, by").wait_for()  # the term's share over time: the corpus has dates
+        assert page.locator("mark").count() >= 1  # the term marked in its reviews
+        whole_page_shot(page, keep / "drivers-drugs-condition.png")
+        assert not short_plots(page), short_plots(page)
