@@ -87,12 +87,12 @@ TOY_NEG = ["an awful, boring film", "terrible acting, a waste of time", "dull an
 TOY = pd.DataFrame({"text": (TOY_POS + TOY_NEG) * 4, "y": ([1] * 3 + [0] * 3) * 4})
 
 
-@pytest.mark.parametrize("kind", ["lstm", "bert", pytest.param("bitbert", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kind", ["lstm", "bert", "bitbert"])
 def test_integrated_gradients_add_up_within_their_reported_error_on_words_of_the_review(kind):
     """The neural kinds (tiny networks trained on a toy set): IG's weights sum to P - P(baseline) within the
-    reported convergence error (small, but for BitLinear BERT's rounded activations), P is the model's own,
-    the spans are whole words, and (but for BitLinear BERT) the words the toy set taught as positive weigh
-    toward positive."""
+    reported convergence error (small: BitLinear BERT's rounded activations pass their gradient straight
+    through, as in training), P is the model's own, the spans are whole words, and the words the toy set
+    taught as positive weigh toward positive."""
     cls = model_class(kind)
     overrides = ({"vocab_size": 200, "glove": False, "embed_dim": 16, "hidden": 8, "max_len": 32, "epochs": 8,
                   "lr": 2e-2, "min_freq": 1,
@@ -107,16 +107,14 @@ def test_integrated_gradients_add_up_within_their_reported_error_on_words_of_the
         assert ex.p == pytest.approx(want, abs=1e-3)  # bitbert's integer kernels vs its float arithmetic
         total = sum(w for *_, w in ex.spans)
         assert abs(total - (ex.p - ex.base)) <= ex.delta + 1e-4
-        if kind == "bitbert":  # activations rounded along the path: the error is reported and explained
+        if kind == "bitbert":  # activations rounded along the path: the page says so
             assert "straight-through" in " ".join(ex.notes)
-        else:
-            assert ex.delta < 0.1 * abs(ex.p - ex.base) + 1e-3  # more steps were taken where the path is steep
+        assert ex.delta < 0.1 * abs(ex.p - ex.base) + 1e-3  # more steps were taken where the path is steep
         for start, end, _ in ex.spans:
             piece = text[start:end]
             assert piece.strip() == piece and piece
-    if kind != "bitbert":  # (its rounded activations: occlusion, not IG, is the check there)
-        weight = {texts[0][s:e].lower(): w for s, e, w in explanations[0].spans}
-        assert weight["wonderful"] > 0 and weight["brilliant"] > 0
+    weight = {texts[0][s:e].lower(): w for s, e, w in explanations[0].spans}
+    assert weight["wonderful"] > 0 and weight["brilliant"] > 0
 
 
 def test_the_reviews_page_explains_the_chosen_review_and_keeps_hostile_text_inert(scored_db, monkeypatch):

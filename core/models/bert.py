@@ -129,6 +129,7 @@ class BertClassifier:
     presets = PRESETS
     training_precision = "fp32"  # the arithmetic it was trained in: other paths are compared with it
     explain_notes: tuple[str, ...] = ()  # what a reader of its explanations should know
+    ig_max_steps = 256  # Integrated Gradients doubles its steps up to this many until it converges
 
     def __init__(self, net: nn.Module, tokenizer, cfg: BertConfig, device: str | None = None):
         self.cfg, self.tokenizer = cfg, tokenizer
@@ -226,7 +227,7 @@ class BertClassifier:
                     return torch.softmax(self.net(input_ids=x, attention_mask=m).logits.float(), dim=-1)[:, 1]
 
                 weights, p, base, delta = integrated_gradients(forward, self.net.get_input_embeddings(), ids,
-                                                               baseline, (mask,), n_steps)
+                                                               baseline, (mask,), n_steps, self.ig_max_steps)
                 spans = to_words(clipped, offsets, weights[1:-1]) if clipped == text else []
                 out.append(Explanation(spans, p, base, "integrated gradients (word embeddings, [PAD] baseline)",
                                        delta, list(self.explain_notes)))

@@ -2,16 +2,15 @@
 dense) replaced by a b1.58 BitLinear (``bitlinear-pytorch``: ternary absmean weights, 8-bit per-token absmax
 activations, straight-through estimator), initialised from the pretrained weights, trained quantization-aware.
 
-After training each BitLinear is frozen into a ``TernaryLinear`` that holds only int8 codes in {-1, 0, 1}
-and one fp32 scale. On the CPU predict_proba runs them in integer arithmetic: activations quantized to int8
-per token (as in training), multiplied by the codes by the integer kernel that measures fastest on this CPU
-(core.kernels: ``torch._int_mm`` with AVX-512 VNNI, fbgemm's uint8 x int8 GEMM on AVX2; int32 sums, exact
-for ternary codes), then rescaled once. Where no integer kernel is as fast as fp32, the training arithmetic
-runs instead (the codes as fp32 numbers: ``set_precision("float")``). The checkpoint (model.json,
-config.json, bitbert.safetensors, tokenizer files; no pickle) packs the codes 2 bits each and stores the word
-embeddings in fp16 or int8 (per-row scale), rounded the same way in memory, so a reloaded model predicts
-identically. Distillation from a trained bert (``kd_logits`` / ``kd_hidden`` > 0): core.distill.
-"""
+After training each BitLinear is frozen into a ``TernaryLinear`` that holds only int8 codes in {-1, 0, 1} and one fp32
+scale. On the CPU predict_proba runs them in integer arithmetic: activations quantized to int8 per token (as in
+training), multiplied by the codes by the integer kernel that measures fastest on this CPU (core.kernels:
+``torch._int_mm`` with AVX-512 VNNI, fbgemm's uint8 x int8 GEMM on AVX2; int32 sums, exact for ternary codes), then
+rescaled once. Where no integer kernel is as fast as fp32, the training arithmetic runs instead (the codes as fp32
+numbers: ``set_precision("float")``). The checkpoint (model.json, config.json, bitbert.safetensors, tokenizer files;
+no pickle) packs the codes 2 bits each and stores the word embeddings in fp16 or int8 (per-row scale), rounded the
+same way in memory, so a reloaded model predicts identically. Distillation from a trained bert (``kd_logits`` /
+``kd_hidden`` > 0): core.distill."""
 
 from __future__ import annotations
 
@@ -58,8 +57,7 @@ PRESETS: dict[str, BitBertConfig] = {
     "quick": BitBertConfig(train_rows=2_000, val_rows=500, epochs=2, max_len=128, lr=2e-4),
     "full": BitBertConfig(max_len=256, epochs=3, batch_size=32),
     "cpu": BitBertConfig(max_len=256, epochs=1, batch_size=16, lr=2e-4, train_rows=12_000, val_rows=1_000,
-                         kd_logits=1.0, kd_hidden=1.0),
-}
+                         kd_logits=1.0, kd_hidden=1.0)}
 
 
 class TernaryLinear(nn.Module):
@@ -105,7 +103,8 @@ class TernaryLinear(nn.Module):
         if self.kernel != "float" and x.device.type == "cpu":
             return kernels.int8_matmul(x, self.packed_codes(self.kernel), self.scale, self.bias,
                                        self.out_features, self.kernel)  # (..., out)
-        y = F.linear(act_quant(x), self.packed_codes("float", x.dtype)) * self.scale  # (..., out): {-1,0,1} matmul
+        xq = x + (act_quant(x) - x).detach() if torch.is_grad_enabled() else act_quant(x)  # straight-through, as trained
+        y = F.linear(xq, self.packed_codes("float", x.dtype)) * self.scale  # (..., out): {-1,0,1} matmul
         return y + self.bias if self.bias is not None else y
 
 
@@ -142,8 +141,9 @@ class BitBertClassifier(BertClassifier):
     precisions = ("int8", "float")  # integer kernels; the training-time fp32 arithmetic
     training_precision = "float"
     explain_notes = ("through its float training arithmetic, whose 8-bit activations make the path a staircase: "
-                     + "straight-through weights can miss P - P(baseline) by delta; leave-one-word-out is the check",)
+                     + "straight-through gradients can miss P - P(baseline) by delta; leave-one-word-out is the check",)
     precision = "float"
+    ig_max_steps = 32  # more steps do not shrink the staircase's residual error (docs/results): they only cost time
     _distiller: Distiller | None = None  # while training with a teacher (begin_training)
 
     def set_precision(self, precision: str = "auto") -> str:
