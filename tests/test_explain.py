@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -310,3 +312,35 @@ def test_the_drivers_page_compares_a_condition_with_the_rest(drugs_db, monkeypat
     at.segmented_control(key="dr_compare").set_value("period").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.markdown[0].value == "**Typical of 2017**" and at.markdown[1].value == "**Typical of 2016**"
+
+
+def test_a_sample_comes_from_the_pool_and_a_narrow_filter_reads_every_matching_review(drugs_db, tmp_path,
+                                                                                        monkeypatch):
+    """With a pool of 100 of the 979 drug reviews: a broad sample is the first matches of the pool in hash
+    order, with each review's own text; a filter too narrow for the pool draws from every matching review."""
+    from core.store import review_rows, summaries
+
+    db = tmp_path / "drugs.duckdb"
+    shutil.copyfile(drugs_db, db)
+    monkeypatch.setattr(summaries, "POOL", 100)
+    monkeypatch.setattr(review_rows, "POOL_ENOUGH", 20)
+    with duckdb.connect(str(db)) as con:
+        con.execute("DELETE FROM summary_state")  # summaries out of date: the publish rebuilds them
+    store.publish(db)
+    view = store.view_path(db)
+    texts = dict(q(view, "SELECT review_id, text FROM reviews"))
+    pool = q(view, "SELECT p.rid, p.h, r.review_id FROM summary_pool p JOIN summary_rows r USING (rid) "
+                   "WHERE r.model = 'tfidf-lr' ORDER BY p.h")
+    assert len(pool) == 100 and [h for _, h, _ in pool] == sorted(h for _, h, _ in pool)
+    with store.connect(view, read_only=True) as con:
+        broad = review_rows.sample_texts(con, "drugs", "test", "tfidf-lr", 30)
+        cut = FieldFilter("condition", "categorical", values=("Birth Control",))
+        narrow = review_rows.sample_texts(con, "drugs", "test", "tfidf-lr", 5000, where=(cut,), side="negative")
+    pooled_test = [rid for rid, _, review_id in pool if review_id in set(broad["review_id"])]
+    assert len(broad) == 30 and len(pooled_test) == 30  # every one from the pool
+    assert all(texts[r] == t for r, t in zip(broad["review_id"], broad["text"], strict=True))
+    exact = {r for (r,) in q(view, """SELECT p.review_id FROM predictions p JOIN review_fields f USING (review_id)
+        JOIN reviews v USING (review_id) WHERE p.model = 'tfidf-lr' AND p.p_positive < 0.5 AND v.split = 'test'
+        AND f.field = 'condition' AND f.text_value = 'Birth Control'""")}
+    assert set(narrow["review_id"]) == exact and len(exact) > 20  # the pool held too few: every match, live
+    assert all(texts[r] == t for r, t in zip(narrow["review_id"], narrow["text"], strict=True))

@@ -23,7 +23,7 @@ from core.store import summaries, summarise
 # The version of the tables a published view holds, for the dashboard: raise it with any change of the schema
 # or of the summaries' layout that the dashboard's reads depend on; a view of another version is refused with
 # one line (re-run any job to republish), so no read keeps a branch for older files.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (  -- one row: the SCHEMA_VERSION of the code that last published

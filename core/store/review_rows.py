@@ -261,13 +261,21 @@ def review_csv(con: Con, f: ReviewFilter, max_rows: int, hits: list[str] | None 
 SIDES = ("predicted", "label")  # what puts a review on the negative or the positive side
 
 
+POOL_ENOUGH = 1_000  # reviews of the pool in a sample: fewer, and a sample is drawn from the whole corpus
+LIVE_MAX = 2_000  # reviews in a sample drawn from the whole corpus (their texts are read one row group at a time)
+
+
 def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: int = 0, where: Where = (),
                  outside: FieldFilter | None = None, side: str | None = None, by: str = "predicted",
                  date_field: str | None = None) -> pd.DataFrame:
-    """review_id, label, predicted, text of a uniform sample (reservoir, seeded) of at most ``n`` of the reviews
-    of $corpus in $split that ``model`` scored and that pass the column filters ``where``; ``outside``: and
-    that this filter does not keep; ``side``: and whose ``by`` (the model's prediction or the label) is
-    ``side``. With ``date_field``, also ``day``: each review's date in that datetime column (NaT without)."""
+    """review_id, label, predicted, text of a uniform sample of at most ``n`` of the reviews of $corpus in
+    $split that ``model`` scored and that pass the column filters ``where``; ``outside``: and that this
+    filter does not keep; ``side``: and whose ``by`` (the model's prediction or the label) is ``side``. With
+    ``date_field``, also ``day``: each review's date in that datetime column (NaT without).
+
+    Drawn from summary_pool (a uniform sample of the corpus, with texts): its first ``n`` matches in hash
+    order. Where the pool is not the whole corpus and holds fewer than POOL_ENOUGH matches (a narrow
+    filter), from every matching review instead (reservoir, ``seed``; at most LIVE_MAX)."""
     if by not in SIDES:
         raise ValueError(f"by must be one of {SIDES}, not {by!r}")
     filt, params = summaries.where_sql(where, key="p.rid", fields="summary_fields", outside=outside)
@@ -275,13 +283,23 @@ def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: in
     on_side = ""
     if side:
         on_side, params["side"] = f" AND p.{by} = $side", side
-    # the sample is drawn from the filtered rows (a subquery: USING SAMPLE applies before its own WHERE);
-    # its size and seed are integers, which the clause takes only as literals
-    return _df(con, f"""
-        WITH s AS (SELECT * FROM (SELECT p.rid, p.review_id, p.label, p.predicted FROM summary_rows p
-                                  WHERE p.corpus = $corpus AND p.split = $split AND p.model = $model{on_side}{filt})
-                   USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)}))
-        SELECT s.review_id, s.label, s.predicted, r.text, f.time_value::DATE AS day
-        FROM s JOIN reviews r ON r.corpus = $corpus AND r.review_id = s.review_id
-        LEFT JOIN summary_fields f ON f.corpus = $corpus AND f.field = $date_field AND f.rid = s.rid
-        ORDER BY s.review_id""", params)
+    rows = f"summary_rows p WHERE p.corpus = $corpus AND p.split = $split AND p.model = $model{on_side}{filt}"
+    day = ("(SELECT f.time_value::DATE FROM summary_fields f WHERE f.corpus = $corpus AND f.field = $date_field "
+           "AND f.rid = p.rid) AS day")
+    pooled = _df(con, f"""SELECT p.review_id, p.label, p.predicted, s.text, {day}
+        FROM summary_pool s, {rows} AND p.rid = s.rid AND s.corpus = $corpus ORDER BY s.h LIMIT $n""",
+                 {**params, "n": int(n)})
+    whole = _df(con, "SELECT count(*) < $pool AS whole FROM summary_pool WHERE corpus = $corpus",
+                {"corpus": corpus, "pool": summaries.POOL})["whole"].iloc[0]
+    if whole or len(pooled) >= min(n, POOL_ENOUGH):
+        return pooled.sort_values("review_id", ignore_index=True)
+    # the sample is drawn from the filtered rows (a subquery: USING SAMPLE applies before its own WHERE); its
+    # size and seed are integers, which the clause takes only as literals. Texts by rowid: a join with the
+    # reviews would read every review's text.
+    picked = _df(con, f"""SELECT * FROM (SELECT p.review_id, p.label, p.predicted, {day} FROM {rows})
+        USING SAMPLE reservoir({int(min(n, LIVE_MAX))} ROWS) REPEATABLE ({int(seed)})""", params)
+    texts = _df(con, """SELECT review_id, text FROM reviews WHERE rowid IN (SELECT r.rowid FROM reviews r
+        WHERE r.corpus = $corpus AND r.review_id IN (SELECT unnest($ids)))""",
+                {"corpus": corpus, "ids": picked["review_id"].tolist()})
+    out = picked.merge(texts, on="review_id", how="left")
+    return out[["review_id", "label", "predicted", "text", "day"]].sort_values("review_id", ignore_index=True)

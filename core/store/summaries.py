@@ -25,6 +25,10 @@ order within its corpus (0, 1, ...): the row lists (the Reviews page, a cell's o
 summary_rows alone, and filter it on kept columns through integer semi-joins with summary_fields, where the
 same read on the base tables joins millions of predictions with the reviews on a VARCHAR key.
 
+summary_pool holds the text of a uniform sample of each corpus's reviews, the POOL with the smallest hash of
+their review_id (a bottom-k sample), in hash order: the Drivers page counts the words of the filtered reviews
+among them, the first n in hash order being a uniform sample of those, without reading millions of texts.
+
 Under a filter on kept columns the aggregates are computed live, from summary_wide_<tab>: one row per review
 with a column per kept column and one per model, so the filters are predicates on its columns and no join
 is needed (a semi-join of every prediction with the filter's rids would cost far more at millions of
@@ -47,7 +51,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
-VERSION = 5       # of the summaries' layout: a corpus summarised by another version is rebuilt
+VERSION = 6       # of the summaries' layout: a corpus summarised by another version is rebuilt
+POOL = 100_000    # reviews (with their text) of a corpus kept as a uniform sample for the Drivers page
 BINS = 1000       # resolution of P(positive) in every summary
 TOP = 30          # slices of a categorical column (the rest are '(other)')
 VALUES = 1000     # values of a categorical column offered to the sidebar's filter
@@ -76,9 +81,10 @@ CREATE TABLE IF NOT EXISTS summary_disagree (corpus VARCHAR, split VARCHAR, mode
     review_id VARCHAR, spread DOUBLE, label VARCHAR, mask BIGINT, all_contradict BOOLEAN, n BIGINT);
 CREATE TABLE IF NOT EXISTS summary_wide (corpus VARCHAR, tab INTEGER, models VARCHAR, fields VARCHAR,
     slices VARCHAR);
+CREATE TABLE IF NOT EXISTS summary_pool (corpus VARCHAR, rid INTEGER, h UBIGINT, text VARCHAR);
 """
 TABLES = ("summary_cube", "summary_slices", "summary_time", "summary_values", "summary_disagree", "summary_rows",
-          "summary_fields", "summary_agree", "summary_wide")
+          "summary_fields", "summary_agree", "summary_wide", "summary_pool")
 DISAGREEMENTS = 50  # reviews the Disagreements page lists (of each kind)
 
 Run = Callable[[str, dict], pd.DataFrame]  # runs one statement with bound parameters
