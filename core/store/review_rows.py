@@ -261,8 +261,8 @@ def review_csv(con: Con, f: ReviewFilter, max_rows: int, hits: list[str] | None 
 SIDES = ("predicted", "label")  # what puts a review on the negative or the positive side
 
 
-POOL_ENOUGH = 1_000  # reviews of the pool in a sample: fewer, and a sample is drawn from the whole corpus
-LIVE_MAX = 2_000  # reviews in a sample drawn from the whole corpus (their texts are read one row group at a time)
+POOL_ENOUGH = 200  # reviews of the pool in a sample: fewer, and a sample is drawn from the whole corpus
+LIVE_MAX = 1_000  # reviews in a sample drawn from the whole corpus (their texts are read one row group at a time)
 
 
 def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: int = 0, where: Where = (),
@@ -285,10 +285,10 @@ def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: in
         on_side, params["side"] = f" AND p.{by} = $side", side
     rows = f"summary_rows p WHERE p.corpus = $corpus AND p.split = $split AND p.model = $model{on_side}{filt}"
     day = ("(SELECT f.time_value::DATE FROM summary_fields f WHERE f.corpus = $corpus AND f.field = $date_field "
-           "AND f.rid = p.rid) AS day")
-    pooled = _df(con, f"""SELECT p.review_id, p.label, p.predicted, s.text, {day}
-        FROM summary_pool s, {rows} AND p.rid = s.rid AND s.corpus = $corpus ORDER BY s.h LIMIT $n""",
-                 {**params, "n": int(n)})
+           "AND f.rid = s.rid) AS day")  # looked up for the sampled reviews only
+    pooled = _df(con, f"""SELECT s.review_id, s.label, s.predicted, s.text, {day} FROM (
+        SELECT p.rid, p.review_id, p.label, p.predicted, s.text FROM summary_pool s, {rows}
+        AND p.rid = s.rid AND s.corpus = $corpus ORDER BY s.h LIMIT $n) s""", {**params, "n": int(n)})
     whole = _df(con, "SELECT count(*) < $pool AS whole FROM summary_pool WHERE corpus = $corpus",
                 {"corpus": corpus, "pool": summaries.POOL})["whole"].iloc[0]
     if whole or len(pooled) >= min(n, POOL_ENOUGH):
@@ -296,8 +296,9 @@ def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: in
     # the sample is drawn from the filtered rows (a subquery: USING SAMPLE applies before its own WHERE); its
     # size and seed are integers, which the clause takes only as literals. Texts by rowid: a join with the
     # reviews would read every review's text.
-    picked = _df(con, f"""SELECT * FROM (SELECT p.review_id, p.label, p.predicted, {day} FROM {rows})
-        USING SAMPLE reservoir({int(min(n, LIVE_MAX))} ROWS) REPEATABLE ({int(seed)})""", params)
+    picked = _df(con, f"""SELECT s.review_id, s.label, s.predicted, {day} FROM (SELECT * FROM (
+        SELECT p.rid, p.review_id, p.label, p.predicted FROM {rows})
+        USING SAMPLE reservoir({int(min(n, LIVE_MAX))} ROWS) REPEATABLE ({int(seed)})) s""", params)
     texts = _df(con, """SELECT review_id, text FROM reviews WHERE rowid IN (SELECT r.rowid FROM reviews r
         WHERE r.corpus = $corpus AND r.review_id IN (SELECT unnest($ids)))""",
                 {"corpus": corpus, "ids": picked["review_id"].tolist()})
