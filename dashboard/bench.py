@@ -84,10 +84,11 @@ def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list
         "  a term's reviews": ("7 Drivers (negative against positive)", [
             lambda: data.review_page(src, search("awful", 1)._replace(predicted="negative"), 40, 0)]),
     }
-    if cat:
-        pages["  a slice against the rest"] = ("7 Drivers (negative against positive)", [lambda: data.drivers(
-            src, corpus, split, first, data.Group((*where, cut(cat)), side="negative"),
-            data.Group(where, outside=cut(cat), side="negative"))])
+    other = next((f for f, k in kinds.items() if k == "categorical" and f not in {w.field for w in where}), None)
+    if other:  # a column the sidebar does not filter on: its largest slice under the filter
+        pages[f"  a slice ({other}) against the rest"] = ("7 Drivers (negative against positive)", [
+            lambda: data.drivers(src, corpus, split, first, data.Group((*where, cut(other)), side="negative"),
+                                 data.Group(where, outside=cut(other), side="negative"))])
     if day:
         pages["  a year against the year before"] = ("7 Drivers (negative against positive)", [lambda: data.drivers(
             src, corpus, split, first, data.Group((*where, year(day, 1)), side="negative"),
