@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from core.cleaning import clean_text
+from core.cleaning import clean_texts
 from core.errors import InputError
 from core.paths import downloads_dir
 
@@ -59,7 +59,7 @@ def prepare_imdb(raw: pd.DataFrame, seed: int = SEED) -> tuple[pd.DataFrame, dic
     """
     df = pd.DataFrame({
         "source_row": np.arange(len(raw), dtype=np.int64),
-        "text": [clean_text(t) for t in raw["review"].astype(str)],
+        "text": clean_texts(raw["review"].astype(str).tolist()),
         "label": raw["sentiment"].str.strip().str.lower(),
     })
     df["review_id"] = [f"imdb-{i:05d}" for i in df["source_row"]]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.cleaning import clean_text, normalise_label
+from core.cleaning import clean_texts, normalise_label
 from core.errors import InputError
 from core.readers.sources import FORMATS, Format, base_name, expand_input
 from core.readers.tables import MAX_FIELD_BYTES, Broken, Nested, ParquetTable, guarded, open_table
@@ -196,7 +196,6 @@ def _review(row: int, cells: tuple, plan: _Plan, seen_ids: set[str]) -> tuple:
     cols, n = plan.cols, len(plan.text_names)
     raw_id, texts, raw_label, raw_split, extra = cells[0], cells[1:1 + n], cells[1 + n], cells[2 + n], cells[3 + n:]
     review_id = None
-    where = "column" if n == 1 else "columns"
     try:
         if cols.id:
             review_id = (_as_text(raw_id, f"id column {cols.id!r}") or "").strip() or None
@@ -204,13 +203,10 @@ def _review(row: int, cells: tuple, plan: _Plan, seen_ids: set[str]) -> tuple:
                 raise ValueError(f"empty id in column {cols.id!r}")
             if review_id in seen_ids:
                 raise ValueError(f"duplicate review_id {review_id!r} in column {cols.id!r}")
-        parts = []
+        parts = []  # cleaned a chunk at a time (_chunk), where an empty text is rejected
         for name, cell in zip(plan.text_names, texts):
             value = _as_text(cell, f"text column {name!r}") or ""
-            parts.append(clean_text(unescape(value) if plan.unescape else value))
-        text = join_texts(parts) if n > 1 else parts[0]
-        if not text:
-            raise ValueError(f"empty text in {where} {', '.join(repr(t) for t in plan.text_names)}")
+            parts.append(unescape(value) if plan.unescape else value)
         label = None
         if cols.label:
             value = _as_text(raw_label, f"label column {cols.label!r}")
@@ -229,9 +225,8 @@ def _review(row: int, cells: tuple, plan: _Plan, seen_ids: set[str]) -> tuple:
                                    "latin-1)") from None
     except ValueError as e:
         raise _Rejected(review_id, str(e)) from None
-    review_id = review_id or str(row)
-    seen_ids.add(review_id)
-    return review_id, text, label, split, row, *(field_text(v) for v in extra)
+    seen_ids.add(review_id or str(row))
+    return review_id, review_id or str(row), tuple(parts), label, split, row, *(field_text(v) for v in extra)
 
 
 def _cell_excerpt(value) -> str | None:
@@ -242,10 +237,23 @@ def _cell_excerpt(value) -> str | None:
     return str(value)[:200]
 
 
-def _chunk(reviews: list[tuple], rejects: list[tuple], fraction: float, kept: list[str]) -> Chunk:
+def _chunk(reviews: list[tuple], rejects: list[tuple], fraction: float, kept: list[str], plan: _Plan) -> Chunk:
+    """The chunk's reviews with their texts cleaned, all at once (core.cleaning.clean_texts), and joined where
+    several columns make the text; a review whose text cleans to nothing joins the rejects."""
+    cleaned = iter(clean_texts([part for r in reviews for part in r[2]]))
+    rows = []
+    for r in reviews:  # (the id column's value or None, review_id, parts, label, split, row, *kept)
+        parts = [next(cleaned) for _ in r[2]]
+        text = join_texts(parts) if len(parts) > 1 else parts[0]
+        if text:
+            rows.append((r[1], text, *r[3:]))
+        else:
+            names = ", ".join(repr(t) for t in plan.text_names)
+            reason = f"empty text in {'column' if len(parts) == 1 else 'columns'} {names}"
+            rejects.append((f"row {r[5]}", r[0], reason, _cell_excerpt(r[2][0])))
     return Chunk(
-        pd.DataFrame(reviews, columns=["review_id", "text", "label", "split", "source_row",
-                                       *(FIELD + name for name in kept)]).astype({"source_row": "int64"}),
+        pd.DataFrame(rows, columns=["review_id", "text", "label", "split", "source_row",
+                                    *(FIELD + name for name in kept)]).astype({"source_row": "int64"}),
         pd.DataFrame(rejects, columns=REJECT_COLUMNS),
         fraction,
     )
@@ -311,12 +319,12 @@ def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000, fmt: Format
                 except _Rejected as e:
                     rejects.append((f"row {row}", e.review_id, e.reason, _cell_excerpt(cells[1])))
             if len(reviews) + len(rejects) >= chunk_rows:
-                full = _chunk(reviews, rejects, table.fraction(), all_kept)
+                full = _chunk(reviews, rejects, table.fraction(), all_kept, plan)
                 reviews, rejects = [], []
                 seen_ids.clear()
         if full is not None:
             yield Chunk(full.reviews, full.rejects, 1.0)
         if reviews or rejects:
-            yield _chunk(reviews, rejects, 1.0, all_kept)
+            yield _chunk(reviews, rejects, 1.0, all_kept, plan)
     finally:
         table.close()
