@@ -4,8 +4,8 @@ A run reads its input in chunks (``core.readers.read_chunks`` per file, or the r
 a corpus) and, chunk by chunk:
   1. ``Ingest.work`` stores the chunk's new reviews and its rejects in one transaction and works out, per
      model, which of its reviews still lack a prediction (the resume check);
-  2. an engine predicts those (``score_local`` below, or ``core.ray_engine.score`` on Ray) and hands every
-     batch to ``Ingest.write``, one transaction per batch.
+  2. an engine predicts those (``core.local_engine.score_local``, or ``core.ray_engine.score`` on Ray) and
+     hands every batch to ``Ingest.write``, one transaction per batch.
 An interrupted run loses at most the batch in flight; the same command continues where it stopped.
 
 Identity of a row. A file is known by the digest of its bytes (its *fingerprint*). Without an id column a
@@ -40,7 +40,6 @@ from core import columns, store
 from core.corpus import ensure_imdb
 from core.errors import InputError, StoreError
 from core.metrics import valid_probabilities
-from core.progress import Progress
 from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, Format, base_name, check_columns, read_chunks
 from core.splits import split_of_new
 
@@ -420,57 +419,3 @@ class Ingest:
                     "excerpt": None}, columns=REJECT_COLUMNS), self.run_id)
         self.tally.scored[model] += len(good_ids)
         self.tally.rejected += int(bad.sum())
-
-
-# ------------------------------------------------------------------------------- the local engine
-
-
-class Pacer:
-    """Batches that keep a model busy for about ``seconds`` per call, so progress moves every few seconds
-    even for a model that scores 25 reviews/s, while a fast model gets whole chunks. Speed is learnt in
-    characters per second, because reviews are scored shortest first (see score_local)."""
-
-    def __init__(self, seconds: float = 2.0, first: int = 32):
-        self.seconds, self.first = seconds, first
-        self.rate: float | None = None  # characters per second, once measured
-
-    def batches(self, items: list, chars: list[int]) -> Iterator[list]:
-        cum = np.cumsum(chars)  # (n,) characters up to and including each item
-        start = 0
-        while start < len(items):
-            if self.rate is None:
-                end = start + self.first
-            else:
-                done = cum[start - 1] if start else 0
-                end = max(int(np.searchsorted(cum, done + self.rate * self.seconds, side="right")), start + 1)
-            batch = items[start:end]
-            t0 = time.perf_counter()
-            yield batch
-            self.rate = float(sum(chars[start:end])) / max(time.perf_counter() - t0, 1e-6)
-            start = end
-
-
-def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, batch_seconds: float = 2.0) -> None:
-    """In this process: per chunk, store reviews + rejects, then predict each model's missing reviews in
-    batches of about ``batch_seconds``, storing each batch's predictions as it comes."""
-    progress = progress or Progress(f"score {ingest.corpus}")
-    pacers = {name: Pacer(batch_seconds) for name in models}
-    before = 0.0  # share of the input read before the chunk in hand
-    for work in ingest.work():
-        total, done = max(work.predictions, 1), 0
-        for name, model in models.items():
-            # shortest first: each batch then holds reviews of about one length, so models that pad a batch
-            # to its longest review waste little (calls of ~2 s hold only ~50 BERT reviews)
-            ids = sorted(work.todo[name], key=lambda i: len(work.texts[i]))
-            for batch in pacers[name].batches(ids, [len(work.texts[i]) for i in ids]):
-                with ingest.tally.timings.phase(f"model:{name}"):
-                    p = model.predict_proba([work.texts[i] for i in batch])
-                ingest.write(name, batch, p)
-                done += len(batch)
-                # rows and the fraction advance with the chunk's predictions, so they move within a chunk
-                share = len(batch) / total
-                fraction = None if work.fraction is None else before + (work.fraction - before) * done / total
-                progress.update(work.rows * share, fraction, f", {ingest.tally.rejected:,} rejected")
-        if not work.predictions:
-            progress.update(work.rows, work.fraction, f", {ingest.tally.rejected:,} rejected")
-        before = work.fraction if work.fraction is not None else before

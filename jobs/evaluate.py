@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 def fill(db: Path, only: str | None, root: Path) -> None:
     """Score what the cross-corpus matrix lacks: each labelled corpus's evaluation split, every trained model
     (predictions already stored are skipped, so a second --fill scores nothing)."""
-    from core.ingest import Ingest, Tally, recorded_run, score_local
+    from core.ingest import Ingest, Tally, recorded_run
+    from core.local_engine import score_local
     from core.models import load_model, resolve_names
 
     names = resolve_names("all", root)

@@ -43,8 +43,9 @@ import pandas as pd
 from core import store
 from core.columns import KINDS, parse_kinds
 from core.errors import InputError
-from core.ingest import Ingest, Tally, recorded_run, score_local
+from core.ingest import Ingest, Tally, recorded_run
 from core.inspection import command, inspect, render
+from core.local_engine import score_local
 from core.models import load_model, model_facts, resolve_names
 from core.paths import default_db, models_dir
 from core.readers import FORMATS, Columns, Format, expand_input

@@ -22,7 +22,8 @@ import pytest
 
 from core import store
 from core.errors import StoreError
-from core.ingest import Ingest, Pacer, score_local
+from core.ingest import Ingest
+from core.local_engine import Pacer, score_local
 from core.models import load_model
 from core.paths import REPO_ROOT
 from core.progress import Progress

@@ -131,6 +131,12 @@ class BertClassifier:
     explain_notes: tuple[str, ...] = ()  # what a reader of its explanations should know
     ig_max_steps = 256  # Integrated Gradients doubles its steps up to this many until it converges
 
+    @property
+    def max_chars(self) -> int:
+        """About the most characters of a review the network reads (max_len word pieces of about 4
+        characters): what a review's scoring costs stops growing there (jobs.score's time left)."""
+        return 4 * self.cfg.max_len
+
     def __init__(self, net: nn.Module, tokenizer, cfg: BertConfig, device: str | None = None):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.device = device or pick_device()

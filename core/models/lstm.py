@@ -172,6 +172,11 @@ class LSTMClassifier:
     kind = KIND
     presets = PRESETS
 
+    @property
+    def max_chars(self) -> int:
+        """About the most characters of a review the network reads (max_len words of about 5 characters)."""
+        return 5 * self.cfg.max_len
+
     def __init__(self, cfg: LSTMConfig, vocab: list[str], net: LSTMNet | None = None, device: str | None = None):
         self.cfg, self.vocab = cfg, vocab
         self.index = {w: i for i, w in enumerate(vocab)}

@@ -1,0 +1,100 @@
+"""The local engine of a scoring run: in this process, each model predicts a chunk's missing reviews in
+batches of about two seconds (Pacer), shortest review first, and hands each batch to ``Ingest.write``; the
+progress line counts the share done in time (each model's remaining characters at its pace), not in rows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from core.ingest import Ingest
+from core.progress import Progress
+
+
+class Pacer:
+    """Batches that keep a model busy for about ``seconds`` per call, so progress moves every few seconds
+    even for a model that scores 25 reviews/s, while a fast model gets whole chunks. Speed is learnt in
+    characters per second, because reviews are scored shortest first (see score_local)."""
+
+    def __init__(self, seconds: float = 2.0, first: int = 32):
+        self.seconds, self.first = seconds, first
+        self.rate: float | None = None  # characters per second, once measured
+
+    def batches(self, items: list, chars: list[int]) -> Iterator[list]:
+        cum = np.cumsum(chars)  # (n,) characters up to and including each item
+        start = 0
+        while start < len(items):
+            if self.rate is None:
+                end = start + self.first
+            else:
+                done = cum[start - 1] if start else 0
+                end = max(int(np.searchsorted(cum, done + self.rate * self.seconds, side="right")), start + 1)
+            batch = items[start:end]
+            t0 = time.perf_counter()
+            yield batch
+            self.rate = float(sum(chars[start:end])) / max(time.perf_counter() - t0, 1e-6)
+            start = end
+
+
+def reading_work(model, texts: list[str]) -> np.ndarray:
+    """What scoring each text costs ``model``, in characters it reads: a model that truncates
+    (``max_chars``) reads no more than that of a long review."""
+    n = np.fromiter((len(t) for t in texts), dtype=np.float64, count=len(texts))
+    cap = getattr(model, "max_chars", None)
+    return np.minimum(n, cap) if cap else n
+
+
+def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, batch_seconds: float = 2.0) -> None:
+    """In this process: per chunk, store reviews + rejects, then predict each model's missing reviews in
+    batches of about ``batch_seconds``, storing each batch's predictions as it comes.
+
+    The share done, hence the time left, is counted in time, not rows: each model's remaining work (the
+    characters it reads: reading_work) at the speed it has shown, since reviews go shortest first and a row
+    of BERT costs many of tf-idf."""
+    progress = progress or Progress(f"score {ingest.corpus}")
+    pacers = {name: Pacer(batch_seconds) for name in models}
+    speed = {name: [0.0, 0.0] for name in models}  # characters read, seconds: each model's pace this run
+    before = 0.0  # share of the input read before the chunk in hand
+    for work in ingest.work():
+        total, done = max(work.predictions, 1), 0
+        # shortest first: each batch then holds reviews of about one length, so models that pad a batch
+        # to its longest review waste little (calls of ~2 s hold only ~50 BERT reviews)
+        order = {name: sorted(work.todo[name], key=lambda i: len(work.texts[i])) for name in models}
+        cost = {name: reading_work(models[name], [work.texts[i] for i in ids]) for name, ids in order.items()}
+        left = {name: float(c.sum()) for name, c in cost.items()}
+        started = time.perf_counter()
+        for name, model in models.items():
+            ids, at = order[name], 0
+            for batch in pacers[name].batches(ids, cost[name].tolist()):
+                t0 = time.perf_counter()
+                with ingest.tally.timings.phase(f"model:{name}"):
+                    p = model.predict_proba([work.texts[i] for i in batch])
+                ingest.write(name, batch, p)
+                read = float(cost[name][at:at + len(batch)].sum())
+                at += len(batch)
+                speed[name][0] += read
+                speed[name][1] += time.perf_counter() - t0
+                left[name] -= read
+                done += len(batch)
+                fraction = None
+                if work.fraction is not None:
+                    spent = time.perf_counter() - started
+                    within = spent / max(spent + _seconds_left(left, speed, name), 1e-9)
+                    fraction = before + (work.fraction - before) * within
+                # rows advance with the chunk's predictions; the fraction with its time
+                progress.update(work.rows * len(batch) / total, fraction, f", {ingest.tally.rejected:,} rejected")
+        if not work.predictions:
+            progress.update(work.rows, work.fraction, f", {ingest.tally.rejected:,} rejected")
+        before = work.fraction if work.fraction is not None else before
+
+
+def _seconds_left(left: dict[str, float], speed: dict[str, list[float]], current: str) -> float:
+    """Seconds the chunk's remaining work takes at each model's pace so far (a model not yet timed: at the
+    pace of the one scoring now)."""
+    def pace(name: str) -> float:
+        chars, seconds = speed[name] if speed[name][1] > 0 else speed[current]
+        return chars / max(seconds, 1e-9)
+
+    return sum(chars / max(pace(name), 1e-9) for name, chars in left.items() if chars > 0)
