@@ -20,10 +20,27 @@ FAINT = 0.05  # of the largest weight: weaker words are not highlighted
 EXPLAIN_CHARS = 5_000  # a longer review is explained on its first characters (the cost grows with its words)
 
 
-@st.cache_resource(show_spinner="Loading the model...", max_entries=8)
+_LOADED: set[str] = set()  # the models this process has loaded (model's cache holds them)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _load(name: str):
+    loaded = load_model(name)
+    _LOADED.add(name)
+    return loaded
+
+
 def model(name: str):
-    """A trained model of the models folder (or the built-in VADER), loaded once for every session."""
-    return load_model(name)
+    """A trained model of the models folder (or the built-in VADER), loaded once for every session; the
+    first time, under a spinner that names it."""
+    if name in _LOADED:
+        return _load(name)
+    with st.spinner(f"Loading {name} (once; a BERT takes seconds)..."):
+        return _load(name)
+
+
+def is_loaded(name: str) -> bool:
+    return name in _LOADED
 
 
 def explainable(names: list[str] | tuple[str, ...]) -> list[str]:

@@ -209,6 +209,9 @@ def test_try_it_scores_with_every_model(scored_db, monkeypatch):
     assert set(scores.index) == {"tfidf-lr", "vader"} and (scores < 0.5).all()
     at.multiselect(key="try_models").set_value(["vader"]).run()  # only the models asked for are loaded
     assert frames(at)[0]["model"].tolist() == ["vader"]
+    from dashboard import explaining
+
+    assert explaining.is_loaded("vader") and explaining.is_loaded("tfidf-lr")  # loaded once, answering at once
 
 
 def test_training_curves(scored_db, monkeypatch):
