@@ -77,8 +77,9 @@ def test_occlusion_agrees_in_sign_with_the_exact_explanation(scored_db, reviews)
         assert len(agree) >= 4 and sum(agree) >= len(agree) - 1
 
 
-def test_the_deletion_test_finds_explanations_faithful_and_random_deletions_weak(scored_db, reviews):
-    model = load_model("tfidf-lr", scored_db.models_dir)
+@pytest.mark.parametrize("name", ["tfidf-lr", "vader"])
+def test_the_deletion_test_finds_explanations_faithful_and_random_deletions_weak(scored_db, reviews, name):
+    model = load_model(name, scored_db.models_dir)
     result = deletion_test(model.predict_proba, model.explain(reviews), reviews, k=5)
     assert result.n == len(reviews) and result.top_shift > 2 * result.random_shift
     assert without("one two three", [(4, 8)]) == "one three"
@@ -117,6 +118,9 @@ def test_integrated_gradients_add_up_within_their_reported_error_on_words_of_the
             assert piece.strip() == piece and piece
     weight = {texts[0][s:e].lower(): w for s, e, w in explanations[0].spans}
     assert weight["wonderful"] > 0 and weight["brilliant"] > 0
+    toy = TOY_POS + TOY_NEG  # the deletion test: the 2 words IG ranks highest move P further than 2 random ones
+    result = deletion_test(model.predict_proba, model.explain(toy, n_steps=24), toy, k=2)
+    assert result.n == len(toy) and result.top_shift > result.random_shift
 
 
 def test_the_reviews_page_explains_the_chosen_review_and_keeps_hostile_text_inert(scored_db, monkeypatch):
