@@ -78,10 +78,10 @@ def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, 
                 speed[name][1] += time.perf_counter() - t0
                 left[name] -= read
                 done += len(batch)
-                fraction = None
-                if work.fraction is not None:
+                fraction = None  # no share (nor time left) until every model with work left has shown its pace
+                if work.fraction is not None and all(speed[m][1] > 0 for m, chars in left.items() if chars > 0):
                     spent = time.perf_counter() - started
-                    within = spent / max(spent + _seconds_left(left, speed, name), 1e-9)
+                    within = spent / max(spent + _seconds_left(left, speed), 1e-9)
                     fraction = before + (work.fraction - before) * within
                 # rows advance with the chunk's predictions; the fraction with its time
                 progress.update(work.rows * len(batch) / total, fraction, f", {ingest.tally.rejected:,} rejected")
@@ -90,11 +90,6 @@ def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, 
         before = work.fraction if work.fraction is not None else before
 
 
-def _seconds_left(left: dict[str, float], speed: dict[str, list[float]], current: str) -> float:
-    """Seconds the chunk's remaining work takes at each model's pace so far (a model not yet timed: at the
-    pace of the one scoring now)."""
-    def pace(name: str) -> float:
-        chars, seconds = speed[name] if speed[name][1] > 0 else speed[current]
-        return chars / max(seconds, 1e-9)
-
-    return sum(chars / max(pace(name), 1e-9) for name, chars in left.items() if chars > 0)
+def _seconds_left(left: dict[str, float], speed: dict[str, list[float]]) -> float:
+    """Seconds the chunk's remaining work takes at each model's pace so far."""
+    return sum(chars * speed[name][1] / max(speed[name][0], 1e-9) for name, chars in left.items() if chars > 0)
