@@ -7,6 +7,12 @@ COMPARE = {"sides": "negative against positive", "slice": "a slice against the r
            "period": "a period against an earlier one"}
 SIDES = {"negative": "negative reviews", "positive": "positive reviews", "all": "all reviews"}
 
+
+def counted(n: int, group: str) -> str:
+    """'186 negative reviews', '45 reviews of condition = Birth Control'."""
+    return f"{n:,} {group}" if group.endswith("reviews") else f"{n:,} reviews of {group}"
+
+
 sel = st.session_state["sel"]
 st.title("Drivers")
 st.caption("The words and two-word phrases most typical of one group of reviews against another, in the corpus, "
@@ -65,8 +71,8 @@ else:
 
 table, sizes = data.drivers(sel.src, sel.corpus, sel.split, model, a, b, by)
 of = "" if compare == "sides" else f" ({SIDES[of_side]}, {data.DRIVER_SIDES[by]})"
-st.caption(f"Counted on a uniform sample of each group{of}, at most {data.DRIVER_SAMPLE:,}: {sizes['a']:,} reviews "
-           f"of {names[0]}, {sizes['b']:,} of {names[1]}.")
+st.caption(f"Counted on a uniform sample of each group{of}, at most {data.DRIVER_SAMPLE:,}: "
+           f"{counted(sizes['a'], names[0])}, {counted(sizes['b'], names[1])}.")
 if table.empty or not sizes["a"] or not sizes["b"]:
     st.info("One side has no reviews here: nothing to compare.")
     st.stop()
@@ -78,14 +84,19 @@ config = {"term": st.column_config.TextColumn("term"),
           "interval": st.column_config.TextColumn("log-odds, 95%", help=f"log-odds ratio of {names[0]}, 95% interval")}
 left, right = st.columns(2)
 first_side, second_side = table.head(top), table.iloc[::-1].head(top)
-for column, name, rows in ((left, names[0], first_side), (right, names[1], second_side)):
+terms = [*first_side["term"], *second_side["term"]]
+for column, name, rows, key in ((left, names[0], first_side, "dr_first"), (right, names[1], second_side, "dr_second")):
     column.markdown(f"**Typical of {name}**")
     shown = rows.assign(interval=[f"{lo:+.2f} to {hi:+.2f}" for lo, hi in zip(rows["lo"], rows["hi"], strict=True)])
-    column.dataframe(shown[list(config)], hide_index=True, column_config=config,
-                     key=f"dr_{'first' if name == names[0] else 'second'}")
+    picked = column.dataframe(shown[list(config)], hide_index=True, column_config=config, key=key,
+                              on_select="rerun", selection_mode="single-row")
+    clicked = rows["term"].iloc[picked.selection.rows[0]] if picked.selection.rows else None
+    if clicked in terms and clicked != st.session_state.get(f"{key}_clicked"):
+        st.session_state["dr_term"] = clicked  # a new click picks the term; the selectbox can change it after
+    st.session_state[f"{key}_clicked"] = clicked
 
 st.subheader("A term")
-term = st.selectbox("Read the reviews that use a term", [*first_side["term"], *second_side["term"]], key="dr_term")
+term = st.selectbox("Read the reviews that use a term (or click one in a table)", terms, key="dr_term")
 if not term:
     st.stop()
 group = a if term in set(first_side["term"]) else b
@@ -95,7 +106,7 @@ flt = data.ReviewFilter(sel.corpus, sel.split, model, search=term, search_steps=
 total, rows = data.review_page(sel.src, flt, 40, 0)
 rows = rows[[bool(explaining.term_pattern(term).search(t)) for t in rows["text"]]].head(10)  # whole words only
 who = (names[0] if group is a else names[1]) if group.outside is None else "the sidebar's selection"  # no NOT IN filter
-st.caption(f"{total:,} reviews of {who} contain “{term}” among the first reviews "
+st.caption(f"{counted(total, who)} contain “{term}” among the first reviews "
            f"searched; the first {len(rows)} that use it as a word, the term marked:")
 for review in rows.itertuples():
     with st.container(border=True):
