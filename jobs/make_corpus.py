@@ -7,6 +7,8 @@
 --shape writes the reviews the way public dumps ship them, for import benchmarks (jobs.score reads each):
     csv       id,review,sentiment with a header (the default)
     polarity  Zhang et al.'s Amazon/Yelp polarity: no header; class 1|2, title, body
+    polarity-dated  the same plus a synthetic category (20 values, skewed) and day (2014-2023, YYYY-MM-DD):
+              the 14-million-review benchmark's file (jobs.bench_import --formats polarity-dated)
     amazon    McAuley's Amazon reviews, JSON Lines: reviewerID, asin, reviewText, overall (1.0 | 5.0), summary,
               helpful [up, total], unixReviewTime, reviewTime ("MM DD, YYYY")
     yelp      Yelp's JSON Lines: review_id, business_id, text, stars (1 | 5), useful, date ("YYYY-MM-DD HH:MM:SS")
@@ -50,7 +52,7 @@ from core import store
 from core.errors import InputError
 from core.paths import default_db
 from jobs.common import log, run_main
-from jobs.resample import ahead, chunks, numbered_ids, picks
+from jobs.resample import ahead, chunks, hash64, numbered_ids, picks, uniform
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, default=None, help="database holding corpus imdb (default data/reviews.duckdb)")
     p.add_argument("--seed", type=int, default=13, help="resampling seed (default 13)")
     p.add_argument("--shape", choices=sorted(["csv", *SHAPES]), default="csv",
-                   help="how the file is written: csv (default), polarity, amazon, yelp, fasttext (see above)")
+                   help="how the file is written: csv (default), polarity, polarity-dated, amazon, yelp, fasttext "
+                        "(see above)")
     return p
 
 
@@ -103,6 +106,22 @@ def _polarity(table: pa.Table, start: int) -> bytes:
     return out.getvalue().encode()
 
 
+def _polarity_dated(table: pa.Table, start: int) -> bytes:
+    """Polarity rows with a category (exponential over 20: 'category 00' the most common) and a day in
+    2014-2023, both hashes of the row number."""
+    i = np.arange(start, start + table.num_rows)
+    category = np.minimum(np.floor(-np.log1p(-uniform(hash64(i, _CATEGORY))) * 5), 19).astype(np.int64)
+    day = np.datetime64("2014-01-01") + (hash64(i, _DAY) % np.uint64(3652)).astype(np.int64)
+    batch, out = table.to_pandas(), io.StringIO()
+    w = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    w.writerows(zip(batch["sentiment"].map({"negative": "1", "positive": "2"}), _title(batch["review"]),
+                    batch["review"], [f"category {c:02d}" for c in category], day.astype(str)))
+    return out.getvalue().encode()
+
+
+_CATEGORY, _DAY = 101, 102  # hash streams of the synthetic columns
+
+
 def _amazon(table: pa.Table, start: int) -> bytes:
     batch, lines = table.to_pandas(), []
     for i, (text, label, title) in enumerate(zip(batch["review"], batch["sentiment"], _title(batch["review"])),
@@ -139,7 +158,7 @@ def _values(strings: pa.Array | pa.ChunkedArray) -> pa.Buffer:
 
 # a batch's rows (COLUMNS; ``start`` the number of the first) -> the bytes of the file that hold them
 SHAPES: dict[str, Callable[[pa.Table, int], bytes | pa.Buffer]] = {
-    "polarity": _polarity, "amazon": _amazon, "yelp": _yelp, "fasttext": _fasttext}
+    "polarity": _polarity, "polarity-dated": _polarity_dated, "amazon": _amazon, "yelp": _yelp, "fasttext": _fasttext}
 COMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zst": zstandard.open}
 
 

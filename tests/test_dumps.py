@@ -406,3 +406,18 @@ def test_the_import_benchmark_runs_end_to_end_on_a_small_file(scored_db, tmp_pat
                               "amazon", "--no-parsers"]) == 0
     table = capsys.readouterr().out
     assert "| amazon |" in table and "| 300 | 0 |" in table  # every review stored, none rejected
+
+
+def test_the_14m_benchmark_shape_imports_and_scores_with_its_synthetic_columns(scored_db, tmp_path, capsys):
+    """The 14-million-review benchmark at 300 rows: the polarity shape gzipped with a category and a day,
+    imported and scored by tfidf-lr; the table gives each stage's reviews/s; both columns are kept and typed."""
+    assert bench_import.main(["--rows", "300", "--dir", str(tmp_path), "--db", str(scored_db.db), "--formats",
+                              "polarity-dated", "--models", "tfidf-lr", "--no-parsers", "--keep"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| polarity-dated |"))
+    assert "| 300 | 0 |" in row and "read+clean " in row and "models " in row
+    db = tmp_path / "import_polarity-dated.duckdb"
+    assert q(db, "SELECT count(*) FROM predictions WHERE model = 'tfidf-lr'") == [(300,)]
+    kinds = dict(q(db, "SELECT DISTINCT field, kind FROM review_fields"))
+    assert kinds == {"4": "categorical", "5": "datetime"}
+    days = q(db, "SELECT min(time_value), max(time_value) FROM review_fields WHERE field = '5'")[0]
+    assert days[0].year >= 2014 and days[1].year <= 2023
