@@ -123,6 +123,19 @@ def test_null_markers_are_plain_text_as_ids_and_as_texts(tmp_path, marker):
     assert rejects[["review_id", "reason"]].values.tolist() == [["r2", "empty text in column 'review'"]]
 
 
+def test_a_text_that_cleans_to_nothing_is_rejected_in_its_place_and_does_not_claim_its_id(tmp_path):
+    """Cleaning runs a chunk at a time, yet each record keeps the verdict it had alone: a text of formatting
+    tags only is an empty text, rejected among the other rejects in row order, and a later row with the same
+    id is a review, not a duplicate."""
+    path = tmp_path / "tags.csv"
+    path.write_text("id,review,sentiment\nr0,Fine <br /> film,positive\nr1,<br /><p> </p>,negative\n"
+                    "r2,Bad,meh\nr1,Now with words,negative\n")
+    reviews, rejects = read_all(path)
+    assert reviews[["review_id", "text"]].values.tolist() == [["r0", "Fine film"], ["r1", "Now with words"]]
+    assert rejects["location"].tolist() == ["row 1", "row 2"]
+    assert rejects["reason"].iloc[0] == "empty text in column 'review'"
+
+
 # ------------------------------------------------------------------------------------- formats
 
 

@@ -189,13 +189,15 @@ class _Plan:
     kept: list[str]
 
 
-def _review(row: int, cells: tuple, plan: _Plan, seen_ids: set[str]) -> tuple:
+def _review(row: int, cells: tuple, texts: list, plan: _Plan, seen_ids: set[str]) -> tuple:
     """(review_id, text, label, split, source_row, *kept cells as text) of one record; raises _Rejected saying
     why it cannot be scored (a split value that is not train/validation/test too: a typo must not move a test
-    review). A kept cell never rejects its row. ``cells``: id, texts..., label, split, kept..."""
+    review). A kept cell never rejects its row. ``cells``: id, texts..., label, split, kept...; ``texts``: its
+    text cells already cleaned (_cleaned_texts), or the error that reading one raised."""
     cols, n = plan.cols, len(plan.text_names)
-    raw_id, texts, raw_label, raw_split, extra = cells[0], cells[1:1 + n], cells[1 + n], cells[2 + n], cells[3 + n:]
+    raw_id, raw_label, raw_split, extra = cells[0], cells[1 + n], cells[2 + n], cells[3 + n:]
     review_id = None
+    where = "column" if n == 1 else "columns"
     try:
         if cols.id:
             review_id = (_as_text(raw_id, f"id column {cols.id!r}") or "").strip() or None
@@ -203,10 +205,12 @@ def _review(row: int, cells: tuple, plan: _Plan, seen_ids: set[str]) -> tuple:
                 raise ValueError(f"empty id in column {cols.id!r}")
             if review_id in seen_ids:
                 raise ValueError(f"duplicate review_id {review_id!r} in column {cols.id!r}")
-        parts = []  # cleaned a chunk at a time (_chunk), where an empty text is rejected
-        for name, cell in zip(plan.text_names, texts):
-            value = _as_text(cell, f"text column {name!r}") or ""
-            parts.append(unescape(value) if plan.unescape else value)
+        for part in texts:
+            if isinstance(part, Exception):
+                raise part
+        text = join_texts(texts) if n > 1 else texts[0]
+        if not text:
+            raise ValueError(f"empty text in {where} {', '.join(repr(t) for t in plan.text_names)}")
         label = None
         if cols.label:
             value = _as_text(raw_label, f"label column {cols.label!r}")
@@ -225,8 +229,30 @@ def _review(row: int, cells: tuple, plan: _Plan, seen_ids: set[str]) -> tuple:
                                    "latin-1)") from None
     except ValueError as e:
         raise _Rejected(review_id, str(e)) from None
-    seen_ids.add(review_id or str(row))
-    return review_id, review_id or str(row), tuple(parts), label, split, row, *(field_text(v) for v in extra)
+    review_id = review_id or str(row)
+    seen_ids.add(review_id)
+    return review_id, text, label, split, row, *(field_text(v) for v in extra)
+
+
+def _cleaned_texts(records: list[tuple], plan: _Plan) -> list[list]:
+    """Per record of a chunk (its cells, or a Broken one), its text cells read and cleaned, all of the chunk's
+    at once (core.cleaning.clean_texts); a cell that cannot be read holds the error, for _review to raise."""
+    raw: list[str] = []
+    places = []
+    n = len(plan.text_names)
+    for _, cells in records:
+        parts = []
+        for name, cell in zip(plan.text_names, () if isinstance(cells, Broken) else cells[1:1 + n]):
+            try:
+                value = _as_text(cell, f"text column {name!r}") or ""
+            except ValueError as e:  # a UnicodeDecodeError too
+                parts.append(e)
+                continue
+            parts.append(len(raw))
+            raw.append(unescape(value) if plan.unescape else value)
+        places.append(parts)
+    cleaned = clean_texts(raw)
+    return [[p if isinstance(p, Exception) else cleaned[p] for p in parts] for parts in places]
 
 
 def _cell_excerpt(value) -> str | None:
@@ -237,23 +263,25 @@ def _cell_excerpt(value) -> str | None:
     return str(value)[:200]
 
 
-def _chunk(reviews: list[tuple], rejects: list[tuple], fraction: float, kept: list[str], plan: _Plan) -> Chunk:
-    """The chunk's reviews with their texts cleaned, all at once (core.cleaning.clean_texts), and joined where
-    several columns make the text; a review whose text cleans to nothing joins the rejects."""
-    cleaned = iter(clean_texts([part for r in reviews for part in r[2]]))
-    rows = []
-    for r in reviews:  # (the id column's value or None, review_id, parts, label, split, row, *kept)
-        parts = [next(cleaned) for _ in r[2]]
-        text = join_texts(parts) if len(parts) > 1 else parts[0]
-        if text:
-            rows.append((r[1], text, *r[3:]))
-        else:
-            names = ", ".join(repr(t) for t in plan.text_names)
-            reason = f"empty text in {'column' if len(parts) == 1 else 'columns'} {names}"
-            rejects.append((f"row {r[5]}", r[0], reason, _cell_excerpt(r[2][0])))
+def _chunk(records: list[tuple], plan: _Plan, fraction: float, kept: list[str], constant: tuple) -> Chunk:
+    """A chunk's records, in order (row, its cells or a Broken record), as reviews and counted rejects. Every
+    record is one or the other, whatever is wrong with the records around it; ids repeat only across chunks
+    (the store checks those)."""
+    texts = _cleaned_texts(records, plan)
+    reviews: list[tuple] = []
+    rejects: list[tuple] = []
+    seen_ids: set[str] = set()
+    for (row, cells), parts in zip(records, texts, strict=True):
+        if isinstance(cells, Broken):
+            rejects.append((cells.location, None, cells.reason, cells.excerpt))
+            continue
+        try:
+            reviews.append((*_review(row, cells, parts, plan, seen_ids), *constant))
+        except _Rejected as e:
+            rejects.append((f"row {row}", e.review_id, e.reason, _cell_excerpt(cells[1])))
     return Chunk(
-        pd.DataFrame(rows, columns=["review_id", "text", "label", "split", "source_row",
-                                    *(FIELD + name for name in kept)]).astype({"source_row": "int64"}),
+        pd.DataFrame(reviews, columns=["review_id", "text", "label", "split", "source_row",
+                                       *(FIELD + name for name in kept)]).astype({"source_row": "int64"}),
         pd.DataFrame(rejects, columns=REJECT_COLUMNS),
         fraction,
     )
@@ -302,29 +330,20 @@ def read_chunks(path: Path, cols: Columns, chunk_rows: int = 20_000, fmt: Format
         slots = [wanted.index(n) if n else None for n in names]
         constant = tuple(extra.values())
         all_kept = [*kept, *extra]
-        reviews: list[tuple] = []
-        rejects: list[tuple] = []
-        seen_ids: set[str] = set()  # ids in this chunk only (across chunks the store checks)
+        records: list[tuple] = []  # (row, its cells or a Broken record) of the chunk in hand
         full: Chunk | None = None   # a full chunk is given out when the next record exists, so the last says 1.0
         for row, item in enumerate(guarded(table, table.records(wanted))):
             if full is not None:
                 yield full
                 full = None
-            if isinstance(item, Broken):
-                rejects.append((item.location, None, item.reason, item.excerpt))
-            else:
-                cells = tuple(None if s is None else item[s] for s in slots)
-                try:
-                    reviews.append((*_review(row, cells, plan, seen_ids), *constant))
-                except _Rejected as e:
-                    rejects.append((f"row {row}", e.review_id, e.reason, _cell_excerpt(cells[1])))
-            if len(reviews) + len(rejects) >= chunk_rows:
-                full = _chunk(reviews, rejects, table.fraction(), all_kept, plan)
-                reviews, rejects = [], []
-                seen_ids.clear()
+            records.append((row, item if isinstance(item, Broken) else tuple(None if s is None else item[s]
+                                                                                for s in slots)))
+            if len(records) >= chunk_rows:
+                full = _chunk(records, plan, table.fraction(), all_kept, constant)
+                records = []
         if full is not None:
             yield Chunk(full.reviews, full.rejects, 1.0)
-        if reviews or rejects:
-            yield _chunk(reviews, rejects, 1.0, all_kept, plan)
+        if records:
+            yield _chunk(records, plan, 1.0, all_kept, constant)
     finally:
         table.close()
