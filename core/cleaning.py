@@ -5,6 +5,9 @@ from __future__ import annotations
 import html
 import re
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 # Formatting tags only (IMDB is full of <br />). Other tag-like text, such as <img onerror=...> or <script>,
 # is what the reviewer typed: it is kept, stored and later shown literally, never rendered.
 _TAG = re.compile(
@@ -79,9 +82,6 @@ def clean_texts(texts) -> list[str]:
     >>> clean_texts(["Great film!<br /><br />See http://x.y/z &amp; <i>enjoy</i>", "<img src=x onerror=alert(1)> <3"])
     ['Great film! See & enjoy', '<img src=x onerror=alert(1)> <3']
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     column = pc.replace_substring_regex(pa.array(texts, type=pa.large_string()), _TAG_RE2, " ")
     has_entity = pc.fill_null(pc.match_substring(column, "&"), False).to_numpy(zero_copy_only=False)
     if has_entity.any():  # entities: Python's html.unescape (HTML5's table and rules), on those rows only

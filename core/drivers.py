@@ -24,6 +24,7 @@ _STOP_WORDS = ("a an and are as at be been but by for from had has have he her h
                "on or our she so than that the their them then there these they this to too us was we were what "
                "when which who will with you your")
 STOP = frozenset(_STOP_WORDS.split(" "))  # function words: never a driver (negations are kept: "not", "no")
+_STOPS = pa.array(sorted(STOP))
 SAMPLE = 5_000  # reviews each side of a comparison is counted on: a uniform sample of that side's reviews
 TREND_SAMPLE = 20_000  # reviews a term's share over time is counted on
 
@@ -37,8 +38,6 @@ def _tokens(texts: list[str]) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     is_term = pc.and_(pc.greater_equal(pc.utf8_length(flat), 2), pc.invert(pc.is_in(flat, value_set=_STOPS)))
     return flat, review, is_term.to_numpy(zero_copy_only=False)
 
-
-_STOPS = pa.array(sorted(STOP))
 
 
 def _terms(texts: list[str], bigrams: bool = True) -> tuple[pa.Array, np.ndarray]:

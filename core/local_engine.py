@@ -58,7 +58,7 @@ def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, 
     speed = {name: [0.0, 0.0] for name in models}  # characters read, seconds: each model's pace this run
     before = 0.0  # share of the input read before the chunk in hand
     for work in ingest.work():
-        total, done = max(work.predictions, 1), 0
+        total = max(work.predictions, 1)
         # shortest first: each batch then holds reviews of about one length, so models that pad a batch
         # to its longest review waste little (calls of ~2 s hold only ~50 BERT reviews)
         order = {name: sorted(work.todo[name], key=lambda i: len(work.texts[i])) for name in models}
@@ -77,7 +77,6 @@ def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, 
                 speed[name][0] += read
                 speed[name][1] += time.perf_counter() - t0
                 left[name] -= read
-                done += len(batch)
                 fraction = None  # no share (nor time left) until every model with work left has shown its pace
                 if work.fraction is not None and all(speed[m][1] > 0 for m, chars in left.items() if chars > 0):
                     spent = time.perf_counter() - started

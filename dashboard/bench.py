@@ -37,7 +37,8 @@ def page_calls(data, slicing, src, where=()) -> dict[str, tuple[str | None, list
 
     def year(field: str, back: int):  # the back-th last year of a date column
         last = slicing.over_time(*scope[:3], (first,), field, "year", where)["period"].iloc[-back]
-        return FieldFilter(field, "datetime", lo=f"{last.year}-01-01", hi=f"{last.year + 1}-01-01")
+        lo, hi = data.period_bounds(last, "year")
+        return FieldFilter(field, "datetime", lo=lo, hi=hi)
 
     def slice_reviews():
         value = slicing.slices(*scope, cat, kinds[cat], 10, where)["value"].iloc[0]

@@ -319,7 +319,10 @@ PERIOD_FORMAT = {"day": "%d %b %Y", "week": "%d %b %Y", "month": "%b %Y", "quart
 
 
 def _time_axis(period: str) -> alt.X:
-    return alt.X("period:T", title=None, axis=alt.Axis(format=PERIOD_FORMAT.get(period, "%b %Y"), labelAngle=0))
+    # ticks on period boundaries: vega's own ticks fall between them and a coarse format repeats ("2008 2008")
+    ticks = {"tickCount": {"interval": period, "step": 1}} if period in ("month", "quarter", "year") else {}
+    return alt.X("period:T", title=None, axis=alt.Axis(format=PERIOD_FORMAT.get(period, "%b %Y"), labelAngle=0,
+                                                      labelOverlap=True, **ticks))
 
 
 def over_time(df: pd.DataFrame, metric: str, title: str, period: str = "month") -> alt.LayerChart:

@@ -259,8 +259,6 @@ def review_csv(con: Con, f: ReviewFilter, max_rows: int, hits: list[str] | None 
 
 
 SIDES = ("predicted", "label")  # what puts a review on the negative or the positive side
-
-
 POOL_ENOUGH = 200  # reviews of the pool in a sample: fewer, and a sample is drawn from the whole corpus
 LIVE_MAX = 1_000  # reviews in a sample drawn from the whole corpus (their texts are read one row group at a time)
 
@@ -294,13 +292,10 @@ def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: in
     if whole or len(pooled) >= min(n, POOL_ENOUGH):
         return pooled.sort_values("review_id", ignore_index=True)
     # the sample is drawn from the filtered rows (a subquery: USING SAMPLE applies before its own WHERE); its
-    # size and seed are integers, which the clause takes only as literals. Texts by rowid: a join with the
-    # reviews would read every review's text.
+    # size and seed are integers, which the clause takes only as literals
     picked = _df(con, f"""SELECT s.review_id, s.label, s.predicted, {day} FROM (SELECT * FROM (
         SELECT p.rid, p.review_id, p.label, p.predicted FROM {rows})
         USING SAMPLE reservoir({int(min(n, LIVE_MAX))} ROWS) REPEATABLE ({int(seed)})) s""", params)
-    texts = _df(con, """SELECT review_id, text FROM reviews WHERE rowid IN (SELECT r.rowid FROM reviews r
-        WHERE r.corpus = $corpus AND r.review_id IN (SELECT unnest($ids)))""",
-                {"corpus": corpus, "ids": picked["review_id"].tolist()})
+    texts = _df(con, summaries.texts_sql("SELECT unnest($ids)"), {"corpus": corpus, "ids": picked["review_id"].tolist()})
     out = picked.merge(texts, on="review_id", how="left")
     return out[["review_id", "label", "predicted", "text", "day"]].sort_values("review_id", ignore_index=True)

@@ -26,6 +26,7 @@ from core.store.summaries import (
     per_review_sql,
     slice_def,
     slices_sql,
+    texts_sql,
     time_sql,
     values_sql,
 )
@@ -109,13 +110,11 @@ def _build_rows(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
         SELECT $corpus, f.field, r.rid, f.text_value, f.num_value, f.time_value
         FROM review_fields f JOIN _rid r USING (review_id) WHERE f.corpus = $corpus ORDER BY f.field, r.rid""",
                 {"corpus": corpus})
-    # the pool: first the POOL review_ids (hash order), then their texts; a join of the ids with every review
-    # would read every review's text
+    # the pool: first the POOL review_ids (hash order), then their texts
     con.execute("""CREATE OR REPLACE TEMP TABLE _pool AS SELECT review_id, rid, hash(review_id) AS h FROM _rid
         ORDER BY h LIMIT $pool""", {"pool": summaries.POOL})
-    con.execute("""INSERT INTO summary_pool SELECT $corpus, p.rid, p.h, t.text FROM _pool p JOIN (
-        SELECT review_id, text FROM reviews WHERE rowid IN (SELECT r.rowid FROM reviews r WHERE r.corpus = $corpus
-        AND r.review_id IN (SELECT review_id FROM _pool))) t USING (review_id) ORDER BY p.h""", {"corpus": corpus})
+    con.execute(f"""INSERT INTO summary_pool SELECT $corpus, p.rid, p.h, t.text FROM _pool p
+        JOIN ({texts_sql("SELECT review_id FROM _pool")}) t USING (review_id) ORDER BY p.h""", {"corpus": corpus})
     con.execute("DROP TABLE _rid; DROP TABLE _pool")
 
 

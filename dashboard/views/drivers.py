@@ -60,7 +60,8 @@ else:
         if len(starts) < 2:
             st.info("Fewer than two periods hold reviews here: nothing earlier to compare with.")
             st.stop()
-        start = c3.selectbox(period.capitalize(), starts[1:][::-1], key="dr_period")
+        start = c3.selectbox(period.capitalize(), starts[1:][::-1], key="dr_period",
+                             format_func=lambda d: data.period_label(d, period))
         against = st.radio("Against", ["the period before", "every earlier period"], horizontal=True, key="dr_against")
         lo, hi = data.period_bounds(start, period)
         first = starts[starts.index(start) - 1] if against == "the period before" else starts[0]
