@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", type=Path, default=None,
                    help="database holding the real imdb corpus (default: view of data/reviews.duckdb)")
     p.add_argument("--reuse", action="store_true", help="time an existing --db without rebuilding it")
+    p.add_argument("--append", type=int, default=0, metavar="N",
+                   help="add N reviews (the rows after the last) to an existing --db with every model's "
+                        "predictions, publish, print the publish's time and the disk it holds, and stop")
     p.add_argument("--evaluate", action="store_true", help="also run jobs.evaluate on the bench database")
     p.add_argument("--repeat", type=int, default=1, help="cold runs per page; the table shows the median")
     return p
@@ -76,11 +79,7 @@ def build(db: Path, source: Path, rows: int, n_models: int) -> None:
         path.unlink(missing_ok=True)
     t0 = time.perf_counter()
     with store.open_readable(source, log) as (src, path):
-        pool, probs, stored = read_pool(src, _score_pool)
-        if pool.num_rows == 0:
-            raise InputError(f"{path} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
-        bases = [stored[j % len(stored)] for j in range(n_models)]  # the stored model each bench model starts from
-        names = [base if j < len(stored) else f"{base}-v{j}" for j, base in enumerate(bases)]
+        pool, probs, names, bases = _pool(src, path, n_models)
         with store.connect(db) as con:
             store.upsert_corpus(con, CORPUS, f"bench: {rows:,} reviews resampled from {path}", {"bench": True})
             write_rows(con, pool, probs, names, rows)
@@ -90,6 +89,31 @@ def build(db: Path, source: Path, rows: int, n_models: int) -> None:
     store.publish(db, log)
     log(f"published (summaries built, file copied) in {time.perf_counter() - t:.0f} s")
     log(f"built and published {db} ({db.stat().st_size / 2**20:,.0f} MiB) in {time.perf_counter() - t0:.0f} s")
+
+
+def append(db: Path, source: Path, rows: int) -> None:
+    """Add ``rows`` reviews after the last (their predictions by every bench model, their kept columns), as a
+    job adds them, then publish: print the publish's time and the disk the database and its view hold."""
+    with store.open_readable(source, log) as (src, path), store.connect(db) as con:
+        start = store.count_reviews(con, CORPUS)
+        pool, probs, names, _ = _pool(src, path, len(store.models(con, CORPUS)))
+        write_rows(con, pool, probs, names, rows, start)
+    t = time.perf_counter()
+    store.publish(db, log)
+    seconds = time.perf_counter() - t
+    main, view = db.stat().st_size / 2**20, store.view_path(db).stat().st_size / 2**20
+    log(f"appended {rows:,} reviews to {start:,}; published in {seconds:.1f} s; the database {main:,.0f} MiB, "
+        f"its view {view:,.0f} MiB: {(main + view) / main:.2f}x the database on disk")
+
+
+def _pool(src, path: Path, n_models: int) -> tuple[pa.Table, np.ndarray, list[str], list[str]]:
+    """read_pool's pool and probabilities, the bench models' names and the stored model each starts from."""
+    pool, probs, stored = read_pool(src, _score_pool)
+    if pool.num_rows == 0:
+        raise InputError(f"{path} holds no imdb reviews: run `make pipeline` (or jobs.train) first")
+    bases = [stored[j % len(stored)] for j in range(n_models)]
+    names = [base if j < len(stored) else f"{base}-v{j}" for j, base in enumerate(bases)]
+    return pool, probs, names, bases
 
 
 def read_pool(src, score: Callable[[list[str]], tuple[str, np.ndarray]]) -> tuple[pa.Table, np.ndarray, list[str]]:
@@ -114,8 +138,8 @@ def read_pool(src, score: Callable[[list[str]], tuple[str, np.ndarray]]) -> tupl
     return pool, probs, stored
 
 
-def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: int) -> None:
-    """Append ``rows`` resampled reviews, their predictions by each of ``names`` (model j carries source model
+def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: int, start: int = 0) -> None:
+    """Append ``rows`` resampled reviews (rows ``start``...), their predictions by each of ``names`` (model j carries source model
     ``j mod k``'s probability, noised past the k stored) and their kept columns, CHUNK_ROWS at a time (the
     next chunk is made while DuckDB writes this one)."""
     def make(span: tuple[int, int]) -> tuple[pa.Table, pa.Table, pa.Table]:
@@ -128,7 +152,8 @@ def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: i
         return reviews, _predictions(i, ids, probs[k], names), _kept_columns(i, ids)
 
     seconds = {"reviews": 0.0, "predictions": 0.0, "kept columns": 0.0}
-    for reviews, predictions, kept in ahead(chunks(rows, CHUNK_ROWS), make):
+    spans = ((start + a, start + b) for a, b in chunks(rows, CHUNK_ROWS))
+    for reviews, predictions, kept in ahead(spans, make):
         t0 = time.perf_counter()
         store.append_reviews(con, CORPUS, reviews)
         t1 = time.perf_counter()
@@ -201,12 +226,15 @@ def _score_pool(texts: list[str]) -> tuple[str, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    source = args.source or store.view_path(default_db())
+    if not source.exists():
+        source = default_db()
+    if not args.reuse and not source.exists():
+        raise InputError(f"no source database at {source}: run `make pipeline` first")
+    if args.append:
+        append(args.db, source, args.append)
+        return 0
     if not args.reuse:
-        source = args.source or store.view_path(default_db())
-        if not source.exists():
-            source = default_db()
-        if not source.exists():
-            raise InputError(f"no source database at {source}: run `make pipeline` first")
         build(args.db, source, args.rows, args.models)
     os.environ["SENTIMENT_DB"] = str(args.db)
     if args.evaluate:

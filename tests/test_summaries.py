@@ -80,8 +80,7 @@ def test_only_corpora_written_to_are_rebuilt(shop_db):
     assert read(shop_db, "SELECT built_at FROM summary_state")["built_at"].tolist() == state["built_at"].tolist()
     with store.connect(shop_db) as con:
         store.insert_predictions(con, "shop", "extra", ["r0", "r1"], np.array([0.2, 0.9]), "t")
-        assert con.execute("SELECT count(*) FROM summary_state").fetchone()[0] == 0
-        assert summarise.refresh(con) == ["shop"]
+        assert summarise.refresh(con) == ["shop"]  # a new model: rebuilt
         n = con.execute("SELECT sum(n) FROM summary_cube WHERE model = 'extra'").fetchone()[0]
         assert n == 2
         con.execute("UPDATE summary_state SET version = version - 1")  # summarised by an older layout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from core.store import summaries, summarise
 # The version of the tables a published view holds, for the dashboard: raise it with any change of the schema
 # or of the summaries' layout that the dashboard's reads depend on; a view of another version is refused with
 # one line (re-run any job to republish), so no read keeps a branch for older files.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (  -- one row: the SCHEMA_VERSION of the code that last published
@@ -89,6 +90,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 -- where a scoring run's time went (added after the first release: ALTER keeps older files working)
 ALTER TABLE reviews ADD COLUMN IF NOT EXISTS source VARCHAR;   -- fingerprint of the input file (core.ingest)
+ALTER TABLE reviews ADD COLUMN IF NOT EXISTS rid INTEGER;      -- the review's number in its corpus, in the order
+--   stored (0, 1, ...; gaps where a duplicate was skipped): the summaries' integer key; only grows, so the
+--   reviews a job added are those above the last publish's largest rid
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS read_seconds DOUBLE;   -- reading + cleaning the input
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS model_seconds DOUBLE;  -- predicting, all models (per model: model_speed)
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS db_seconds DOUBLE;     -- DuckDB: resume checks + writes
@@ -187,11 +191,23 @@ def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyCon
     try:
         if not read_only:
             con.execute(SCHEMA + summaries.SCHEMA)
+            _number_reviews(con)
         yield con
     except duckdb.Error as e:
         raise StoreError(f"DuckDB error on {db}: {e}") from e
     finally:
         con.close()
+
+
+def _number_reviews(con: duckdb.DuckDBPyConnection) -> None:
+    """Give reviews stored before ``rid`` existed their number: review_id order within the corpus, after any
+    number already given (the order the summaries used before)."""
+    if con.execute("SELECT count(*) FROM reviews WHERE rid IS NULL").fetchall()[0][0]:
+        con.execute("""UPDATE reviews SET rid = n.rid FROM (
+                SELECT corpus, review_id, (SELECT coalesce(max(rid), -1) FROM reviews m WHERE m.corpus = r.corpus)
+                       + row_number() OVER (PARTITION BY corpus ORDER BY review_id) AS rid
+                FROM reviews r WHERE rid IS NULL) n
+            WHERE reviews.corpus = n.corpus AND reviews.review_id = n.review_id""")
 
 
 class OutdatedView(StoreError):
@@ -211,7 +227,7 @@ def open_view(path: str) -> duckdb.DuckDBPyConnection:
         # ATTACH takes no parameters: the path is quoted (it comes from the environment, never from a page)
         con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS db (READ_ONLY)")
         con.execute("USE db")
-        version = con.execute("SELECT max(version) FROM schema_info").fetchone()[0]
+        version = con.execute("SELECT max(version) FROM schema_info").fetchall()[0][0]
     except duckdb.CatalogException:
         version = None  # published before the version was recorded
     except duckdb.Error as e:
@@ -240,8 +256,8 @@ def view_cursor(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 
 def publish(db: Path, log: Callable[[str], None] | None = None) -> Path:
-    """Rebuild the dashboard's summaries of the corpora that changed (core.store.summaries), then copy the closed
-    database to its view file atomically (the dashboard reads that copy).
+    """Bring the dashboard's summaries of the corpora that changed up to date (core.store.summarise), then copy
+    the closed database to its view file atomically (the dashboard reads that copy).
 
     Call only after the writing connection is closed: then the main file holds every commit.
     """
@@ -254,9 +270,12 @@ def publish(db: Path, log: Callable[[str], None] | None = None) -> Path:
             con.execute("DELETE FROM schema_info")
             con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
         con.execute("CHECKPOINT")  # fold the write-ahead log into the file before copying
+    t = time.perf_counter()
     try:
         shutil.copyfile(db, tmp)
         os.replace(tmp, dest)
+        if log:
+            log(f"{dest.name} published: {db.stat().st_size / 2**20:,.0f} MiB copied in {time.perf_counter() - t:.1f} s")
     except OSError as e:  # disk full, typically: never leave a half copy behind to fill the disk
         tmp.unlink(missing_ok=True)
         raise StoreError(f"every result is saved in {db}, but copying it to {dest} for the dashboard failed "

@@ -87,7 +87,8 @@ def unsplit_labelled(con: duckdb.DuckDBPyConnection, corpus: str) -> pd.DataFram
 
 
 def _changed(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
-    """The corpus's summaries are out of date: the next publish rebuilds them (core.store.summarise.refresh)."""
+    """The corpus's stored reviews changed (not only grew): the next publish rebuilds its summaries whole
+    (core.store.summarise.refresh); appended rows need no call."""
     con.execute("DELETE FROM summary_state WHERE corpus = ?", [corpus])
 
 
@@ -110,18 +111,24 @@ def corpus_exists(con: duckdb.DuckDBPyConnection, corpus: str) -> bool:
     return con.execute("SELECT count(*) FROM corpora WHERE corpus = ?", [corpus]).fetchone()[0] > 0
 
 
+def next_rid(con: duckdb.DuckDBPyConnection, corpus: str) -> int:
+    """The rid the corpus's next stored review gets (reviews.rid: numbers in the order stored)."""
+    return int(con.execute("SELECT coalesce(max(rid), -1) + 1 FROM reviews WHERE corpus = ?", [corpus]).fetchall()[0][0])
+
+
 def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
     """df columns: review_id, text, label, split, source_row and optionally source (the input file's
-    fingerprint). Existing (corpus, review_id) rows are kept."""
+    fingerprint). Existing (corpus, review_id) rows are kept. An append: the summaries take it in at the
+    next publish by what it added (core.store.summarise)."""
     if df.empty:
         return
-    _changed(con, corpus)
-    frame = df.assign(corpus=corpus, source=df.get("source", None))[
-        ["corpus", "review_id", "text", "label", "split", "source_row", "source"]]
+    frame = df.assign(corpus=corpus, source=df.get("source", None),
+                      rid=np.arange(len(df), dtype=np.int64) + next_rid(con, corpus))[
+        ["corpus", "review_id", "text", "label", "split", "source_row", "source", "rid"]]
     with registered(con, "_new_reviews", frame):
         con.execute(
-            "INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars, source) "
-            "SELECT corpus, review_id, text, label, split, source_row, length(text), source "
+            "INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars, source, rid) "
+            "SELECT corpus, review_id, text, label, split, source_row, length(text), source, rid "
             "FROM _new_reviews ON CONFLICT DO NOTHING"
         )
 
@@ -131,7 +138,6 @@ def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame)
     Existing (corpus, review_id, field) rows are kept, so a resumed file adds nothing twice."""
     if df.empty:
         return
-    _changed(con, corpus)
     with registered(con, "_new_fields", df.assign(corpus=corpus)[
         ["corpus", "review_id", "field", "kind", "text_value", "num_value", "time_value"]]):
         con.execute("INSERT INTO review_fields SELECT corpus, review_id, field, kind, text_value, num_value, "
@@ -141,8 +147,10 @@ def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame)
 def set_field_kinds(con: duckdb.DuckDBPyConnection, corpus: str, kinds: dict[str, dict]) -> None:
     """Record the kind (and datetime format) of each kept column, beside those already recorded: every later
     file of the corpus is read the same way."""
-    _changed(con, corpus)
-    _set_detail(con, corpus, "fields", {**corpus_details(con, corpus).get("fields", {}), **kinds})
+    known = corpus_details(con, corpus).get("fields", {})
+    if any(known.get(name) != how for name, how in kinds.items()):
+        _changed(con, corpus)  # a new column (or kind): the summaries' columns and slices change
+    _set_detail(con, corpus, "fields", {**known, **kinds})
 
 
 def existing_reviews(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[str]) -> pd.DataFrame:

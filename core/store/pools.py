@@ -10,12 +10,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from core.errors import StoreError
 from core.store.connection import registered, view_path
-from core.store.corpora import _changed
+from core.store.corpora import next_rid
 
 Rows = pa.Table | pd.DataFrame  # what the bulk writes take: DuckDB scans either without copying row by row
 
@@ -83,18 +84,18 @@ def stored_predictions(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequenc
 
 def append_reviews(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows) -> None:
     """rows columns: review_id, text, label, split, source_row. n_chars is the text's length, as
-    insert_reviews stores it."""
-    _changed(con, corpus)
+    insert_reviews stores it, and rid follows the corpus's last."""
+    rid = pa.array(np.arange(len(rows), dtype=np.int64) + next_rid(con, corpus))
+    rows = rows.assign(rid=rid.to_numpy()) if isinstance(rows, pd.DataFrame) else rows.append_column("rid", rid)
     with registered(con, "_new_reviews", rows):
-        con.execute("INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars) "
-                    "SELECT $corpus, review_id, text, label, split, source_row, length(text) FROM _new_reviews",
+        con.execute("INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars, rid) "
+                    "SELECT $corpus, review_id, text, label, split, source_row, length(text), rid FROM _new_reviews",
                     {"corpus": corpus})
 
 
 def append_predictions(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows, run_id: str) -> None:
     """rows columns: review_id, model, p_positive, of any number of models; predicted is thresholded at 0.5,
     as insert_predictions stores it."""
-    _changed(con, corpus)
     with registered(con, "_new_preds", rows):
         con.execute("INSERT INTO predictions (corpus, review_id, model, p_positive, predicted, run_id) "
                     "SELECT $corpus, review_id, model, p_positive, CASE WHEN p_positive >= 0.5 THEN 'positive' "
@@ -103,7 +104,6 @@ def append_predictions(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows, 
 
 def append_fields(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows) -> None:
     """rows columns: review_id, field, kind, text_value, num_value, time_value (core.columns.long_form)."""
-    _changed(con, corpus)
     with registered(con, "_new_fields", rows):
         con.execute("INSERT INTO review_fields (corpus, review_id, field, kind, text_value, num_value, time_value) "
                     "SELECT $corpus, review_id, field, kind, text_value, num_value, time_value FROM _new_fields",

@@ -11,7 +11,6 @@ import pandas as pd
 
 from core.errors import StoreError
 from core.store.connection import registered, transaction
-from core.store.corpora import _changed
 
 
 def models_done(con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Sequence[str]) -> set[str]:
@@ -27,7 +26,7 @@ def models_done(con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Se
 def insert_predictions(
     con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Sequence[str], p: np.ndarray, run_id: str
 ) -> None:
-    _changed(con, corpus)
+    """An append, as insert_reviews: the next publish takes the run's predictions in by their run_id."""
     frame = pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object), "p": np.asarray(p, dtype=np.float64)})
     with registered(con, "_preds", frame):
         con.execute(

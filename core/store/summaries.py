@@ -20,8 +20,8 @@ page's cost does not grow with the corpus. Each table is described in docs/schem
 length bucket, ``label`` the true label (NULL: unlabelled). A slice is a value of a kept column: one of the
 ``TOP`` most frequent values of a categorical or boolean column (the rest are '(other)'), a value of a
 numeric column with at most ``TOP`` distinct values, else one of its ten equal-count buckets, or a year of a
-datetime column; '(missing)' are the reviews without a value. ``rid`` is a review's place in review_id
-order within its corpus (0, 1, ...): the row lists (the Reviews page, a cell's or a slice's reviews) read
+datetime column; '(missing)' are the reviews without a value. ``rid`` is the review's number in its corpus,
+given in the order stored (reviews.rid): the row lists (the Reviews page, a cell's or a slice's reviews) read
 summary_rows alone, and filter it on kept columns through integer semi-joins with summary_fields, where the
 same read on the base tables joins millions of predictions with the reviews on a VARCHAR key.
 
@@ -34,9 +34,11 @@ with a column per kept column and one per model, so the filters are predicates o
 is needed (a semi-join of every prediction with the filter's rids would cost far more at millions of
 reviews).
 
-Every write of reviews, predictions or fields goes through core.store, which deletes the corpus's
-summary_state row in the same transaction; ``core.store.summarise.refresh`` rebuilds the corpora without one. The
-same SQL also runs live when the dashboard filters on a kept column (``Where``): a filtered view is not precomputed.
+A publish brings them up to date (``core.store.summarise.refresh``): a corpus that only grew, by new reviews
+scored by models it had, is updated by what was added (rows appended, counts added, rankings recomputed);
+one that changed any other way (a write that changes stored rows deletes its summary_state row; a new model;
+a model scoring older reviews; a column sliced anew) is rebuilt. The same SQL also runs live when the
+dashboard filters on a kept column (``Where``): a filtered view is not precomputed.
 
 Only fixed fragments of this module are composed into SQL; every value (a column's name, a category, a
 bound) is bound as a parameter.
@@ -51,7 +53,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-VERSION = 6       # of the summaries' layout: a corpus summarised by another version is rebuilt
+VERSION = 7       # of the summaries' layout: a corpus summarised by another version is rebuilt
 POOL = 100_000    # reviews (with their text) of a corpus kept as a uniform sample for the Drivers page
 BINS = 1000       # resolution of P(positive) in every summary
 TOP = 30          # slices of a categorical column (the rest are '(other)')
@@ -82,6 +84,10 @@ CREATE TABLE IF NOT EXISTS summary_disagree (corpus VARCHAR, split VARCHAR, mode
 CREATE TABLE IF NOT EXISTS summary_wide (corpus VARCHAR, tab INTEGER, models VARCHAR, fields VARCHAR,
     slices VARCHAR);
 CREATE TABLE IF NOT EXISTS summary_pool (corpus VARCHAR, rid INTEGER, h UBIGINT, text VARCHAR);
+ALTER TABLE summary_state ADD COLUMN IF NOT EXISTS max_rid INTEGER;       -- what the summaries hold: reviews up
+ALTER TABLE summary_state ADD COLUMN IF NOT EXISTS n_predictions BIGINT;  --   to this rid, this many predictions
+ALTER TABLE summary_state ADD COLUMN IF NOT EXISTS n_fields BIGINT;       --   and field rows,
+ALTER TABLE summary_state ADD COLUMN IF NOT EXISTS runs VARCHAR[];        --   the predictions of these runs
 """
 TABLES = ("summary_cube", "summary_slices", "summary_time", "summary_values", "summary_disagree", "summary_rows",
           "summary_fields", "summary_agree", "summary_wide", "summary_pool")
@@ -291,11 +297,12 @@ LABEL = "['negative', 'positive', 'neutral', NULL][c.lc + 1] AS label"
 LENGTH = "['1: < 500 chars', '2: 500-999', '3: 1000-1999', '4: 2000+'][c.lb + 1] AS length"
 
 
-def _scoped(all_splits: bool, where: Where, binned: bool = True) -> tuple[str, dict]:
+def _scoped(all_splits: bool, where: Where, binned: bool = True, new: bool = False) -> tuple[str, dict]:
     """The CTE ``r``: $corpus's rows of $split (or of every split) and of the models in $names (with their
-    index i) that pass the column filters; ``binned``: only probabilities in [0, 1]."""
+    index i) that pass the column filters; ``binned``: only probabilities in [0, 1]; ``new``: only the
+    reviews above rid $after (what a publish adds)."""
     filt, params = where_sql(where, key="rid", fields="summary_fields")
-    cond = "" if all_splits else " AND split = $split"
+    cond = ("" if all_splits else " AND split = $split") + (" AND rid > $after" if new else "")
     valid = " AND p_positive BETWEEN 0 AND 1" if binned else ""
     return (f"{_IDX},\n        r AS (SELECT * FROM summary_rows JOIN idx USING (model) "
             f"WHERE corpus = $corpus{cond}{valid}{filt})"), params
@@ -327,11 +334,12 @@ def _live(where: Where, wide: Wide | None) -> bool:
     return wide is not None and bool(where) and wide.covers(where)
 
 
-def cube_sql(split: str | None, where: Where = (), wide: Wide | None = None
+def cube_sql(split: str | None, where: Where = (), wide: Wide | None = None, new: bool = False
              ) -> tuple[str, dict]:
     """model, label, length, bin, n, sum_p (and split when ``split`` is None) for $corpus and $names; under
-    filters read from ``wide`` where given."""
-    scoped, params = _wide_scoped(wide, where) if split is not None and _live(where, wide) else _scoped(split is None, where)
+    filters read from ``wide`` where given; ``new``: of the reviews above rid $after only."""
+    scoped, params = (_wide_scoped(wide, where) if split is not None and _live(where, wide)
+                      else _scoped(split is None, where, new=new))
     by = "split, " if split is None else ""
     return f"""
         WITH {scoped},
@@ -341,7 +349,7 @@ def cube_sql(split: str | None, where: Where = (), wide: Wide | None = None
         FROM c JOIN idx USING (i)""", params
 
 
-def slices_sql(d: SliceDef, split: str | None, where: Where = (), wide: Wide | None = None
+def slices_sql(d: SliceDef, split: str | None, where: Where = (), wide: Wide | None = None, new: bool = False
                ) -> tuple[str, dict]:
     """value, model, label, bin, n, sum_p (and split when ``split`` is None) of one column's slices."""
     if split is not None and _live(where, wide) and wide.slice_column(d.field):
@@ -350,7 +358,7 @@ def slices_sql(d: SliceDef, split: str | None, where: Where = (), wide: Wide | N
     else:
         value, vparams = d.value_sql()
         vparams["field"] = d.field
-        scoped, params = _scoped(split is None, where)
+        scoped, params = _scoped(split is None, where, new=new)
         scoped += f",\n        f AS (SELECT rid, {value} AS value FROM summary_fields WHERE corpus = $corpus AND field = $field)"
         rows = "r LEFT JOIN f USING (rid)"
     by = "r.split, " if split is None else ""
@@ -363,14 +371,14 @@ def slices_sql(d: SliceDef, split: str | None, where: Where = (), wide: Wide | N
         FROM c JOIN idx USING (i)""", {**params, **vparams}
 
 
-def time_sql(field: str, split: str | None, where: Where = (), wide: Wide | None = None
+def time_sql(field: str, split: str | None, where: Where = (), wide: Wide | None = None, new: bool = False
              ) -> tuple[str, dict]:
     """day, model, label, positive (predicted), n (and split when ``split`` is None) of a datetime column."""
     if split is not None and _live(where, wide) and wide.column(field):
         scoped, params = _wide_scoped(wide, where, f", {wide.column(field)}::DATE AS day")
         rows = "r WHERE day IS NOT NULL"
     else:
-        scoped, params = _scoped(split is None, where)
+        scoped, params = _scoped(split is None, where, new=new)
         params["field"] = field
         scoped += (",\n        f AS (SELECT rid, time_value::DATE AS day FROM summary_fields "
                    "WHERE corpus = $corpus AND field = $field AND time_value IS NOT NULL)")
@@ -384,11 +392,11 @@ def time_sql(field: str, split: str | None, where: Where = (), wide: Wide | None
         FROM c JOIN idx USING (i)""", params
 
 
-def per_review_sql(where: Where = ()) -> tuple[str, dict]:
+def per_review_sql(where: Where = (), new: bool = False) -> tuple[str, dict]:
     """Per review of $split scored by every model of $names: rid, review_id, label, spread (max - min
     P(positive)), mean_p and mask (bit i: the i-th model predicts positive). summary_agree holds it for
     every model of the corpus, the Disagreements page's default."""
-    scoped, params = _scoped(False, where, binned=False)
+    scoped, params = _scoped(False, where, binned=False, new=new)
     return f"""
         WITH {scoped}
         SELECT rid, any_value(review_id) AS review_id, any_value(label) AS label,
