@@ -97,18 +97,20 @@ def _added(con: duckdb.DuckDBPyConnection, corpus: str, after: int, n_prediction
                       "(SELECT count(*) FROM reviews WHERE corpus = $corpus AND rid > $after)", scope).fetchall()[0]
     if now[0] == n_predictions and now[1] == n_fields and now[2] == 0:
         return None
+    # the new reviews are few: each join below builds its hash table on them, never on every stored review
     con.execute("""CREATE OR REPLACE TEMP TABLE _new AS
         SELECT p.model, r.rid, coalesce(r.split, 'all') AS split, r.label, r.n_chars, p.predicted, p.p_positive,
                p.review_id
-        FROM predictions p JOIN reviews r ON r.corpus = p.corpus AND r.review_id = p.review_id
-        WHERE p.corpus = $corpus AND coalesce(p.run_id, '') NOT IN (SELECT unnest($runs))""",
-                {"corpus": corpus, "runs": list(runs)})
+        FROM (SELECT * FROM predictions WHERE corpus = $corpus AND coalesce(run_id, '') NOT IN (SELECT unnest($runs))) p
+        LEFT JOIN (SELECT review_id, rid, split, label, n_chars FROM reviews WHERE corpus = $corpus AND rid > $after) r
+        USING (review_id)""",
+                {"corpus": corpus, "runs": list(runs), "after": after})
     con.execute("""CREATE OR REPLACE TEMP TABLE _newf AS
         SELECT f.field, r.rid, f.text_value, f.num_value, f.time_value
         FROM review_fields f JOIN (SELECT review_id, rid FROM reviews WHERE corpus = $corpus AND rid > $after) r
         USING (review_id) WHERE f.corpus = $corpus""", scope)
-    new, old, models = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE rid <= $after), list(DISTINCT model) FROM _new", {"after": after}).fetchall()[0]
+    new, old, models = con.execute(  # old: predictions of reviews the summaries hold already
+        "SELECT count(*), count(*) FILTER (WHERE rid IS NULL), list(DISTINCT model) FROM _new").fetchall()[0]
     fields = con.execute("SELECT count(*) FROM _newf").fetchall()[0][0]
     wide = summaries.wide_of(lambda sql, params: con.execute(sql, params).df(), corpus)
     grew_only = (new == now[0] - n_predictions and old == 0 and fields == now[1] - n_fields
