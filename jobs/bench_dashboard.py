@@ -96,8 +96,8 @@ def append(db: Path, source: Path, rows: int) -> None:
     job adds them, then publish: print the publish's time and the disk the database and its view hold."""
     with store.open_readable(source, log) as (src, path), store.connect(db) as con:
         start = store.count_reviews(con, CORPUS)
-        pool, probs, names, _ = _pool(src, path, len(store.models(con, CORPUS)))
-        write_rows(con, pool, probs, names, rows, start)
+        pool, probs, names, _ = _pool(src, path, len(store.reads.models(con, CORPUS)))
+        write_rows(con, pool, probs, names, rows, start, run_id=f"bench-append-{start}")  # a job's own run
     t = time.perf_counter()
     store.publish(db, log)
     seconds = time.perf_counter() - t
@@ -138,7 +138,8 @@ def read_pool(src, score: Callable[[list[str]], tuple[str, np.ndarray]]) -> tupl
     return pool, probs, stored
 
 
-def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: int, start: int = 0) -> None:
+def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: int, start: int = 0,
+               run_id: str = "bench") -> None:
     """Append ``rows`` resampled reviews (rows ``start``...), their predictions by each of ``names`` (model j carries source model
     ``j mod k``'s probability, noised past the k stored) and their kept columns, CHUNK_ROWS at a time (the
     next chunk is made while DuckDB writes this one)."""
@@ -157,7 +158,7 @@ def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: i
         t0 = time.perf_counter()
         store.append_reviews(con, CORPUS, reviews)
         t1 = time.perf_counter()
-        store.append_predictions(con, CORPUS, predictions, "bench")
+        store.append_predictions(con, CORPUS, predictions, run_id)
         t2 = time.perf_counter()
         store.append_fields(con, CORPUS, kept)
         t3 = time.perf_counter()
