@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma list of {', '.join(FORMATS)} (default all), or none: only the parsers")
     p.add_argument("--models", default="none", help="models that score each file as it is imported (default none)")
     p.add_argument("--keep", action="store_true", help="keep the databases the imports wrote")
+    p.add_argument("--log", type=Path, default=None,
+                   help="write each import's own output (its progress lines) to LOG.FORMAT.txt")
     p.add_argument("--no-parsers", action="store_true", help="skip the parser and decompressor comparison")
     return p
 
@@ -77,7 +79,7 @@ def remove_db(db: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def import_one(name: str, path: Path, db: Path, models: str = "none") -> dict:
+def import_one(name: str, path: Path, db: Path, models: str = "none", log_to: Path | None = None) -> dict:
     options = FORMATS[name][2]
     remove_db(db)
     cmd = [sys.executable, "-m", "jobs.score", str(path), "--db", str(db), "--corpus", name.replace("-", "_"),
@@ -90,6 +92,8 @@ def import_one(name: str, path: Path, db: Path, models: str = "none") -> dict:
         wall = time.perf_counter() - t0
         stderr.seek(0)
         err = stderr.read()
+    if log_to:
+        log_to.with_name(f"{log_to.name}.{name}.txt").write_text(err, encoding="utf-8")
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name}: jobs.score failed\n{err[-2000:]}")
     read = re.search(r"read ([\d,]+) rows in ([\d.]+) s", err)
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, "-m", "jobs.make_corpus", "--rows", str(args.rows), "--shape", shape,
                             "--out", str(path), "--db", str(args.db or default_db())], check=True)
         db = args.dir / f"import_{name}.duckdb"
-        results.append(import_one(name, path, db, args.models))
+        results.append(import_one(name, path, db, args.models, args.log))
         log(f"{name}: {results[-1]}")
         if not args.keep:
             remove_db(db)
