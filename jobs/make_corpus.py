@@ -160,8 +160,8 @@ def _values(strings: pa.Array | pa.ChunkedArray) -> pa.Buffer:
 # a batch's rows (COLUMNS; ``start`` the number of the first) -> the bytes of the file that hold them
 SHAPES: dict[str, Callable[[pa.Table, int], bytes | pa.Buffer]] = {
     "polarity": _polarity, "polarity-dated": _polarity_dated, "amazon": _amazon, "yelp": _yelp, "fasttext": _fasttext}
-# gzip at level 1: on 100 MB of these reviews it writes 6.7x faster than the module's default 9, for a file
-# 17% larger that decompresses at the same speed (docs/results/2026-12-07-publish-14m.md)
+# gzip at level 1: far faster to write than the module's default 9, for a slightly larger file that reads back
+# as fast (measured in docs/results/2026-12-07-publish-14m.md)
 COMPRESSORS = {".gz": partial(gzip.open, compresslevel=1), ".bz2": bz2.open, ".xz": lzma.open, ".zst": zstandard.open}
 
 
