@@ -42,7 +42,7 @@ from core import store
 from core.errors import InputError
 from core.paths import default_db
 from jobs.common import log, run_main
-from jobs.resample import ahead, chunks, hash64, numbered_ids, picks, uniform
+from jobs.resample import ahead, chunks, hash64, numbered_ids, picks, skewed, uniform
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,9 +140,9 @@ def read_pool(src, score: Callable[[list[str]], tuple[str, np.ndarray]]) -> tupl
 
 def write_rows(con, pool: pa.Table, probs: np.ndarray, names: list[str], rows: int, start: int = 0,
                run_id: str = "bench") -> None:
-    """Append ``rows`` resampled reviews (rows ``start``...), their predictions by each of ``names`` (model j carries source model
-    ``j mod k``'s probability, noised past the k stored) and their kept columns, CHUNK_ROWS at a time (the
-    next chunk is made while DuckDB writes this one)."""
+    """Append ``rows`` resampled reviews (rows ``start``...), their predictions by each of ``names`` under
+    ``run_id`` (model j carries source model ``j mod k``'s probability, noised past the k stored) and their kept
+    columns, CHUNK_ROWS at a time (the next chunk is made while DuckDB writes this one)."""
     def make(span: tuple[int, int]) -> tuple[pa.Table, pa.Table, pa.Table]:
         start, stop = span
         i, ids = np.arange(start, stop), numbered_ids("b", start, stop, 7)
@@ -195,7 +195,7 @@ def _kept_columns(i: np.ndarray, ids: pa.Array) -> pa.Table:
     category (20 values, exponential: category 00 the most common), product_id (uniform over 50,000) and
     reviewed (a day from 2015-01-01, uniform over 3,287 days)."""
     n = len(i)
-    category = np.minimum(np.floor(-np.log1p(-uniform(hash64(i, SEED, _CATEGORY))) * 5), 19).astype(np.int64)
+    category = skewed(hash64(i, SEED, _CATEGORY))
     product = (hash64(i, SEED, _PRODUCT) % np.uint64(len(PRODUCTS))).astype(np.int64)
     day = (hash64(i, SEED, _DAY) % np.uint64(3287)).astype(np.int64)
     # per review three rows (category, product_id, reviewed): indexes into [n categories, n products, a null]

@@ -53,7 +53,7 @@ from core import store
 from core.errors import InputError
 from core.paths import default_db
 from jobs.common import log, run_main
-from jobs.resample import ahead, chunks, hash64, numbered_ids, picks, uniform
+from jobs.resample import ahead, chunks, hash64, numbered_ids, picks, skewed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,11 +99,12 @@ def _title(texts: pd.Series) -> pd.Series:
     return texts.str.split(n=5).str[:5].str.join(" ")
 
 
-def _polarity(table: pa.Table, start: int) -> bytes:
+def _polarity(table: pa.Table, start: int, *extra) -> bytes:
+    """Polarity rows (class 1|2, title, body), then the ``extra`` columns' values."""
     batch, out = table.to_pandas(), io.StringIO()
     w = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     w.writerows(zip(batch["sentiment"].map({"negative": "1", "positive": "2"}), _title(batch["review"]),
-                    batch["review"]))
+                    batch["review"], *extra))
     return out.getvalue().encode()
 
 
@@ -111,13 +112,8 @@ def _polarity_dated(table: pa.Table, start: int) -> bytes:
     """Polarity rows with a category (exponential over 20: 'category 00' the most common) and a day in
     2014-2023, both hashes of the row number."""
     i = np.arange(start, start + table.num_rows)
-    category = np.minimum(np.floor(-np.log1p(-uniform(hash64(i, _CATEGORY))) * 5), 19).astype(np.int64)
     day = np.datetime64("2014-01-01") + (hash64(i, _DAY) % np.uint64(3652)).astype(np.int64)
-    batch, out = table.to_pandas(), io.StringIO()
-    w = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    w.writerows(zip(batch["sentiment"].map({"negative": "1", "positive": "2"}), _title(batch["review"]),
-                    batch["review"], [f"category {c:02d}" for c in category], day.astype(str)))
-    return out.getvalue().encode()
+    return _polarity(table, start, [f"category {c:02d}" for c in skewed(hash64(i, _CATEGORY))], day.astype(str))
 
 
 _CATEGORY, _DAY = 101, 102  # hash streams of the synthetic columns

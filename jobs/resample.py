@@ -41,6 +41,11 @@ def uniform(h: np.ndarray) -> np.ndarray:
     return (h >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
+def skewed(h: np.ndarray, n: int = 20) -> np.ndarray:
+    """Values 0..n-1 from hashes, exponentially skewed (0 the most common): a synthetic category's codes."""
+    return np.minimum(np.floor(-np.log1p(-uniform(h)) * 5), n - 1).astype(np.int64)
+
+
 def picks(start: int, stop: int, n: int, seed: int) -> np.ndarray:
     """The pool row (0..n-1) of each output row start..stop-1: ``hash64(i, seed) mod n``, with replacement."""
     return (hash64(np.arange(start, stop), seed) % np.uint64(n)).astype(np.int64)

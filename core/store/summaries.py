@@ -101,6 +101,7 @@ def texts_sql(ids: str) -> str:
     return (f"SELECT review_id, text FROM reviews WHERE rowid IN (SELECT r.rowid FROM reviews r "
             f"WHERE r.corpus = $corpus AND r.review_id IN ({ids}))")
 
+
 Run = Callable[[str, dict], pd.DataFrame]  # runs one statement with bound parameters
 
 

@@ -1,5 +1,5 @@
-"""Building the dashboard's summaries (core.store.summaries) at publish time: every corpus whose summaries are
-missing, out of date (a write deleted its summary_state row) or of another layout VERSION is rebuilt, one
+"""Building the dashboard's summaries (core.store.summaries) at publish time: a corpus that only grew is updated by
+what was added, any other changed corpus (or one summarised by another layout VERSION) is rebuilt, one
 transaction per corpus, so the published view never holds half a summary."""
 
 from __future__ import annotations
@@ -109,25 +109,23 @@ def _added(con: duckdb.DuckDBPyConnection, corpus: str, after: int, n_prediction
         SELECT f.field, r.rid, f.text_value, f.num_value, f.time_value
         FROM review_fields f JOIN (SELECT review_id, rid FROM reviews WHERE corpus = $corpus AND rid > $after) r
         USING (review_id) WHERE f.corpus = $corpus""", scope)
-    new, old, models = con.execute(  # old: predictions of reviews the summaries hold already
-        "SELECT count(*), count(*) FILTER (WHERE rid IS NULL), list(DISTINCT model) FROM _new").fetchall()[0]
+    new, old = con.execute(  # old: predictions of reviews the summaries hold already
+        "SELECT count(*), count(*) FILTER (WHERE rid IS NULL) FROM _new").fetchall()[0]
     fields = con.execute("SELECT count(*) FROM _newf").fetchall()[0][0]
-    wide = summaries.wide_of(lambda sql, params: con.execute(sql, params).df(), corpus)
-    grew_only = (new == now[0] - n_predictions and old == 0 and fields == now[1] - n_fields
-                 and wide is not None and set(models or ()) <= set(wide.models))
+    grew_only = new == now[0] - n_predictions and old == 0 and fields == now[1] - n_fields
     return new if grew_only else -1
 
 
 def _append(con: duckdb.DuckDBPyConnection, corpus: str, after: int) -> bool:
     """Add the staged _new and _newf (the reviews above rid ``after``) to every summary of the corpus: rows
     appended, counts added, what ranks (the sidebar's values, the disagreements) recomputed. False, with
-    nothing written, where a kept column's slices would be cut differently now: rebuild."""
-    def run(sql: str, params: dict) -> pd.DataFrame:
-        return con.execute(sql, params).df()
-
-    wide = summaries.wide_of(run, corpus)
-    kinds = field_kinds(run, corpus)
-    defs = {field: slice_def(run, corpus, field, kind) for field, kind in kinds.items() if kind in SLICED}
+    nothing written, where that is not enough: a model the summaries do not hold, or a kept column whose
+    slices would be cut differently now (rebuild)."""
+    wide = summaries.wide_of(_runner(con), corpus)
+    models = {m for (m,) in con.execute("SELECT DISTINCT model FROM _new").fetchall()}
+    if wide is None or not models <= set(wide.models):
+        return False
+    kinds, defs = _columns(con, corpus)
     if [_cut(d) for d in defs.values()] != [_cut(d) for d in wide.defs] or tuple(kinds.items()) != wide.fields:
         return False
     con.execute("UPDATE summary_wide SET slices = $slices WHERE corpus = $corpus",  # the same slices, ranked anew
@@ -137,31 +135,26 @@ def _append(con: duckdb.DuckDBPyConnection, corpus: str, after: int) -> bool:
     _exec(con, "INSERT INTO summary_rows SELECT $corpus, * FROM _new ORDER BY model, rid", scope)
     _exec(con, "INSERT INTO summary_fields SELECT $corpus, * FROM _newf ORDER BY field, rid", scope)
     _add_to_pool(con, corpus, after)
-    splits = [r[0] for r in con.execute("SELECT DISTINCT split FROM _new ORDER BY split").fetchall()]
-    for split in splits if len(names) > 1 else []:
-        key = {**scope, "split": split, "key": json.dumps(names)}
-        sql, _ = per_review_sql(new=True)
-        _exec(con, f"INSERT INTO summary_agree SELECT $corpus, $split, $key, * FROM ({sql}) ORDER BY rid", key)
+    _agree(con, corpus, names, [r[0] for r in con.execute("SELECT DISTINCT split FROM _new").fetchall()], after)
     sql, params = _wide_sql(names, list(kinds.items()), defs, new=True)
     _exec(con, f"INSERT INTO {wide.table} {sql}", {**params, **scope})
-    sql, params = cube_sql(None, new=True)
-    _add(con, "summary_cube", f"SELECT $corpus, * FROM ({sql})", {**scope, **params})
-    con.execute("DELETE FROM summary_values WHERE corpus = $corpus", {"corpus": corpus})
-    for field, d in defs.items():
-        sql, params = slices_sql(d, None, new=True)
-        _add(con, "summary_slices", f"SELECT $corpus, c.split, $field, c.* EXCLUDE (split) FROM ({sql}) c",
-             {**scope, **params})
-        sql, params = values_sql(d)
-        _insert_values(con, corpus, d, _exec(con, sql, {**params, **scope}).df())
-        if d.kind == "datetime":
-            sql, params = time_sql(field, None, new=True)
-            _add(con, "summary_time", f"SELECT $corpus, c.split, $field, c.* EXCLUDE (split) FROM ({sql}) c",
-                 {**scope, **params}, sums=("n",))
+    _counts(con, corpus, names, defs, after)
     if len(names) > 1:
         con.execute("DELETE FROM summary_disagree WHERE corpus = $corpus", {"corpus": corpus})
         _disagreements(con, corpus, names)
     con.execute("DROP TABLE _new; DROP TABLE _newf")
     return True
+
+
+def _runner(con: duckdb.DuckDBPyConnection) -> summaries.Run:
+    return lambda sql, params: con.execute(sql, params).df()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, corpus: str) -> tuple[dict[str, str], dict[str, SliceDef]]:
+    """The corpus's kept columns (name -> kind) and how each sliced one is cut now (its values read)."""
+    kinds = field_kinds(_runner(con), corpus)
+    return kinds, {field: slice_def(_runner(con), corpus, field, kind) for field, kind in kinds.items()
+                   if kind in SLICED}
 
 
 def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
@@ -203,45 +196,54 @@ def _disagreements(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str]
         key = {"corpus": corpus, "split": split, "names": names, "key": json.dumps(names)}
         sql, _ = disagreement_sql(agree=True)
         _exec(con, f"INSERT INTO summary_disagree SELECT $corpus, $split, $key, * FROM ({sql})",
-                    {**key, "limit": DISAGREEMENTS})
+              {**key, "limit": DISAGREEMENTS})
 
 
 def _rebuild(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
-    def run(sql: str, params: dict) -> pd.DataFrame:
-        return con.execute(sql, params).df()
-
     for (tab,) in con.execute("SELECT tab FROM summary_wide WHERE corpus = $corpus", {"corpus": corpus}).fetchall():
         con.execute(f"DROP TABLE IF EXISTS summary_wide_{int(tab)}")
     for table in TABLES:
         con.execute(f"DELETE FROM {table} WHERE corpus = $corpus", {"corpus": corpus})
     names = [r[0] for r in con.execute("SELECT DISTINCT model FROM predictions WHERE corpus = $corpus ORDER BY model",
                                        {"corpus": corpus}).fetchall()]
-    scope = {"corpus": corpus, "names": names}
     _build_rows(con, corpus)  # first: every summary below reads it
-    kinds = field_kinds(run, corpus)
-    defs = {field: slice_def(run, corpus, field, kind) for field, kind in kinds.items() if kind in SLICED}
-    sql, params = cube_sql(None)
-    con.execute(f"INSERT INTO summary_cube SELECT $corpus, * FROM ({sql})", {**scope, **params})
-    splits = con.execute("SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus ORDER BY split",
-                         {"corpus": corpus}).fetchall()
-    for (split,) in splits if len(names) > 1 else []:  # one model disagrees with nobody
-        key = {"corpus": corpus, "split": split, "names": names, "key": json.dumps(names)}
-        sql, _ = per_review_sql()
-        con.execute(f"INSERT INTO summary_agree SELECT $corpus, $split, $key, * FROM ({sql}) ORDER BY rid", key)
+    kinds, defs = _columns(con, corpus)
+    _counts(con, corpus, names, defs)
+    splits = con.execute("SELECT DISTINCT split FROM summary_cube WHERE corpus = $corpus", {"corpus": corpus}).fetchall()
+    _agree(con, corpus, names, [split for (split,) in splits])
     if len(names) > 1:
         _disagreements(con, corpus, names)
     _build_wide(con, corpus, names, kinds, defs)  # after summary_agree: it holds its columns
+
+
+def _counts(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str], defs: dict[str, SliceDef],
+            after: int | None = None) -> None:
+    """Add the counts of the corpus's rows (with ``after``, of those above that rid only) to the cube, the
+    slices and the days; the sidebar's values are read anew."""
+    new, scope = after is not None, {"corpus": corpus, "names": names, "after": after}
+    sql, params = cube_sql(None, new=new)
+    _add(con, "summary_cube", f"SELECT $corpus, * FROM ({sql})", {**scope, **params})
+    con.execute("DELETE FROM summary_values WHERE corpus = $corpus", {"corpus": corpus})
     for field, d in defs.items():
-        sql, params = slices_sql(d, None)
-        con.execute(f"INSERT INTO summary_slices SELECT $corpus, c.split, $field, c.* EXCLUDE (split) "
-                    f"FROM ({sql}) c", {**scope, **params})
+        sql, params = slices_sql(d, None, new=new)
+        _add(con, "summary_slices", f"SELECT $corpus, c.split, $field, c.* EXCLUDE (split) FROM ({sql}) c",
+             {**scope, **params})
         sql, params = values_sql(d)
-        values = con.execute(sql, {**params, "corpus": corpus}).df()
-        _insert_values(con, corpus, d, values)
+        _insert_values(con, corpus, d, _exec(con, sql, {**params, **scope}).df())
         if d.kind == "datetime":
-            sql, params = time_sql(field, None)
-            con.execute(f"INSERT INTO summary_time SELECT $corpus, c.split, $field, c.* EXCLUDE (split) FROM ({sql}) c",
-                        {**scope, **params})
+            sql, params = time_sql(field, None, new=new)
+            _add(con, "summary_time", f"SELECT $corpus, c.split, $field, c.* EXCLUDE (split) FROM ({sql}) c",
+                 {**scope, **params}, sums=("n",))
+
+
+def _agree(con: duckdb.DuckDBPyConnection, corpus: str, names: list[str], splits: list[str],
+           after: int | None = None) -> None:
+    """summary_agree's rows of each split (with ``after``, of the reviews above that rid only); none where the
+    corpus has one model: it disagrees with nobody."""
+    for split in sorted(splits) if len(names) > 1 else []:
+        sql, _ = per_review_sql(new=after is not None)
+        _exec(con, f"INSERT INTO summary_agree SELECT $corpus, $split, $key, * FROM ({sql}) ORDER BY rid",
+              {"corpus": corpus, "split": split, "names": names, "key": json.dumps(names), "after": after})
 
 
 def _build_rows(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
