@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import numpy as np
 import pytest
@@ -73,3 +75,28 @@ def test_the_bench_database_resamples_real_reviews_with_real_and_noisy_predictio
         fields = dict(con.execute("SELECT field, count(*) FROM review_fields GROUP BY field").fetchall())
         assert fields == {"category": 3000, "product_id": 3000, "reviewed": 3000}
         assert con.execute("SELECT count(*) FROM summary_state WHERE corpus = 'imdb'").fetchone()[0] == 1
+
+
+def test_a_file_with_the_old_keyed_tables_is_rewritten_without_keys_and_a_rerun_adds_nothing(scored_db, tmp_path):
+    """Files written before the big tables lost their PRIMARY KEYs get them dropped on open, every row kept;
+    the ingest, not a key, keeps rows unique: scoring the same file again adds no review and no prediction."""
+    db = tmp_path / "old.duckdb"
+    shutil.copy(scored_db.db, db)
+    keys = {"reviews": "corpus, review_id", "review_fields": "corpus, review_id, field",
+            "predictions": "corpus, review_id, model"}
+    counts = "SELECT (SELECT count(*) FROM reviews), (SELECT count(*) FROM review_fields), (SELECT count(*) FROM predictions)"
+    with duckdb.connect(str(db)) as con:
+        for table, key in keys.items():
+            con.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({key})")
+        before = con.execute(counts).fetchall()
+    keyed = "SELECT count(*) FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND table_name = ?"
+    with store.connect(db) as con:
+        assert [con.execute(keyed, [t]).fetchall()[0][0] for t in keys] == [0, 0, 0]
+        assert con.execute(counts).fetchall() == before
+    assert score.main([str(scored_db.csv), "--db", str(db), "--corpus", "sample", "--text-col", "review",
+                       "--id-col", "id", "--label-col", "sentiment", "--models", "tfidf-lr,vader",
+                       "--models-dir", str(scored_db.models_dir)]) == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(counts).fetchall() == before
+        assert con.execute("SELECT count(*) FROM (SELECT DISTINCT corpus, review_id, model FROM predictions)"
+                           ).fetchall() == [(before[0][2],)]

@@ -10,6 +10,7 @@ published copy read-only, so it shows the last finished results and can never bl
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,10 @@ CREATE TABLE IF NOT EXISTS corpora (
     details     VARCHAR,          -- JSON: cleaning counts; input files: {"files": {fingerprint: {path, columns}}}
     created_at  TIMESTAMP DEFAULT current_timestamp
 );
-CREATE TABLE IF NOT EXISTS reviews (
+-- reviews, review_fields and predictions have no PRIMARY KEY: each row is unique because the ingest stores
+-- only reviews and predictions it found missing (core.ingest). A key's index would check that again per row at
+-- a cost that grows with the table, and take as much disk as the rows (_drop_keys removes it from older files).
+CREATE TABLE IF NOT EXISTS reviews (       -- one row per (corpus, review_id)
     corpus      VARCHAR NOT NULL,
     review_id   VARCHAR NOT NULL,
     text        VARCHAR NOT NULL,
@@ -44,7 +48,8 @@ CREATE TABLE IF NOT EXISTS reviews (
     split       VARCHAR,          -- 'train' | 'validation' | 'test'; NULL: unlabelled, or never split (core.splits)
     source_row  BIGINT,           -- position of the row in its input file (resume + duplicate checks)
     n_chars     INTEGER,
-    PRIMARY KEY (corpus, review_id)
+    source      VARCHAR,          -- fingerprint of the input file (core.ingest)
+    rid         INTEGER           -- the review's number in its corpus, in the order stored (below)
 );
 CREATE TABLE IF NOT EXISTS review_fields (   -- the input file's other columns, one row per review and column
     corpus      VARCHAR NOT NULL,
@@ -53,17 +58,15 @@ CREATE TABLE IF NOT EXISTS review_fields (   -- the input file's other columns, 
     kind        VARCHAR NOT NULL,  -- core.columns: boolean | numeric | datetime | categorical | text
     text_value  VARCHAR,           -- categorical/text; or the raw cell of a typed column that did not parse
     num_value   DOUBLE,            -- numeric; boolean as 1 / 0
-    time_value  TIMESTAMP,         -- datetime (UTC)
-    PRIMARY KEY (corpus, review_id, field)
+    time_value  TIMESTAMP          -- datetime (UTC)
 );
-CREATE TABLE IF NOT EXISTS predictions (
+CREATE TABLE IF NOT EXISTS predictions (   -- one row per (corpus, review_id, model)
     corpus      VARCHAR NOT NULL,
     review_id   VARCHAR NOT NULL,
     model       VARCHAR NOT NULL,
     p_positive  DOUBLE NOT NULL,
     predicted   VARCHAR NOT NULL,  -- 'positive' | 'negative' (threshold 0.5)
-    run_id      VARCHAR,
-    PRIMARY KEY (corpus, review_id, model)
+    run_id      VARCHAR
 );
 CREATE TABLE IF NOT EXISTS rejects (
     corpus      VARCHAR NOT NULL,
@@ -89,7 +92,7 @@ CREATE TABLE IF NOT EXISTS runs (
     status      VARCHAR
 );
 -- where a scoring run's time went (added after the first release: ALTER keeps older files working)
-ALTER TABLE reviews ADD COLUMN IF NOT EXISTS source VARCHAR;   -- fingerprint of the input file (core.ingest)
+ALTER TABLE reviews ADD COLUMN IF NOT EXISTS source VARCHAR;
 ALTER TABLE reviews ADD COLUMN IF NOT EXISTS rid INTEGER;      -- the review's number in its corpus, in the order
 --   stored (0, 1, ...; gaps where a duplicate was skipped): the summaries' integer key; only grows, so the
 --   reviews a job added are those above the last publish's largest rid
@@ -191,12 +194,32 @@ def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyCon
     try:
         if not read_only:
             con.execute(SCHEMA + summaries.SCHEMA)
+            _drop_keys(con)
             _number_reviews(con)
         yield con
     except duckdb.Error as e:
         raise StoreError(f"DuckDB error on {db}: {e}") from e
     finally:
         con.close()
+
+
+UNKEYED = ("reviews", "review_fields", "predictions")  # the big tables, whose rows the ingest keeps unique
+
+
+def _drop_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Rewrite a big table that an older file made with a PRIMARY KEY as SCHEMA makes it now, without one
+    (DuckDB cannot drop a key): once per file, a copy of the table's rows."""
+    keyed = [t for (t,) in con.execute(
+        "SELECT DISTINCT table_name FROM duckdb_constraints() WHERE database_name = current_database() "
+        "AND constraint_type = 'PRIMARY KEY' AND list_contains($tables, table_name)",
+        {"tables": list(UNKEYED)}).fetchall()]
+    for table in keyed:
+        columns = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n(.*?)\n\);", SCHEMA, re.DOTALL).group(1)
+        with transaction(con):
+            con.execute(f"CREATE TABLE _unkeyed (\n{columns}\n)")
+            con.execute(f"INSERT INTO _unkeyed BY NAME SELECT * FROM {table}")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE _unkeyed RENAME TO {table}")
 
 
 def _number_reviews(con: duckdb.DuckDBPyConnection) -> None:
@@ -306,9 +329,8 @@ def tune_for_bulk_writes(con: duckdb.DuckDBPyConnection, checkpoint_threshold: s
     """Checkpoint less often during a long scoring run.
 
     DuckDB checkpoints when the write-ahead log passes ``checkpoint_threshold`` (16 MB by default), and a
-    checkpoint costs more the bigger the tables (and their primary-key indexes) are: with a commit per chunk
-    of review texts that is a checkpoint every few chunks, each costlier than the last, so a run's time grows
-    faster than its rows. A larger threshold makes them rarer; the price is up to that much uncheckpointed
+    checkpoint costs more the bigger the tables are: with a commit per chunk of review texts that is a
+    checkpoint every few chunks, each costlier than the last, so a run's time grows faster than its rows. A larger threshold makes them rarer; the price is up to that much uncheckpointed
     data in memory and a longer log replay after a crash.
     """
     con.execute("SET checkpoint_threshold = ?", [checkpoint_threshold])

@@ -118,7 +118,7 @@ def next_rid(con: duckdb.DuckDBPyConnection, corpus: str) -> int:
 
 def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
     """df columns: review_id, text, label, split, source_row and optionally source (the input file's
-    fingerprint). Existing (corpus, review_id) rows are kept. An append: the summaries take it in at the
+    fingerprint); reviews the corpus does not hold yet (the caller checks: core.ingest). An append: the summaries take it in at the
     next publish by what it added (core.store.summarise)."""
     if df.empty:
         return
@@ -129,19 +129,19 @@ def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame
         con.execute(
             "INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars, source, rid) "
             "SELECT corpus, review_id, text, label, split, source_row, length(text), source, rid "
-            "FROM _new_reviews ON CONFLICT DO NOTHING"
+            "FROM _new_reviews"
         )
 
 
 def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
-    """df columns: review_id, field, kind, text_value, num_value, time_value (core.columns.long_form).
-    Existing (corpus, review_id, field) rows are kept, so a resumed file adds nothing twice."""
+    """df columns: review_id, field, kind, text_value, num_value, time_value (core.columns.long_form), of
+    reviews stored in the same transaction."""
     if df.empty:
         return
     with registered(con, "_new_fields", df.assign(corpus=corpus)[
         ["corpus", "review_id", "field", "kind", "text_value", "num_value", "time_value"]]):
         con.execute("INSERT INTO review_fields SELECT corpus, review_id, field, kind, text_value, num_value, "
-                    "time_value FROM _new_fields ON CONFLICT DO NOTHING")
+                    "time_value FROM _new_fields")
 
 
 def set_field_kinds(con: duckdb.DuckDBPyConnection, corpus: str, kinds: dict[str, dict]) -> None:

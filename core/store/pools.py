@@ -78,8 +78,8 @@ def stored_predictions(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequenc
 
 
 # ---------------------------------------------------------------- bulk writes of a corpus being built
-# Plain INSERTs: the rows are new (a conflicting id fails the statement), so no row pays for the per-row
-# conflict check of insert_reviews / insert_predictions / insert_fields, and the texts stay in Arrow.
+# The rows are new by construction, as for insert_reviews / insert_predictions / insert_fields; these take
+# Arrow tables, so the texts stay in Arrow.
 
 
 def append_reviews(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows) -> None:

@@ -26,12 +26,13 @@ def models_done(con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Se
 def insert_predictions(
     con: duckdb.DuckDBPyConnection, corpus: str, model: str, ids: Sequence[str], p: np.ndarray, run_id: str
 ) -> None:
-    """An append, as insert_reviews: the next publish takes the run's predictions in by their run_id."""
+    """Predictions of reviews that lack one from ``model`` (the caller checks: models_done). An append, as
+    insert_reviews: the next publish takes the run's predictions in by their run_id."""
     frame = pd.DataFrame({"review_id": pd.Series(list(ids), dtype=object), "p": np.asarray(p, dtype=np.float64)})
     with registered(con, "_preds", frame):
         con.execute(
             "INSERT INTO predictions SELECT ?, review_id, ?, p, CASE WHEN p >= 0.5 THEN 'positive' "
-            "ELSE 'negative' END, ? FROM _preds ON CONFLICT DO NOTHING",
+            "ELSE 'negative' END, ? FROM _preds",
             [corpus, model, run_id],
         )
 
