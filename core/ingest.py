@@ -1,12 +1,14 @@
 """The ingest engine of a scoring run: which rows are new, which predictions are missing, what the run did.
 
-A run reads its input in chunks (``core.readers.read_chunks`` per file, or the reviews already stored for
-a corpus) and, chunk by chunk:
+A run reads its input in chunks (``core.readers.read_chunks`` per file, a big one read ahead in a child
+process by ``core.readers.ahead``; or the reviews already stored for a corpus) and, chunk by chunk:
   1. ``Ingest.work`` stores the chunk's new reviews and its rejects in one transaction and works out, per
      model, which of its reviews still lack a prediction (the resume check);
   2. an engine predicts those (``core.local_engine.score_local``, or ``core.ray_engine.score`` on Ray) and
      hands every batch to ``Ingest.write``, one transaction per batch.
-An interrupted run loses at most the batch in flight; the same command continues where it stopped.
+The transactions are committed in order by a thread of their own (``core.store.writer``), beside the models.
+An interrupted run commits what it handed over; a killed one loses at most the few writes queued and the
+batch in flight. The same command continues where it stopped.
 
 Identity of a row. A file is known by the digest of its bytes (its *fingerprint*). Without an id column a
 review's id is ``FINGERPRINT:ROW``, so the same file scored twice is harmless and a different file never
@@ -31,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -40,8 +42,10 @@ from core import columns, store
 from core.corpus import ensure_imdb
 from core.errors import InputError, StoreError
 from core.metrics import valid_probabilities
-from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, Format, base_name, check_columns, read_chunks
+from core.readers import FIELD, REJECT_COLUMNS, Chunk, Columns, Format, base_name, check_columns
+from core.readers.ahead import read_ahead
 from core.splits import split_of_new
+from core.store.writer import Writer
 
 FINGERPRINT_CHARS = 12  # hex digits of the file digest kept in ids: 48 bits, ample for a corpus's files
 
@@ -170,20 +174,21 @@ class StoredIds:
         return False
 
 
-def split_new_rows(con, corpus: str, reviews: pd.DataFrame, stored: StoredIds, files: dict[str, str]
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def split_new_rows(con, corpus: str, reviews: pd.DataFrame, stored: StoredIds, files: dict[str, str],
+                   flush=lambda: None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(reviews to store, reviews to score, duplicate rejects) for one chunk of a file.
 
     ``reviews`` carries review_id, text, label, source_row and source (the file's fingerprint). A stored id is
     this file's own row from an earlier, interrupted run when it came from the same row of the same file
     (rows stored before files had fingerprints count by row alone); any other stored id is a duplicate.
     ``files`` maps fingerprints to paths, to say where a duplicate was stored from. The ids returned for
-    storing are added to ``stored``.
+    storing are added to ``stored``. ``flush`` is called before the exact check: it commits the writes queued.
     """
     hashes = store.id_hashes(con, reviews["review_id"].tolist())
     if not stored.maybe_any(hashes):
         stored.add(hashes)
         return reviews, reviews, pd.DataFrame(columns=REJECT_COLUMNS)
+    flush()
     known = store.existing_reviews(con, corpus, reviews["review_id"].tolist())
     merged = reviews.merge(known, on="review_id", how="left", suffixes=("", "_stored"))  # keeps row order
     is_new = merged["source_row_stored"].isna().to_numpy()
@@ -231,7 +236,8 @@ class Ingest:
     """Feeds a scoring run: ``work()`` yields what to predict, chunk by chunk; ``write()`` stores predictions.
 
     ``paths`` + ``columns``: read those files, storing their reviews and rejects under ``corpus``; none: score
-    the reviews already stored for ``corpus`` (one ``split`` of it, or all).
+    the reviews already stored for ``corpus`` (one ``split`` of it, or all). Use it in a ``with`` block: its
+    end commits the writes still queued.
     """
 
     def __init__(self, con, corpus: str, models: list[str], run_id: str, *, paths: list[Path] | None = None,
@@ -255,6 +261,14 @@ class Ingest:
         self.stored: StoredIds | None = None
         self.split_recipe: dict | None = None  # how the corpus's splits are made (core.splits), once known
         self.fields: dict[str, dict] = {}  # kept column -> {"kind", "format"}: how its cells are read
+        self.writer = Writer(con)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.tally.timings.phase("db"):
+            self.writer.close()
 
     # -- reading
 
@@ -287,6 +301,7 @@ class Ingest:
 
     def _file_chunks(self, path: Path, extra: dict[str, str] | None) -> Iterator[Chunk]:
         with self.tally.timings.phase("db"):
+            self.writer.flush()  # the files before it are stored whole
             fingerprint = file_fingerprint(path) if path.is_file() else None
             read = None if fingerprint is None else store.file_read(self.con, self.corpus, fingerprint)
             if read is not None:
@@ -295,7 +310,7 @@ class Ingest:
                     self.log(f"{path}: already read whole ({read:,} records) and scored by "
                              f"{', '.join(self.models) or 'no model'}: skipped")
                     return
-        chunks = read_chunks(path, self.columns, self.chunk_rows, self.fmt, extra)
+        chunks = read_ahead(path, self.columns, self.chunk_rows, self.fmt, extra)
         first = next(chunks, None)  # the reader has now checked the file and its header
         if first is None:
             return
@@ -319,7 +334,8 @@ class Ingest:
         for chunk in chain([first], chunks):
             records += len(chunk.reviews) + len(chunk.rejects)
             yield chunk
-        with self.tally.timings.phase("db"):  # every chunk above is stored by now
+        with self.tally.timings.phase("db"):
+            self.writer.flush()  # every chunk above is stored by now
             store.mark_file_read(self.con, self.corpus, fingerprint, records)
 
     def _recipe(self) -> dict:
@@ -375,14 +391,13 @@ class Ingest:
             fresh = False
             if self.paths:
                 chunk = self._identify(chunk)
-                new, to_score, dups = split_new_rows(self.con, self.corpus, chunk.reviews, self.stored, self.files)
+                new, to_score, dups = split_new_rows(self.con, self.corpus, chunk.reviews, self.stored, self.files,
+                                                     self.writer.flush)
                 rejects = pd.concat([chunk.rejects, dups], ignore_index=True) if len(dups) else chunk.rejects
                 # one rejects table for every file of a corpus, keyed by location: the location names the file
                 rejects = rejects.assign(location=rejects["location"] + f" of {self.path.name} ({self.fingerprint})")
-                with store.transaction(self.con):
-                    store.insert_reviews(self.con, self.corpus, new.assign(split=split_of_new(new, self.split_recipe)))
-                    store.insert_fields(self.con, self.corpus, self._field_rows(new))
-                    store.insert_rejects(self.con, self.corpus, rejects, self.run_id)
+                self.writer.submit(_store_chunk, self.corpus, new.assign(split=split_of_new(new, self.split_recipe)),
+                                   self._field_rows(new), rejects, self.run_id)
                 self.tally.rejected += len(rejects)
                 # predictions are written after their reviews: reviews new in this chunk have none yet
                 fresh = len(new) == len(to_score)
@@ -394,6 +409,7 @@ class Ingest:
                     len(chunk.reviews) + len(chunk.rejects), chunk.fraction)
 
     def _missing(self, model: str, ids: list[str]) -> list[str]:
+        self.writer.flush()
         done = store.models_done(self.con, self.corpus, model, ids)
         self.tally.skipped += len(done)
         return [i for i in ids if i not in done] if done else ids
@@ -407,15 +423,27 @@ class Ingest:
         if len(p) != len(ids):
             raise ValueError(f"model {model} returned {len(p)} probabilities for {len(ids)} reviews")
         bad = ~valid_probabilities(p)
-        with self.tally.timings.phase("db"), store.transaction(self.con):
-            good_ids = [i for i, b in zip(ids, bad) if not b] if bad.any() else ids
-            store.insert_predictions(self.con, self.corpus, model, good_ids, p[~bad], self.run_id)
-            if bad.any():
-                bad_ids = [i for i, b in zip(ids, bad) if b]
-                store.insert_rejects(self.con, self.corpus, pd.DataFrame({
-                    "location": [f"review {i} model {model}" for i in bad_ids],
-                    "review_id": bad_ids,
-                    "reason": [f"invalid probability: model {model} returned {v!r}" for v in p[bad].tolist()],
-                    "excerpt": None}, columns=REJECT_COLUMNS), self.run_id)
+        good_ids = [i for i, b in zip(ids, bad) if not b] if bad.any() else ids
+        bad_ids = [i for i, b in zip(ids, bad) if b]
+        rejects = pd.DataFrame({
+            "location": [f"review {i} model {model}" for i in bad_ids],
+            "review_id": bad_ids,
+            "reason": [f"invalid probability: model {model} returned {v!r}" for v in p[bad].tolist()],
+            "excerpt": None}, columns=REJECT_COLUMNS)
+        with self.tally.timings.phase("db"):  # the wait for room in the writer's queue
+            self.writer.submit(_store_predictions, self.corpus, model, good_ids, p[~bad], rejects, self.run_id)
         self.tally.scored[model] += len(good_ids)
         self.tally.rejected += int(bad.sum())
+
+
+def _store_chunk(con, corpus: str, reviews: pd.DataFrame, fields: pd.DataFrame, rejects: pd.DataFrame,
+                 run_id: str) -> None:
+    store.insert_reviews(con, corpus, reviews)
+    store.insert_fields(con, corpus, fields)
+    store.insert_rejects(con, corpus, rejects, run_id)
+
+
+def _store_predictions(con, corpus: str, model: str, ids: list[str], p: np.ndarray, rejects: pd.DataFrame,
+                       run_id: str) -> None:
+    store.insert_predictions(con, corpus, model, ids, p, run_id)
+    store.insert_rejects(con, corpus, rejects, run_id)

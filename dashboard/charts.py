@@ -314,6 +314,8 @@ def slice_intervals(df: pd.DataFrame, metric: str) -> alt.LayerChart:
     return (rules + dots).properties(height=alt.Step(12))
 
 
+Y_LABELS = 48  # pixels kept for the y labels of charts drawn one above the other, so their x axes line up
+
 # Time axis labels that carry the year, per period (d3 time formats)
 PERIOD_FORMAT = {"day": "%d %b %Y", "week": "%d %b %Y", "month": "%b %Y", "quarter": "Q%q %Y", "year": "%Y"}
 
@@ -330,8 +332,8 @@ def over_time(df: pd.DataFrame, metric: str, title: str, period: str = "month") 
     period's point is hollow. For the predicted-positive share, the labels' own positive share as a black
     dashed line."""
     x = _time_axis(period)
-    y = alt.Y(f"{metric}:Q", title=title, scale=alt.Scale(zero=False))
-    color = alt.Color("model:N", scale=MODELS, legend=alt.Legend(title="model", orient="right", labelLimit=260))
+    y = alt.Y(f"{metric}:Q", title=title, scale=alt.Scale(zero=False), axis=alt.Axis(minExtent=Y_LABELS))
+    color = alt.Color("model:N", scale=MODELS, legend=_models_legend())  # below: the review counts line up
     band = alt.Chart(df).mark_area(opacity=0.15).encode(x=x, y=alt.Y(f"{metric}_lo:Q", title=title),
                                                          y2=f"{metric}_hi:Q", color=color)
     lines = alt.Chart(df).mark_line().encode(x=x, y=y, color=color)
@@ -354,7 +356,7 @@ def over_time(df: pd.DataFrame, metric: str, title: str, period: str = "month") 
 def review_counts(df: pd.DataFrame, period: str = "month") -> alt.Chart:
     """Reviews per period (df: slicing.over_time; one model's rows)."""
     return alt.Chart(df.drop_duplicates("period")).mark_bar(color="#999").encode(
-        x=_time_axis(period), y=alt.Y("reviews:Q", title="reviews"),
+        x=_time_axis(period), y=alt.Y("reviews:Q", title="reviews", axis=alt.Axis(minExtent=Y_LABELS)),
         tooltip=[alt.Tooltip("period:T", format=PERIOD_FORMAT.get(period, "%b %Y")),
                  alt.Tooltip("reviews:Q", format=",")]).properties(height=150)
 

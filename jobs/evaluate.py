@@ -95,9 +95,10 @@ def fill(db: Path, only: str | None, root: Path) -> None:
                 continue
             log(f"--fill: scoring {corpus}/{split or 'all'} with the models that lack predictions there")
             tally = Tally()
-            with recorded_run(con, corpus, f"stored:{corpus}" + (f":{split}" if split else ""), names, tally,
-                              time.perf_counter(), {"engine": "local"}) as run_id:
-                score_local(Ingest(con, corpus, names, run_id, split=split, tally=tally), models)
+            with (recorded_run(con, corpus, f"stored:{corpus}" + (f":{split}" if split else ""), names, tally,
+                               time.perf_counter(), {"engine": "local"}) as run_id,
+                  Ingest(con, corpus, names, run_id, split=split, tally=tally) as job):
+                score_local(job, models)
             log(f"--fill: {corpus}: " + ", ".join(f"{n} {tally.scored[n]:,} new" for n in names))
 
 

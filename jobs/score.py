@@ -181,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:  # a model trained into another database: its facts come from its model.json
             if not store.has_model(con, name):
                 store.record_model(con, model_facts(name, root, models.get(name)), [])
-        with recorded_run(con, args.corpus, source, run_names, tally, started,
-                          {"engine": args.engine, "arithmetic": arithmetic}) as run_id:
-            job = Ingest(con, args.corpus, names, run_id, paths=paths, columns=columns, fmt=fmt, split=args.split,
-                         chunk_rows=args.chunk_rows, tally=tally, name_files=_many(args.input), log=log)
+        with (recorded_run(con, args.corpus, source, run_names, tally, started,
+                           {"engine": args.engine, "arithmetic": arithmetic}) as run_id,
+              Ingest(con, args.corpus, names, run_id, paths=paths, columns=columns, fmt=fmt, split=args.split,
+                     chunk_rows=args.chunk_rows, tally=tally, name_files=_many(args.input), log=log) as job):
             if args.engine == "ray":
                 from core import ray_engine  # imported only here: the local engine never imports ray
 

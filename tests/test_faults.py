@@ -28,6 +28,7 @@ from core.models import load_model
 from core.paths import REPO_ROOT
 from core.progress import Progress
 from core.readers import Columns
+from core.store.writer import Writer
 from tests.helpers import q, write_csv
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -171,9 +172,9 @@ def test_progress_moves_within_a_chunk_and_never_claims_the_end_early(scored_db,
     lines: list[str] = []
     progress = Progress("score c", emit=lines.append, every=0.0)
     models = {"vader": load_model("vader", scored_db.models_dir)}
-    with store.connect(tmp_path / "p.duckdb") as con:
-        ingest = Ingest(con, "c", list(models), "run", paths=[csv], columns=Columns("review", "id", "sentiment"),
-                        chunk_rows=1000)
+    with (store.connect(tmp_path / "p.duckdb") as con,
+          Ingest(con, "c", list(models), "run", paths=[csv], columns=Columns("review", "id", "sentiment"),
+                 chunk_rows=1000) as ingest):
         score_local(ingest, models, progress, batch_seconds=0.05)
     # one 1,000-row chunk: before, one line at its end; now a line per batch (of 2 s by default)
     assert len(lines) >= 3, lines
@@ -192,12 +193,40 @@ def test_pacer_sizes_batches_to_the_models_speed():
 
 def test_invalid_probabilities_are_counted_rejects_not_predictions(tmp_path):
     with store.connect(tmp_path / "nan.duckdb") as con:
-        ingest = Ingest(con, "c", ["m"], "run")
-        ingest.write("m", ["a", "b", "c", "d", "e"], np.array([0.2, np.nan, np.inf, 1.5, -0.1]))
+        with Ingest(con, "c", ["m"], "run") as ingest:
+            ingest.write("m", ["a", "b", "c", "d", "e"], np.array([0.2, np.nan, np.inf, 1.5, -0.1]))
         assert con.execute("SELECT review_id, p_positive FROM predictions").fetchall() == [("a", 0.2)]
         reasons = dict(con.execute("SELECT review_id, reason FROM rejects").fetchall())
     assert sorted(reasons) == ["b", "c", "d", "e"] and "returned nan" in reasons["b"]
     assert ingest.tally.scored["m"] == 1 and ingest.tally.rejected == 4
+
+
+def test_the_writer_commits_in_order_stops_at_a_failed_write_and_commits_what_it_was_given(tmp_path):
+    """core.store.writer: writes are committed in the order submitted, also those still queued when the caller
+    stops (close); a failed write is raised once to the caller, and no write after it is committed."""
+    def add(con, i):
+        time.sleep(0.01)  # slower than the caller, so writes queue up
+        con.execute("INSERT INTO t VALUES (?)", [i])
+
+    def fail(con):
+        con.execute("INSERT INTO missing VALUES (1)")
+
+    with store.connect(tmp_path / "w.duckdb") as con:
+        con.execute("CREATE TABLE t (i INTEGER)")
+        writer = Writer(con, depth=50)
+        for i in range(40):
+            writer.submit(add, i)
+        writer.close()  # the caller stops: what it handed over is committed
+        assert con.execute("SELECT list(i ORDER BY rowid) FROM t").fetchall()[0][0] == list(range(40))
+
+        writer = Writer(con, depth=50)
+        writer.submit(add, 40)
+        writer.submit(fail)
+        writer.submit(add, 41)
+        with pytest.raises(Exception, match="missing"):
+            writer.flush()
+        writer.close()  # raised once already: not again
+        assert con.execute("SELECT max(i) FROM t").fetchall()[0][0] == 40
 
 
 # ---------------------------------------------------------------- a full disk while publishing

@@ -13,6 +13,7 @@ import pytest
 
 from core.errors import InputError
 from core.readers import MAX_FIELD_BYTES, Columns, read_chunks
+from core.readers.ahead import read_ahead
 
 COLS = Columns("review", "id", "sentiment")
 
@@ -308,3 +309,50 @@ def test_a_parquet_file_with_a_corrupt_footer_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="not a readable Parquet file") as e:
         read_all(path, Columns("review", "id"))
     assert str(path) in str(e.value)
+
+
+# ---------------------------------------------------------------------------------- reading ahead
+
+
+def test_reading_ahead_in_a_child_gives_the_same_chunks_and_the_same_errors(tmp_path):
+    """core.readers.ahead (forced into a child process: min_bytes=0) yields read_chunks' chunks, rejects and
+    fractions in order; an error the reader raises comes back with its type and message; closing the
+    iterator early stops the child."""
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"id,review,sentiment\n" + good_lines(0, 40) + b'r40,"unclosed,positive\n'
+                     + b"r41,only two\n" + good_lines(42, 30) + b"r1,A duplicate id,positive\n")
+    direct = list(read_chunks(path, COLS, 7))
+    ahead = list(read_ahead(path, COLS, 7, min_bytes=0))
+    assert len(ahead) == len(direct) > 5 and readers_alive() == []
+    for a, d in zip(ahead, direct, strict=True):
+        pd.testing.assert_frame_equal(a.reviews, d.reviews)
+        pd.testing.assert_frame_equal(a.rejects, d.rejects)
+        assert a.fraction == d.fraction
+    assert sum(len(c.rejects) for c in ahead) >= 2
+
+    wrong = Columns("body", "id", "sentiment")
+    with pytest.raises(InputError) as direct_error:
+        list(read_chunks(path, wrong, 7))
+    with pytest.raises(InputError) as child_error:
+        list(read_ahead(path, wrong, 7, min_bytes=0))
+    assert str(child_error.value) == str(direct_error.value)
+
+    chunks = read_ahead(path, COLS, 2, min_bytes=0, depth=1)
+    next(chunks)
+    assert len(readers_alive()) == 1
+    chunks.close()
+    assert readers_alive() == []
+
+
+def readers_alive() -> list[int]:
+    """This process's children that run core.readers.ahead and are not dead (zombies count as dead)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"core.readers.ahead" in cmdline:
+            alive.append(int(stat.parent.name))
+    return alive
