@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from itertools import pairwise
 from pathlib import Path
 
@@ -342,6 +343,14 @@ def test_reading_ahead_in_a_child_gives_the_same_chunks_and_the_same_errors(tmp_
     assert len(readers_alive()) == 1
     chunks.close()
     assert readers_alive() == []
+
+    long = tmp_path / "long.csv"  # more chunks than the pipe holds: the child is still reading when killed
+    long.write_bytes(b"id,review,sentiment\n" + good_lines(0, 20_000))
+    chunks = read_ahead(long, COLS, 2, min_bytes=0, depth=1)
+    next(chunks)
+    os.kill(readers_alive()[0], signal.SIGKILL)
+    with pytest.raises(InputError, match="the process reading it stopped"):
+        list(chunks)
 
 
 def readers_alive() -> list[int]:

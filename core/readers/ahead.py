@@ -43,8 +43,11 @@ def read_ahead(path: Path, cols: Columns, chunk_rows: int, fmt: Format | None = 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
     child = subprocess.Popen([sys.executable, "-m", "core.readers.ahead"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, env=env)
-    pickle.dump((path, cols, chunk_rows, fmt, extra), child.stdin)
-    child.stdin.close()
+    try:
+        pickle.dump((path, cols, chunk_rows, fmt, extra), child.stdin)
+        child.stdin.close()
+    except BrokenPipeError:  # it died starting (its traceback is on stderr): the receiver says so
+        pass
     received: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     receiver = threading.Thread(target=_receive, args=(child, path, received, stop), daemon=True,
@@ -72,7 +75,7 @@ def _receive(child: subprocess.Popen, path: Path, received: queue.Queue, stop: t
     while not stop.is_set():
         try:
             item = pickle.load(child.stdout)
-        except (EOFError, OSError, pickle.UnpicklingError, ValueError):
+        except Exception:  # noqa: BLE001 - the stream ended or broke: the child died, or was stopped
             if stop.is_set():
                 return
             item = ("error", InputError(f"{path}: the process reading it stopped (exit code {child.wait()})"))
