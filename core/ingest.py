@@ -54,7 +54,8 @@ FINGERPRINT_CHARS = 12  # hex digits of the file digest kept in ids: 48 bits, am
 
 
 class Timings:
-    """Seconds spent per phase: 'read' (reading + cleaning input), 'db' (DuckDB checks + writes), 'model:NAME'."""
+    """Seconds the run spent per phase: 'read' (reading + cleaning input, or waiting for the child that reads
+    ahead), 'db' (DuckDB checks, and waiting for the writer thread), 'model:NAME'."""
 
     def __init__(self) -> None:
         self.seconds: Counter = Counter()
