@@ -424,13 +424,15 @@ class Ingest:
         if len(p) != len(ids):
             raise ValueError(f"model {model} returned {len(p)} probabilities for {len(ids)} reviews")
         bad = ~valid_probabilities(p)
-        good_ids = [i for i, b in zip(ids, bad) if not b] if bad.any() else ids
-        bad_ids = [i for i, b in zip(ids, bad) if b]
-        rejects = pd.DataFrame({
-            "location": [f"review {i} model {model}" for i in bad_ids],
-            "review_id": bad_ids,
-            "reason": [f"invalid probability: model {model} returned {v!r}" for v in p[bad].tolist()],
-            "excerpt": None}, columns=REJECT_COLUMNS)
+        good_ids, rejects = ids, None
+        if bad.any():
+            good_ids = [i for i, b in zip(ids, bad) if not b]
+            bad_ids = [i for i, b in zip(ids, bad) if b]
+            rejects = pd.DataFrame({
+                "location": [f"review {i} model {model}" for i in bad_ids],
+                "review_id": bad_ids,
+                "reason": [f"invalid probability: model {model} returned {v!r}" for v in p[bad].tolist()],
+                "excerpt": None}, columns=REJECT_COLUMNS)
         with self.tally.timings.phase("db"):  # the wait for room in the writer's queue
             self.writer.submit(_store_predictions, self.corpus, model, good_ids, p[~bad], rejects, self.run_id)
         self.tally.scored[model] += len(good_ids)
@@ -444,7 +446,8 @@ def _store_chunk(con, corpus: str, reviews: pd.DataFrame, fields: pd.DataFrame, 
     store.insert_rejects(con, corpus, rejects, run_id)
 
 
-def _store_predictions(con, corpus: str, model: str, ids: list[str], p: np.ndarray, rejects: pd.DataFrame,
+def _store_predictions(con, corpus: str, model: str, ids: list[str], p: np.ndarray, rejects: pd.DataFrame | None,
                        run_id: str) -> None:
     store.insert_predictions(con, corpus, model, ids, p, run_id)
-    store.insert_rejects(con, corpus, rejects, run_id)
+    if rejects is not None:
+        store.insert_rejects(con, corpus, rejects, run_id)

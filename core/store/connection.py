@@ -203,7 +203,7 @@ def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyCon
         con.close()
 
 
-UNKEYED = ("reviews", "review_fields", "predictions")  # the big tables, whose rows the ingest keeps unique
+_UNKEYED = ("reviews", "review_fields", "predictions")  # the big tables, whose rows the ingest keeps unique
 
 
 def _drop_keys(con: duckdb.DuckDBPyConnection) -> None:
@@ -212,7 +212,7 @@ def _drop_keys(con: duckdb.DuckDBPyConnection) -> None:
     keyed = [t for (t,) in con.execute(
         "SELECT DISTINCT table_name FROM duckdb_constraints() WHERE database_name = current_database() "
         "AND constraint_type = 'PRIMARY KEY' AND list_contains($tables, table_name)",
-        {"tables": list(UNKEYED)}).fetchall()]
+        {"tables": list(_UNKEYED)}).fetchall()]
     for table in keyed:
         columns = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n(.*?)\n\);", SCHEMA, re.DOTALL).group(1)
         with transaction(con):
@@ -328,10 +328,9 @@ def tune_for_bulk_writes(con: duckdb.DuckDBPyConnection, checkpoint_threshold: s
                          memory_limit: str = "512MB") -> None:
     """Checkpoint less often during a long scoring run.
 
-    DuckDB checkpoints when the write-ahead log passes ``checkpoint_threshold`` (16 MB by default), and a
-    checkpoint costs more the bigger the tables are: with a commit per chunk of review texts that is a
-    checkpoint every few chunks, each costlier than the last, so a run's time grows faster than its rows. A larger threshold makes them rarer; the price is up to that much uncheckpointed
-    data in memory and a longer log replay after a crash.
+    DuckDB checkpoints when the write-ahead log passes ``checkpoint_threshold`` (16 MB by default): with a
+    commit per chunk of review texts that is a checkpoint every few chunks. A larger threshold makes them
+    rarer; the price is up to that much uncheckpointed data in memory and a longer log replay after a crash.
     """
     con.execute("SET checkpoint_threshold = ?", [checkpoint_threshold])
     con.execute("SET memory_limit = ?", [memory_limit])

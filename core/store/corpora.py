@@ -118,8 +118,8 @@ def next_rid(con: duckdb.DuckDBPyConnection, corpus: str) -> int:
 
 def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
     """df columns: review_id, text, label, split, source_row and optionally source (the input file's
-    fingerprint); reviews the corpus does not hold yet (the caller checks: core.ingest). An append: the summaries take it in at the
-    next publish by what it added (core.store.summarise)."""
+    fingerprint), of reviews the corpus does not hold yet (the caller checks: core.ingest). An append: the
+    summaries take it in at the next publish by what it added (core.store.summarise)."""
     if df.empty:
         return
     frame = df.assign(corpus=corpus, source=df.get("source", None),
