@@ -116,7 +116,7 @@ def _hits(src: Source, f: ReviewFilter) -> list[str] | None:
 
 @st.cache_data(**CACHE)
 def _step_hits(src: Source, corpus: str, term: str, step: int, chunk: int) -> list[str]:
-    """review_ids of the reviews stored in the ``step``-th ``chunk`` of rowids whose text contains ``term``."""
+    """review_ids of the reviews stored in the ``step``-th ``chunk`` of rids whose text contains ``term``."""
     lo = search_span(src, corpus)[0] + step * chunk
     return read(src, review_rows.step_hits, corpus, term, lo, lo + chunk)
 
@@ -128,7 +128,7 @@ def length_range(src: Source, corpus: str) -> tuple[int, int]:
 
 @st.cache_data(**CACHE)
 def search_span(src: Source, corpus: str) -> tuple[int, int]:
-    """(first rowid, last rowid + 1) of the corpus's reviews: the range a text search walks in steps."""
+    """(first rid, last rid + 1) of the corpus's reviews: the range a text search walks in steps."""
     return read(src, review_rows.search_span, corpus)
 
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from core import store
 from jobs import evaluate, score, train
-from tests.helpers import HOSTILE, SHOP_HEADER, Workspace, shop_rows, write_csv
+from tests.helpers import HOSTILE, JOIN_TEXTS, SHOP_HEADER, Workspace, q, shop_rows, write_csv
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +31,8 @@ def scored_db(session_dir: Path) -> Workspace:
     db, models = session_dir / "reviews.duckdb", session_dir / "models"
     assert train.main(["--model", "tfidf-lr", "--name", "tfidf-lr", "--db", str(db), "--models-dir", str(models),
                        "--max-train-rows", "4000"]) == 0
-    with store.connect(db) as con:
-        test = con.execute("SELECT review_id, text, label FROM reviews WHERE corpus = 'imdb' AND split = 'test' "
-                           "ORDER BY source_row LIMIT 300").fetchall()
+    test = q(db, f"SELECT review_id, text, label FROM reviews{JOIN_TEXTS} WHERE corpus = 'imdb' AND split = 'test' "
+                 "ORDER BY source_row LIMIT 300")
     rows = [[f"s{i:04d}", text, label] for i, (_, text, label) in enumerate(test)]
     rows += [[f"h{i}", text, "negative"] for i, text in enumerate(HOSTILE)]
     path = write_csv(session_dir / "sample.csv", ["id", "review", "sentiment"], rows)
@@ -49,9 +46,8 @@ def scored_db(session_dir: Path) -> Workspace:
 def shop(scored_db, tmp_path) -> tuple[Path, Path, Path]:
     """A shop export of 60 real reviews (core columns plus product, category, dates, votes...): the file, a
     database path for it, the models folder."""
-    with duckdb.connect(str(scored_db.db), read_only=True) as con:
-        texts = [t for (t,) in con.execute(
-            "SELECT text FROM reviews WHERE corpus = 'sample' ORDER BY source_row LIMIT 60").fetchall()]
+    texts = [t for (t,) in q(scored_db.db, f"SELECT text FROM reviews{JOIN_TEXTS} WHERE corpus = 'sample' "
+                                           "ORDER BY source_row LIMIT 60")]
     return write_csv(tmp_path / "shop.csv", SHOP_HEADER, shop_rows(texts)), tmp_path / "r.duckdb", scored_db.models_dir
 
 

@@ -4,13 +4,17 @@ query, the dashboard's entry point for AppTest. No test module imports another."
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from core import store
+
 HOSTILE = ["<img src=x onerror=alert(1)>", "'; DROP TABLE predictions; --", "**bold** <script>alert('x')</script>"]
+JOIN_TEXTS = " JOIN texts USING (corpus, rid, review_id)"  # for ``q``: each review's text beside its row
 HOME = "../dashboard/Home.py"  # AppTest resolves it against the test file
 
 
@@ -31,15 +35,18 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 
 def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    """The rows of one query on a database file, opened read-only."""
+    """The rows of one query on a database file, opened read-only. A query that names ``texts`` reads every
+    stored text as that table (corpus, rid, review_id, text), from the file's text parts."""
     with duckdb.connect(str(db), read_only=True) as con:
+        if re.search(r"\btexts\b", sql):
+            con.register("texts", store.texts.every_text(con))
         return con.execute(sql, params or []).fetchall()
 
 
 def imdb_csv(db: Path, path: Path, n: int) -> Path:
     """n real IMDB reviews of the validation split with their ids (columns id, review, sentiment)."""
-    rows = q(db, "SELECT review_id, text, label FROM reviews WHERE corpus = 'imdb' AND split = 'validation' "
-                 "ORDER BY source_row LIMIT ?", [n])
+    rows = q(db, "SELECT review_id, text, label FROM reviews JOIN texts USING (corpus, rid, review_id) "
+                 "WHERE corpus = 'imdb' AND split = 'validation' ORDER BY source_row LIMIT ?", [n])
     return write_csv(path, ["id", "review", "sentiment"], [list(r) for r in rows])
 
 

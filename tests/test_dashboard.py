@@ -20,7 +20,7 @@ from core import store
 from core.paths import REPO_ROOT
 from dashboard import data
 from jobs import evaluate, score, train
-from tests.helpers import HOME, frames, write_csv
+from tests.helpers import HOME, JOIN_TEXTS, frames, q, write_csv
 
 PAGES = {
     "overview": "Overview", "distributions": "Distributions", "confusion": "Confusion matrices",
@@ -51,7 +51,7 @@ def unlabelled_db(scored_db, tmp_path_factory) -> Path:
     """A copy of the fixture database plus a corpus without labels, scored by the real job."""
     root = tmp_path_factory.mktemp("unlabelled")
     db = root / "reviews.duckdb"
-    shutil.copyfile(scored_db.db, db)
+    store.texts.copy_database(scored_db.db, db)
     lines = scored_db.csv.read_text(encoding="utf-8").splitlines()
     csv = root / "nolabels.csv"
     import csv as csvlib
@@ -225,7 +225,7 @@ def test_a_bitbert_trained_by_the_job_shows_its_loss_curve(scored_db, tmp_path, 
     """jobs.train records the student's loss terms every few steps (training_terms); the Training page draws
     them for the models shown."""
     db, models = tmp_path / "reviews.duckdb", tmp_path / "models"
-    shutil.copyfile(scored_db.db, db)
+    store.texts.copy_database(scored_db.db, db)
     tiny = ["layers=1", "max_len=32", "epochs=2", "batch_size=4", "train_rows=16", "val_rows=8"]
     assert train.main(["--model", "bitbert", "--name", "tiny-bit", "--db", str(db), "--models-dir", str(models),
                        *[arg for kv in tiny for arg in ("--set", kv)]]) == 0
@@ -275,7 +275,7 @@ def test_queries_bind_user_text(scored_db):
 
 def test_dashboard_reads_the_view_and_never_blocks_a_job(scored_db, tmp_path, monkeypatch):
     db = tmp_path / "reviews.duckdb"
-    shutil.copyfile(scored_db.db, db)
+    store.texts.copy_database(scored_db.db, db)
     store.publish(db)
     monkeypatch.setenv("SENTIMENT_DB", str(db))
     src = data.source()
@@ -359,8 +359,7 @@ def test_a_running_job_without_a_view_is_explained(tmp_path, monkeypatch):
 def test_text_search_is_a_literal_case_insensitive_substring(scored_db):
     view = store.view_path(scored_db.db)
     src = data.Source(str(view), view.stat().st_mtime_ns)
-    with duckdb.connect(str(view), read_only=True) as con:
-        texts = [r[0] for r in con.execute("SELECT text FROM reviews WHERE corpus = 'sample'").fetchall()]
+    texts = [r[0] for r in q(view, "SELECT text FROM texts WHERE corpus = 'sample'")]
     for term in ["WONDERFUL", "a.b", "(", "\\", "[x]", "%", "_", "'; drop table", "ONERROR=alert(1)", "10/10",
                  "$", "^", "*", "{2}", "|", "?", "<script>"]:
         expected = sum(term.lower() in t.lower() for t in texts)
@@ -401,11 +400,10 @@ def cross_db(scored_db, tmp_path_factory) -> Path:
     is never scored on shop: an empty cell."""
     root = tmp_path_factory.mktemp("cross")
     db, models = root / "reviews.duckdb", root / "models"
-    shutil.copyfile(scored_db.db, db)
+    store.texts.copy_database(scored_db.db, db)
     shutil.copytree(scored_db.models_dir, models)
-    with store.connect(db, read_only=True) as con:
-        rows = con.execute("SELECT text, label FROM reviews WHERE corpus = 'imdb' AND split = 'train' "
-                           "ORDER BY source_row LIMIT 400").fetchall()
+    rows = q(db, f"SELECT text, label FROM reviews{JOIN_TEXTS} WHERE corpus = 'imdb' AND split = 'train' "
+                 "ORDER BY source_row LIMIT 400")
     splits = ["train"] * 300 + ["validation"] * 50 + ["test"] * 50
     csv = write_csv(root / "shop.csv", ["id", "review", "sentiment", "split"],
                     [[f"p{i:03d}", text, label, split] for i, ((text, label), split) in enumerate(zip(rows, splits))])
@@ -527,7 +525,7 @@ def test_every_list_of_models_says_where_each_learnt(cross_db, monkeypatch):
 def test_a_view_of_another_schema_version_is_refused_until_a_job_republishes_it(cross_db, tmp_path, monkeypatch):
     """No read keeps a branch for older files: a view published by an older version says so in one line."""
     db = tmp_path / "reviews.duckdb"
-    shutil.copyfile(cross_db, db)
+    store.texts.copy_database(cross_db, db)
     shutil.copyfile(store.view_path(cross_db), store.view_path(db))
     with duckdb.connect(str(store.view_path(db))) as con:
         con.execute("DROP TABLE schema_info")  # as published before the version was recorded

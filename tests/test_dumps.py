@@ -33,7 +33,7 @@ from core.models import FACTS, load_model
 from core.paths import REPO_ROOT
 from core.readers import Columns, Format, read_chunks
 from jobs import bench_import, score
-from tests.helpers import q
+from tests.helpers import JOIN_TEXTS, q
 
 N = 120  # reviews per file
 
@@ -173,7 +173,7 @@ def test_each_dump_is_imported_with_the_command_inspect_prints(kind, imdb, tmp_p
     line = {"polarity": "line 12", "amazon": f"line {stored + 1}", "yelp": "line 22", "fasttext": "line 32",
             "csv-gz": f"row {N}"}[kind]
     assert location.startswith(f"{line} of {name} ("), location
-    first = q(db, "SELECT text FROM reviews WHERE corpus = ? ORDER BY source_row LIMIT 1", [corpus])[0][0]
+    first = q(db, f"SELECT text FROM reviews{JOIN_TEXTS} WHERE corpus = ? ORDER BY source_row LIMIT 1", [corpus])[0][0]
     if kind in ("polarity", "amazon"):  # title and body joined, title first
         assert first.startswith(title_of(rows[0][0]) + ". ")
         assert "\\n" not in first and "<br" not in first

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 
 import duckdb
 import numpy as np
@@ -21,12 +20,12 @@ from core.explain import deletion_test, occlusion, without
 from core.models import load_model, model_class
 from core.store.summaries import FieldFilter
 from dashboard import data
-from tests.helpers import HOME, HOSTILE, q
+from tests.helpers import HOME, HOSTILE, JOIN_TEXTS, q
 
 
 @pytest.fixture(scope="module")
 def reviews(scored_db) -> list[str]:
-    rows = q(scored_db.db, "SELECT text FROM reviews WHERE corpus = 'sample' ORDER BY source_row LIMIT 40")
+    rows = q(scored_db.db, f"SELECT text FROM reviews{JOIN_TEXTS} WHERE corpus = 'sample' ORDER BY source_row LIMIT 40")
     return [t for (t,) in rows]
 
 
@@ -168,7 +167,7 @@ def test_drivers_count_real_reviews_and_rank_negative_words_first(scored_db, mon
     src = data.Source(str(view), view.stat().st_mtime_ns)
     table, sizes = data.drivers(src, "sample", "all", "tfidf-lr", data.Group(side="negative"),
                                 data.Group(side="positive"), "label")
-    texts = q(scored_db.db, "SELECT text, label FROM reviews WHERE corpus = 'sample'")
+    texts = q(scored_db.db, f"SELECT text, label FROM reviews{JOIN_TEXTS} WHERE corpus = 'sample'")
     assert (sizes["a"], sizes["b"]) == tuple(sum(label == s for _, label in texts) for s in ("negative", "positive"))
     by_term = table.set_index("term")
     for word in ("bad", "great"):
@@ -251,7 +250,8 @@ def test_drivers_compare_a_slice_against_the_rest_and_a_period_against_an_earlie
     each term's counts equal a count over exactly those reviews."""
     view = store.view_path(drugs_db)
     src = data.Source(str(view), view.stat().st_mtime_ns)
-    rows = q(drugs_db, """SELECT r.text, c.text_value, d.time_value, p.p_positive FROM reviews r
+    rows = q(drugs_db, """SELECT t.text, c.text_value, d.time_value, p.p_positive FROM reviews r
+        JOIN texts t USING (corpus, rid, review_id)
         LEFT JOIN review_fields c ON c.review_id = r.review_id AND c.field = 'condition'
         JOIN review_fields d ON d.review_id = r.review_id AND d.field = 'date'
         JOIN predictions p ON p.review_id = r.review_id AND p.model = 'tfidf-lr' WHERE r.split = 'test'""")
@@ -289,7 +289,8 @@ def test_a_terms_negative_share_over_time_counts_the_reviews_that_use_it(drugs_d
     view = store.view_path(drugs_db)
     src = data.Source(str(view), view.stat().st_mtime_ns)
     trend, n = data.term_trend(src, "drugs", "test", "tfidf-lr", "side effects", "date", "year")
-    rows = q(drugs_db, """SELECT r.text, year(d.time_value), p.p_positive < 0.5 FROM reviews r
+    rows = q(drugs_db, """SELECT t.text, year(d.time_value), p.p_positive < 0.5 FROM reviews r
+        JOIN texts t USING (corpus, rid, review_id)
         JOIN review_fields d ON d.review_id = r.review_id AND d.field = 'date'
         JOIN predictions p ON p.review_id = r.review_id AND p.model = 'tfidf-lr' WHERE r.split = 'test'""")
     assert n == len(rows)
@@ -325,14 +326,14 @@ def test_a_sample_comes_from_the_pool_and_a_narrow_filter_reads_every_matching_r
     from core.store import review_rows, summaries
 
     db = tmp_path / "drugs.duckdb"
-    shutil.copyfile(drugs_db, db)
+    store.texts.copy_database(drugs_db, db)
     monkeypatch.setattr(summaries, "POOL", 100)
     monkeypatch.setattr(review_rows, "POOL_ENOUGH", 20)
     with duckdb.connect(str(db)) as con:
         con.execute("DELETE FROM summary_state")  # summaries out of date: the publish rebuilds them
     store.publish(db)
     view = store.view_path(db)
-    texts = dict(q(view, "SELECT review_id, text FROM reviews"))
+    texts = dict(q(view, "SELECT review_id, text FROM texts"))
     pool = q(view, "SELECT p.rid, p.h, r.review_id FROM summary_pool p JOIN summary_rows r USING (rid) "
                    "WHERE r.model = 'tfidf-lr' ORDER BY p.h")
     assert len(pool) == 100 and [h for _, h, _ in pool] == sorted(h for _, h, _ in pool)

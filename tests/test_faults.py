@@ -29,16 +29,15 @@ from core.paths import REPO_ROOT
 from core.progress import Progress
 from core.readers import Columns
 from core.store.writer import Writer
-from tests.helpers import q, write_csv
+from tests.helpers import JOIN_TEXTS, q, write_csv
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def imdb_csv(ws, path: Path, n: int, offset: int = 0, ids: bool = True) -> Path:
     """n real IMDB reviews (any split), with distinct ids s00000... unless ids=False."""
-    with store.connect(ws.db, read_only=True) as con:
-        rows = con.execute("SELECT text, label FROM reviews WHERE corpus = 'imdb' ORDER BY source_row "
-                           "LIMIT ? OFFSET ?", [n, offset]).fetchall()
+    rows = q(ws.db, f"SELECT text, label FROM reviews{JOIN_TEXTS} WHERE corpus = 'imdb' ORDER BY source_row "
+                    "LIMIT ? OFFSET ?", [n, offset])
     if not ids:
         return write_csv(path, ["review", "sentiment"], [list(r) for r in rows])
     return write_csv(path, ["id", "review", "sentiment"], [[f"s{i + offset:05d}", *r] for i, r in enumerate(rows)])
@@ -64,7 +63,7 @@ def test_a_second_file_without_ids_is_stored_whole_and_the_same_file_twice_is_ha
     db = tmp_path / "ids.duckdb"
     for path in (a, b, a, b):  # before: b stored 0 of its rows (row positions taken for a's ids), exit 0
         assert run(job(scored_db, path, db, "c")).returncode == 0
-    assert q(db, "SELECT count(*), count(DISTINCT text) FROM reviews") == [(70, 70)]
+    assert q(db, "SELECT count(*), count(DISTINCT text) FROM texts") == [(70, 70)]
     assert dict(q(db, "SELECT model, count(*) FROM predictions GROUP BY 1")) == {"tfidf-lr": 70, "vader": 70}
     assert q(db, "SELECT count(*) FROM rejects") == [(0,)]
 
@@ -72,9 +71,8 @@ def test_a_second_file_without_ids_is_stored_whole_and_the_same_file_twice_is_ha
 def test_another_files_ids_at_the_same_rows_are_duplicates_not_resumes(scored_db, tmp_path):
     first = imdb_csv(scored_db, tmp_path / "first.csv", 20)
     other = tmp_path / "other.csv"  # the same ids at the same row positions, other reviews
-    with store.connect(scored_db.db, read_only=True) as con:
-        texts = [r[0] for r in con.execute("SELECT text FROM reviews WHERE corpus = 'imdb' ORDER BY source_row "
-                                           "LIMIT 20 OFFSET 1000").fetchall()]
+    texts = [r[0] for r in q(scored_db.db, f"SELECT text FROM reviews{JOIN_TEXTS} WHERE corpus = 'imdb' "
+                                           "ORDER BY source_row LIMIT 20 OFFSET 1000")]
     write_csv(other, ["id", "review", "sentiment"], [[f"s{i:05d}", t, "positive"] for i, t in enumerate(texts)])
     db = tmp_path / "dup.duckdb"
     assert run(job(scored_db, first, db, "c", "--id-col", "id")).returncode == 0
@@ -234,7 +232,7 @@ def test_the_writer_commits_in_order_stops_at_a_failed_write_and_commits_what_it
 
 def test_disk_full_while_publishing_keeps_the_results_and_leaves_no_temp_file(scored_db, tmp_path, monkeypatch):
     db = tmp_path / "full.duckdb"
-    shutil.copyfile(scored_db.db, db)
+    store.texts.copy_database(scored_db.db, db)
     dead = store.view_path(db).with_name(store.view_path(db).name + ".tmp999999999")  # from a killed publish
     dead.write_bytes(b"half a copy")
 
@@ -245,7 +243,7 @@ def test_disk_full_while_publishing_keeps_the_results_and_leaves_no_temp_file(sc
     monkeypatch.setattr(shutil, "copyfile", copy_until_full)
     with pytest.raises(StoreError, match="every result is saved in .*No space left"):
         store.publish(db)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.duckdb"]  # no temp copy, dead one removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.duckdb", "full.texts"]  # no temp copy, dead one removed
     monkeypatch.undo()
     assert store.publish(db).exists()  # and the next publish works
 

@@ -18,16 +18,15 @@ import pytest
 from core import store
 from core.store import summaries, summarise
 from jobs import score
-from tests.helpers import SHOP_HEADER, shop_rows, write_csv
+from tests.helpers import JOIN_TEXTS, SHOP_HEADER, q, shop_rows, write_csv
 from tests.helpers import score_shop as run
 
 
 @pytest.fixture
 def shop_files(scored_db, tmp_path):
     """write(name, rows) -> a shop export of the first ``rows`` of 90 real reviews; the database; models."""
-    with duckdb.connect(str(scored_db.db), read_only=True) as con:
-        texts = [t for (t,) in con.execute(
-            "SELECT text FROM reviews WHERE corpus = 'sample' ORDER BY source_row LIMIT 90").fetchall()]
+    texts = [t for (t,) in q(scored_db.db, f"SELECT text FROM reviews{JOIN_TEXTS} WHERE corpus = 'sample' "
+                                           "ORDER BY source_row LIMIT 90")]
     every = shop_rows(texts)
 
     def write(name: str, n: int, category: str | None = None):

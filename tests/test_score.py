@@ -56,7 +56,7 @@ def test_spine_one_prediction_per_review_per_model_and_metrics_match_sklearn(sco
 
 
 def test_hostile_text_is_stored_verbatim(scored_db):
-    stored = {r[0] for r in q(scored_db.db, "SELECT text FROM reviews WHERE corpus = 'sample' AND review_id LIKE 'h%'")}
+    stored = {r[0] for r in q(scored_db.db, "SELECT text FROM texts WHERE corpus = 'sample' AND review_id LIKE 'h%'")}
     # cleaning strips tags (the review's markup is not sentiment) but the SQL-looking text is data, kept as is
     assert "'; DROP TABLE predictions; --" in stored
     assert q(scored_db.db, "SELECT count(*) FROM predictions")[0][0] > 0
@@ -73,8 +73,7 @@ def test_tfidf_save_load_gives_identical_probabilities(scored_db, tmp_path):
 
 def test_tfidf_fast_scoring_matches_scikit_learn(scored_db):
     model = load_model("tfidf-lr", scored_db.models_dir)
-    with store.connect(scored_db.db, read_only=True) as con:
-        texts = [r[0] for r in con.execute("SELECT text FROM reviews WHERE corpus = 'imdb' LIMIT 500").fetchall()]
+    texts = [r[0] for r in q(scored_db.db, "SELECT text FROM texts WHERE corpus = 'imdb' ORDER BY rid LIMIT 500")]
     texts += ["", "ok", "Café über-good, naïve_plot 10/10!!", "A" * 50_000]
     fast, reference = model.predict_proba(texts), model.predict_proba_sklearn(texts)
     assert fast.shape == (len(texts),)

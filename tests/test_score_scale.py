@@ -6,6 +6,7 @@ import shutil
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from core import store
@@ -64,7 +65,8 @@ def test_the_bench_database_resamples_real_reviews_with_real_and_noisy_predictio
         assert con.execute("SELECT count(*), count(DISTINCT review_id) FROM reviews").fetchone() == (3000, 3000)
         per_model = dict(con.execute("SELECT model, count(*) FROM predictions GROUP BY model").fetchall())
         assert per_model == {"tfidf-lr": 3000, "tfidf-lr-v1": 3000, "tfidf-lr-v2": 3000}
-        sample = con.execute("SELECT r.text, p.p_positive FROM predictions p JOIN reviews r USING (corpus, review_id) "
+        con.register("texts", store.texts.every_text(con))
+        sample = con.execute("SELECT t.text, p.p_positive FROM predictions p JOIN texts t USING (corpus, review_id) "
                              "WHERE p.model = 'tfidf-lr' ORDER BY review_id LIMIT 20").df()
         assert sample["p_positive"].to_numpy() == pytest.approx(
             load_model("tfidf-lr", scored_db.models_dir).predict_proba(sample["text"].tolist()))
@@ -77,15 +79,23 @@ def test_the_bench_database_resamples_real_reviews_with_real_and_noisy_predictio
         assert con.execute("SELECT count(*) FROM summary_state WHERE corpus = 'imdb'").fetchone()[0] == 1
 
 
-def test_a_file_with_the_old_keyed_tables_is_rewritten_without_keys_and_a_rerun_adds_nothing(scored_db, tmp_path):
-    """Files written before the big tables lost their PRIMARY KEYs get them dropped on open, every row kept;
-    the ingest, not a key, keeps rows unique: scoring the same file again adds no review and no prediction."""
+def test_a_file_of_the_old_layout_is_rewritten_without_keys_or_texts_and_a_rerun_adds_nothing(scored_db, tmp_path):
+    """Files written before the big tables lost their PRIMARY KEYs, and their texts went to Parquet parts, get
+    both done on open, every row and text kept; the ingest, not a key, keeps rows unique: scoring the same file
+    again adds no review and no prediction."""
     db = tmp_path / "old.duckdb"
-    shutil.copy(scored_db.db, db)
+    store.texts.copy_database(scored_db.db, db)
     keys = {"reviews": "corpus, review_id", "review_fields": "corpus, review_id, field",
             "predictions": "corpus, review_id, model"}
     counts = "SELECT (SELECT count(*) FROM reviews), (SELECT count(*) FROM review_fields), (SELECT count(*) FROM predictions)"
-    with duckdb.connect(str(db)) as con:
+    with duckdb.connect(str(db)) as con:  # the layout before core.store.texts: each text in its reviews row
+        every = store.texts.every_text(con)
+        con.register("every", every)
+        con.execute("ALTER TABLE reviews ADD COLUMN text VARCHAR")
+        con.execute("UPDATE reviews SET text = e.text FROM every e WHERE e.corpus = reviews.corpus "
+                    "AND e.review_id = reviews.review_id")
+        con.execute("DROP TABLE review_texts; DROP TABLE text_parts")
+        shutil.rmtree(store.texts.folder(db))
         for table, key in keys.items():
             con.execute(f"ALTER TABLE {table} ADD PRIMARY KEY ({key})")
         before = con.execute(counts).fetchall()
@@ -93,6 +103,11 @@ def test_a_file_with_the_old_keyed_tables_is_rewritten_without_keys_and_a_rerun_
     with store.connect(db) as con:
         assert [con.execute(keyed, [t]).fetchall()[0][0] for t in keys] == [0, 0, 0]
         assert con.execute(counts).fetchall() == before
+        assert "text" not in con.execute("SELECT * FROM reviews LIMIT 0").df().columns
+        assert con.execute("SELECT count(*) FROM review_texts").fetchall() == [(0,)]
+        moved = store.texts.every_text(con)
+    pd.testing.assert_frame_equal(moved.sort_values(["corpus", "rid"], ignore_index=True),
+                                  every.sort_values(["corpus", "rid"], ignore_index=True))
     assert score.main([str(scored_db.csv), "--db", str(db), "--corpus", "sample", "--text-col", "review",
                        "--id-col", "id", "--label-col", "sentiment", "--models", "tfidf-lr,vader",
                        "--models-dir", str(scored_db.models_dir)]) == 0

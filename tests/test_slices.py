@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +17,7 @@ from core import store
 from core.store import summaries
 from core.store.summaries import FieldFilter
 from dashboard import data, rows, slicing
-from tests.helpers import HOME, frames
+from tests.helpers import HOME, frames, q
 
 N = 4000
 CATEGORIES = ["Dresses", "Tops", "Shoes", "Bags", "<b>Hats</b>"]  # a hostile value is only ever text
@@ -349,8 +348,7 @@ def test_a_text_search_reads_the_reviews_in_steps_and_the_page_searches_further(
     matches among the reviews read so far, and the page's 'Search further' reads the next step."""
     db, src, _ = shop
     monkeypatch.setattr(rows, "SEARCH_CHUNK", 1000)
-    with duckdb.connect(src.path, read_only=True) as con:  # the view's own stored order
-        stored = con.execute("SELECT review_id, text FROM reviews ORDER BY rowid").df()
+    stored = pd.DataFrame(q(src.path, "SELECT review_id, text FROM texts ORDER BY rid"), columns=["review_id", "text"])
     hits = stored["text"].str.contains("review 1", regex=False)
     for steps in (1, 2, 4, 5):
         assert data.searched(src, "shop", steps) == (min(steps * 1000, N), N)

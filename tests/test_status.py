@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import status
+from core import status, store
 from core.paths import REPO_ROOT
 
 
@@ -37,7 +36,7 @@ def test_a_killed_trainings_file_is_not_a_training(tmp_path):
 
 def test_jobs_train_keeps_the_file_while_it_trains(scored_db, tmp_path):
     models, db = tmp_path / "models", tmp_path / "copy.duckdb"
-    shutil.copyfile(scored_db.db, db)  # the session's database keeps its models as they are
+    store.texts.copy_database(scored_db.db, db)  # the session's database keeps its models as they are
     proc = subprocess.Popen([sys.executable, "-m", "jobs.train", "--model", "vader", "--name", "vader-x", "--corpus",
                              "sample", "--db", str(db), "--models-dir", str(models)], cwd=REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -16,16 +16,16 @@ from core import store
 from core.errors import InputError
 from core.splits import draw
 from jobs import evaluate, score, train
-from tests.helpers import Workspace, q, write_csv
+from tests.helpers import JOIN_TEXTS, Workspace, q, write_csv
 
 
 @pytest.fixture(scope="module")
 def star_rows(scored_db) -> list[list]:
     """600 real IMDB reviews as a shop file with star ratings: 420 positive (4-5), 150 negative (1-2),
     30 neutral (3: a positive review's text), so classes are unbalanced as product reviews are."""
-    pos = q(scored_db.db, "SELECT text FROM reviews WHERE corpus = 'imdb' AND split = 'train' AND label = 'positive' "
+    pos = q(scored_db.db, f"SELECT text FROM reviews{JOIN_TEXTS} WHERE corpus = 'imdb' AND split = 'train' AND label = 'positive' "
                           "ORDER BY source_row LIMIT 450")
-    neg = q(scored_db.db, "SELECT text FROM reviews WHERE corpus = 'imdb' AND split = 'train' AND label = 'negative' "
+    neg = q(scored_db.db, f"SELECT text FROM reviews{JOIN_TEXTS} WHERE corpus = 'imdb' AND split = 'train' AND label = 'negative' "
                           "ORDER BY source_row LIMIT 150")
     rows = [[f"p{i}", t, 4 + i % 2] for i, (t,) in enumerate(pos[:420])]
     rows += [[f"n{i}", t, 1 + i % 2] for i, (t,) in enumerate(neg)]

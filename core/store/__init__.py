@@ -5,6 +5,8 @@
                  publishing the view
     corpora      writes and reads of corpora, their input files and splits, reviews and their kept columns
     results      writes and reads of predictions, rejects, runs, models, speed, metrics and curves
+    texts        the review texts: staged in the file, then in Parquet parts beside it that every read of
+                 a text goes through
     summaries    the summaries' layout and the SQL the publish and the dashboard's live reads share
     summarise    building the summaries at publish time
     reads        the aggregate reads of a view: corpora, models, leaderboard, matrix, cube, kept columns
@@ -17,7 +19,7 @@
 ``store.leaderboard``, ...; the dashboard's reads are ``store.reads``, ``store.review_rows``, ``store.cube``.
 """
 
-from core.store import cube, reads, review_rows, summaries, summarise  # noqa: F401
+from core.store import cube, reads, review_rows, summaries, summarise, texts  # noqa: F401
 from core.store.connection import (  # noqa: F401
     SCHEMA,
     SCHEMA_VERSION,

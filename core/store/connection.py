@@ -20,12 +20,12 @@ from pathlib import Path
 import duckdb
 
 from core.errors import StoreError
-from core.store import summaries, summarise
+from core.store import summaries, summarise, texts
 
 # The version of the tables a published view holds, for the dashboard: raise it with any change of the schema
 # or of the summaries' layout that the dashboard's reads depend on; a view of another version is refused with
 # one line (re-run any job to republish), so no read keeps a branch for older files.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_info (  -- one row: the SCHEMA_VERSION of the code that last published
@@ -42,8 +42,7 @@ CREATE TABLE IF NOT EXISTS corpora (
 -- a cost that grows with the table, and take as much disk as the rows (_drop_keys removes it from older files).
 CREATE TABLE IF NOT EXISTS reviews (       -- one row per (corpus, review_id)
     corpus      VARCHAR NOT NULL,
-    review_id   VARCHAR NOT NULL,
-    text        VARCHAR NOT NULL,
+    review_id   VARCHAR NOT NULL,     -- its text is in review_texts or a Parquet part (core.store.texts)
     label       VARCHAR,          -- 'positive' | 'negative' | 'neutral' | NULL (unlabelled)
     split       VARCHAR,          -- 'train' | 'validation' | 'test'; NULL: unlabelled, or never split (core.splits)
     source_row  BIGINT,           -- position of the row in its input file (resume + duplicate checks)
@@ -193,9 +192,11 @@ def connect(db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyCon
         raise StoreError(f"cannot open database {db}: {e}") from e
     try:
         if not read_only:
-            con.execute(SCHEMA + summaries.SCHEMA)
+            con.execute(SCHEMA + texts.SCHEMA + summaries.SCHEMA)
+            _move_texts_out(con)
             _drop_keys(con)
             _number_reviews(con)
+            texts.remove_orphans(con)
         yield con
     except duckdb.Error as e:
         raise StoreError(f"DuckDB error on {db}: {e}") from e
@@ -214,12 +215,31 @@ def _drop_keys(con: duckdb.DuckDBPyConnection) -> None:
         "AND constraint_type = 'PRIMARY KEY' AND list_contains($tables, table_name)",
         {"tables": list(_UNKEYED)}).fetchall()]
     for table in keyed:
-        columns = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n(.*?)\n\);", SCHEMA, re.DOTALL).group(1)
         with transaction(con):
-            con.execute(f"CREATE TABLE _unkeyed (\n{columns}\n)")
-            con.execute(f"INSERT INTO _unkeyed BY NAME SELECT * FROM {table}")
-            con.execute(f"DROP TABLE {table}")
-            con.execute(f"ALTER TABLE _unkeyed RENAME TO {table}")
+            _rebuild(con, table)
+
+
+def _rebuild(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Replace ``table`` by one made as SCHEMA makes it now, holding its rows' columns that SCHEMA keeps."""
+    columns = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\n(.*?)\n\);", SCHEMA, re.DOTALL).group(1)
+    con.execute(f"CREATE TABLE _rebuilt (\n{columns}\n)")
+    kept = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = "
+                                      "current_database() AND table_name = '_rebuilt'").fetchall()]
+    con.execute(f"INSERT INTO _rebuilt BY NAME SELECT {', '.join(kept)} FROM {table}")
+    con.execute(f"DROP TABLE {table}")
+    con.execute(f"ALTER TABLE _rebuilt RENAME TO {table}")
+
+
+def _move_texts_out(con: duckdb.DuckDBPyConnection) -> None:
+    """Move the texts of a file written before core.store.texts out of its reviews table into parts: once."""
+    if not con.execute("SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+                       "AND table_name = 'reviews' AND column_name = 'text'").fetchall()[0][0]:
+        return
+    _number_reviews(con)
+    with transaction(con):
+        con.execute("INSERT INTO review_texts SELECT corpus, rid, review_id, text FROM reviews")
+        _rebuild(con, "reviews")
+        texts.spill(con, 0)
 
 
 def _number_reviews(con: duckdb.DuckDBPyConnection) -> None:
@@ -288,6 +308,8 @@ def publish(db: Path, log: Callable[[str], None] | None = None) -> Path:
     _remove_dead_copies(dest)
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     with connect(db) as con:
+        with transaction(con):
+            texts.spill(con, 0)  # the view copies no text: every one is in a part
         summarise.refresh(con, log)
         with transaction(con):
             con.execute("DELETE FROM schema_info")

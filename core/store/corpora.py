@@ -9,7 +9,9 @@ from collections.abc import Iterator, Sequence
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from core.store import texts
 from core.store.connection import registered
 
 
@@ -119,18 +121,21 @@ def next_rid(con: duckdb.DuckDBPyConnection, corpus: str) -> int:
 def insert_reviews(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
     """df columns: review_id, text, label, split, source_row and optionally source (the input file's
     fingerprint), of reviews the corpus does not hold yet (the caller checks: core.ingest). An append: the
-    summaries take it in at the next publish by what it added (core.store.summarise)."""
+    summaries take it in at the next publish by what it added (core.store.summarise). The texts are staged
+    in review_texts, and written to a Parquet part once enough wait (core.store.texts)."""
     if df.empty:
         return
     frame = df.assign(corpus=corpus, source=df.get("source", None),
                       rid=np.arange(len(df), dtype=np.int64) + next_rid(con, corpus))[
         ["corpus", "review_id", "text", "label", "split", "source_row", "source", "rid"]]
-    with registered(con, "_new_reviews", frame):
+    # Arrow: the texts become C strings once, not once per insert below
+    with registered(con, "_new_reviews", pa.Table.from_pandas(frame, preserve_index=False)):
         con.execute(
-            "INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars, source, rid) "
-            "SELECT corpus, review_id, text, label, split, source_row, length(text), source, rid "
-            "FROM _new_reviews"
+            "INSERT INTO reviews (corpus, review_id, label, split, source_row, n_chars, source, rid) "
+            "SELECT corpus, review_id, label, split, source_row, length(text), source, rid FROM _new_reviews"
         )
+        con.execute("INSERT INTO review_texts SELECT corpus, rid, review_id, text FROM _new_reviews")
+    texts.spill(con)
 
 
 def insert_fields(con: duckdb.DuckDBPyConnection, corpus: str, df: pd.DataFrame) -> None:
@@ -164,8 +169,11 @@ def existing_reviews(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[
 
 def review(con: duckdb.DuckDBPyConnection, corpus: str, review_id: str) -> dict | None:
     """review_id, text, label and split of one stored review, or None."""
-    rows = con.execute("SELECT review_id, text, label, split FROM reviews WHERE corpus = ? AND review_id = ?",
+    rows = con.execute("SELECT rid, review_id, label, split FROM reviews WHERE corpus = ? AND review_id = ?",
                        [corpus, review_id]).df()
+    if not rows.empty:
+        found = texts.texts_of(con, corpus, [int(rows["rid"].iloc[0])])
+        rows = rows.merge(found[["rid", "text"]], on="rid")[["review_id", "text", "label", "split"]]
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
@@ -187,7 +195,7 @@ def iter_review_chunks(
     last = -1
     while True:
         df = con.execute(
-            "SELECT review_id, text, label, split, source_row FROM reviews "
+            "SELECT rid, review_id, label, split, source_row FROM reviews "
             "WHERE corpus = ? AND (? IS NULL OR split = ?) AND source_row > ? "
             "ORDER BY source_row LIMIT ?",
             [corpus, split, split, last, chunk_rows],
@@ -195,7 +203,8 @@ def iter_review_chunks(
         if df.empty:
             return
         last = int(df["source_row"].iloc[-1])
-        yield df
+        found = texts.texts_of(con, corpus, df["rid"].tolist())[["rid", "text"]]
+        yield df.merge(found, on="rid", how="left")[["review_id", "text", "label", "split", "source_row"]]
 
 
 def count_reviews(con: duckdb.DuckDBPyConnection, corpus: str, split: str | None = None) -> int:
@@ -206,8 +215,9 @@ def count_reviews(con: duckdb.DuckDBPyConnection, corpus: str, split: str | None
 
 def load_split(con: duckdb.DuckDBPyConnection, corpus: str, split: str) -> pd.DataFrame:
     """review_id, text and y (1 = positive) of the binary-labelled reviews of one split, in a stable order."""
+    text, params = texts.source(con, corpus)
     return con.execute(
-        "SELECT review_id, text, (label = 'positive')::INTEGER AS y FROM reviews "
-        "WHERE corpus = ? AND split = ? AND label IN ('positive', 'negative') ORDER BY source_row",
-        [corpus, split],
+        f"SELECT r.review_id, t.text, (r.label = 'positive')::INTEGER AS y FROM reviews r JOIN {text} t USING (rid) "
+        "WHERE r.corpus = $corpus AND r.split = $split AND r.label IN ('positive', 'negative') ORDER BY r.source_row",
+        {"corpus": corpus, "split": split, **params},
     ).df()

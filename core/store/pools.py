@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.errors import StoreError
+from core.store import texts
 from core.store.connection import registered, view_path
 from core.store.corpora import next_rid
 
@@ -59,10 +60,11 @@ def open_readable(db: Path, log: Callable[[str], None] | None = None
 def labelled_pool(con: duckdb.DuckDBPyConnection, corpus: str, split: str | None = None) -> pa.Table:
     """review_id, text, label, n_chars of the corpus's reviews labelled positive or negative (of one split, or
     all), in review_id order: the pool a benchmark resamples. Arrow, so no text becomes a Python string."""
+    text, params = texts.source(con, corpus)
     return con.sql(
-        "SELECT review_id, text, label, n_chars FROM reviews WHERE corpus = $corpus "
-        "AND label IN ('positive', 'negative') AND ($split IS NULL OR split = $split) ORDER BY review_id",
-        params={"corpus": corpus, "split": split}).to_arrow_table()
+        f"SELECT r.review_id, t.text, r.label, r.n_chars FROM reviews r JOIN {text} t USING (rid) "
+        "WHERE r.corpus = $corpus AND r.label IN ('positive', 'negative') AND ($split IS NULL OR r.split = $split) "
+        "ORDER BY r.review_id", params={"corpus": corpus, "split": split, **params}).to_arrow_table()
 
 
 def stored_predictions(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequence[str] | None = None
@@ -84,13 +86,17 @@ def stored_predictions(con: duckdb.DuckDBPyConnection, corpus: str, ids: Sequenc
 
 def append_reviews(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows) -> None:
     """rows columns: review_id, text, label, split, source_row. n_chars is the text's length, as
-    insert_reviews stores it, and rid follows the corpus's last."""
+    insert_reviews stores it, and rid follows the corpus's last; the texts are staged as insert_reviews
+    stages them."""
     rid = pa.array(np.arange(len(rows), dtype=np.int64) + next_rid(con, corpus))
     rows = rows.assign(rid=rid.to_numpy()) if isinstance(rows, pd.DataFrame) else rows.append_column("rid", rid)
     with registered(con, "_new_reviews", rows):
-        con.execute("INSERT INTO reviews (corpus, review_id, text, label, split, source_row, n_chars, rid) "
-                    "SELECT $corpus, review_id, text, label, split, source_row, length(text), rid FROM _new_reviews",
+        con.execute("INSERT INTO reviews (corpus, review_id, label, split, source_row, n_chars, rid) "
+                    "SELECT $corpus, review_id, label, split, source_row, length(text), rid FROM _new_reviews",
                     {"corpus": corpus})
+        con.execute("INSERT INTO review_texts SELECT $corpus, rid, review_id, text FROM _new_reviews",
+                    {"corpus": corpus})
+    texts.spill(con)
 
 
 def append_predictions(con: duckdb.DuckDBPyConnection, corpus: str, rows: Rows, run_id: str) -> None:

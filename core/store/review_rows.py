@@ -1,8 +1,8 @@
 """The row reads of a published view: the reviews of a confusion-matrix cell, the reviews on which the models
 disagree, the Reviews page's filtered list (count, page, CSV, text search), and the text of the few rows a
 page shows. They read summary_rows (one prediction per row, beside its review's small columns, keyed by an
-integer rid), filtered on kept columns through summary_fields; text comes from reviews, only for the rows
-shown. Each function takes a connection (or a cursor); every value is bound as a ``$name`` parameter."""
+integer rid), filtered on kept columns through summary_fields; text comes from the text parts
+(core.store.texts), only for the rows shown. Each function takes a connection (or a cursor); every value is bound as a ``$name`` parameter."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 import pyarrow.csv as pa_csv
 
-from core.store import summaries
+from core.store import summaries, texts
 from core.store.summaries import BINS, FieldFilter, Where, Wide
 
 Con = duckdb.DuckDBPyConnection
@@ -34,17 +34,14 @@ def scoped_rows(where: Where) -> tuple[str, dict]:
 
 
 def with_texts(con: Con, corpus: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """Add the text column to a small frame of review_ids (at most TEXT_ROWS: only the rows shown).
-
-    One equality lookup per id, UNION ALL'ed: each is a selective scan that decompresses the text of one
-    vector, where an IN-list or semi-join reads the text of every row group."""
+    """Add the text column to a small frame of review_ids (at most TEXT_ROWS: only the rows shown): their rids
+    from reviews (a scan of its review_id column), then the texts of those rids alone."""
     if frame.empty:
         return frame.assign(text=pd.Series(dtype=object))
-    ids = frame["review_id"].tolist()[:TEXT_ROWS]
-    sql = " UNION ALL ".join(
-        f"SELECT review_id, text FROM reviews WHERE corpus = $corpus AND review_id = $id{i}" for i in range(len(ids)))
-    texts = _df(con, sql, {"corpus": corpus, **{f"id{i}": v for i, v in enumerate(ids)}})
-    return frame.merge(texts.drop_duplicates("review_id"), on="review_id", how="left")
+    rids = _df(con, "SELECT rid FROM reviews WHERE corpus = $corpus AND review_id IN (SELECT unnest($ids))",
+               {"corpus": corpus, "ids": frame["review_id"].tolist()[:TEXT_ROWS]})["rid"].tolist()
+    found = texts.texts_of(con, corpus, rids)[["review_id", "text"]]
+    return frame.merge(found.drop_duplicates("review_id"), on="review_id", how="left")
 
 
 # ---------------------------------------------------------------- a confusion-matrix cell
@@ -135,7 +132,7 @@ class ReviewFilter(NamedTuple):
     where: Where = ()
 
 
-def _review_from(f: ReviewFilter, hits: list[str] | None) -> tuple[str, dict]:
+def _review_from(con: Con, f: ReviewFilter, hits: list[str] | None) -> tuple[str, dict]:
     """FROM + WHERE + parameters for a ReviewFilter over one model's rows; only fixed fragments, every value
     bound. ``hits``: the review_ids a stepped text search found so far (f.search_steps set)."""
     rows_where, filt = scoped_rows(f.where)
@@ -160,12 +157,13 @@ def _review_from(f: ReviewFilter, hits: list[str] | None) -> tuple[str, dict]:
         conds.append("p.n_chars <= $chars_max")
         params["chars_max"] = f.chars_max
     if f.search.strip():
-        # The text is only in reviews: its matches are semi-joined to the rows; with search_steps, the matches
-        # of the steps read so far (``hits``).
+        # The text is only in the text parts: its matches are semi-joined to the rows; with search_steps, the
+        # matches of the steps read so far (``hits``).
         if f.search_steps is None:
             match, mparams = _match(f.search.strip())
-            conds.append(f"p.review_id IN (SELECT review_id FROM reviews WHERE corpus = $corpus AND {match})")
-            params.update(mparams)
+            text, tparams = texts.source(con, f.corpus)
+            conds.append(f"p.rid IN (SELECT rid FROM {text} WHERE {match})")
+            params.update(mparams, **tparams)
         else:
             conds.append("p.review_id IN (SELECT unnest($hits))")
             params["hits"] = hits or []
@@ -173,7 +171,7 @@ def _review_from(f: ReviewFilter, hits: list[str] | None) -> tuple[str, dict]:
 
 
 def _match(term: str) -> tuple[str, dict]:
-    """Whether a review's text contains ``term``, case-insensitively, as SQL over reviews.text: ILIKE on a
+    """Whether a review's text contains ``term``, case-insensitively, as SQL over a text: ILIKE on a
     bound, escaped pattern decides; a regexp_matches(..., 'i') prefilter on the same literal (RE2, several
     times faster than ILIKE over many reviews) lets ILIKE run only where it can match (CASE evaluates THEN
     only there)."""
@@ -183,11 +181,12 @@ def _match(term: str) -> tuple[str, dict]:
 
 
 def step_hits(con: Con, corpus: str, term: str, lo: int, hi: int) -> list[str]:
-    """review_ids of the reviews stored at rowids [lo, hi) whose text contains ``term``: DuckDB skips the
-    row groups outside the range, so a step reads hi - lo reviews' text, never more."""
+    """review_ids of the reviews with rids in [lo, hi) whose text contains ``term``: only the parts holding
+    that range are read, and in them the row groups of the range, so a step reads about hi - lo reviews' text."""
     match, params = _match(term)
-    return _df(con, f"SELECT review_id FROM reviews WHERE corpus = $corpus AND rowid >= $a AND rowid < $b "
-                    f"AND {match}", {"corpus": corpus, "a": lo, "b": hi, **params})["review_id"].tolist()
+    text, tparams = texts.source(con, corpus, span=(lo, hi))
+    return _df(con, f"SELECT review_id FROM {text} WHERE rid >= $a AND rid < $b AND {match}",
+               {"corpus": corpus, "a": lo, "b": hi, **params, **tparams})["review_id"].tolist()
 
 
 def length_range(con: Con, corpus: str) -> tuple[int, int]:
@@ -198,21 +197,21 @@ def length_range(con: Con, corpus: str) -> tuple[int, int]:
 
 
 def search_span(con: Con, corpus: str) -> tuple[int, int]:
-    """(first rowid, last rowid + 1) of the corpus's reviews: the range a text search walks in steps."""
-    row = _df(con, "SELECT coalesce(min(rowid), 0) AS lo, coalesce(max(rowid) + 1, 0) AS hi FROM reviews "
+    """(first rid, last rid + 1) of the corpus's reviews: the range a text search walks in steps."""
+    row = _df(con, "SELECT coalesce(min(rid), 0) AS lo, coalesce(max(rid) + 1, 0) AS hi FROM reviews "
                    "WHERE corpus = $corpus", {"corpus": corpus}).iloc[0]
     return int(row["lo"]), int(row["hi"])
 
 
 def searched(con: Con, corpus: str, upto: int) -> tuple[int, int]:
-    """(reviews of the corpus stored below rowid ``upto``, reviews of the corpus)."""
-    row = _df(con, "SELECT count(*) FILTER (WHERE rowid < $upto) AS n, count(*) AS total FROM reviews "
+    """(reviews of the corpus with a rid below ``upto``, reviews of the corpus)."""
+    row = _df(con, "SELECT count(*) FILTER (WHERE rid < $upto) AS n, count(*) AS total FROM reviews "
                    "WHERE corpus = $corpus", {"corpus": corpus, "upto": upto}).iloc[0]
     return int(row["n"]), int(row["total"])
 
 
 def review_count(con: Con, f: ReviewFilter, hits: list[str] | None = None) -> int:
-    where, params = _review_from(f, hits)
+    where, params = _review_from(con, f, hits)
     return int(_df(con, f"SELECT count(*) AS n FROM {where}", params)["n"].iloc[0])
 
 
@@ -222,7 +221,7 @@ def review_page(con: Con, f: ReviewFilter, limit: int = 50, offset: int = 0, hit
     the page are two scans of one model's rows (a top-N on the integer rid, not a sort of every match);
     text is read only for the rows of the page. Under a text search one scan gives both (the count is a
     window over the matches)."""
-    where, params = _review_from(f, hits)
+    where, params = _review_from(con, f, hits)
     if f.search.strip():
         rows = _df(con, f"""
             SELECT p.review_id, p.label, p.predicted, p.p_positive, p.n_chars, count(*) OVER () AS total
@@ -243,16 +242,18 @@ def review_csv(con: Con, f: ReviewFilter, max_rows: int, hits: list[str] | None 
     a scan streams: a LIMIT without ORDER BY stops early) have a largest rid, ``last``; the first
     ``max_rows`` matches in rid order all lie at or below it, so the sort reads only those rows, not every
     match."""
-    where, params = _review_from(f, hits)
+    where, params = _review_from(con, f, hits)
     last = _df(con, f"SELECT max(rid) AS last FROM (SELECT p.rid FROM {where} LIMIT $limit)",
                {**params, "limit": max_rows})["last"].tolist()[0]
     if pd.isna(last):  # nothing matches: the header alone
         where, last = where + " AND false", None
+    text, tparams = texts.source(con, f.corpus)
     table = con.sql(f"""
         WITH page AS (SELECT p.review_id, p.label, p.model, p.predicted, p.p_positive, p.n_chars, p.rid
                       FROM {where} AND p.rid <= $last ORDER BY p.rid LIMIT $limit)
-        SELECT page.* EXCLUDE (rid), t.text FROM page JOIN (SELECT review_id, text FROM reviews WHERE corpus = $corpus) t
-        USING (review_id) ORDER BY page.rid""", params={**params, "limit": max_rows, "last": last}).to_arrow_table()
+        SELECT page.* EXCLUDE (rid), t.text FROM page JOIN (SELECT rid, text FROM {text}) t
+        USING (rid) ORDER BY page.rid""", params={**params, **tparams, "limit": max_rows, "last": last}
+                    ).to_arrow_table()
     out = io.BytesIO()
     pa_csv.write_csv(table, out)
     return out.getvalue()
@@ -293,9 +294,9 @@ def sample_texts(con: Con, corpus: str, split: str, model: str, n: int, seed: in
         return pooled.sort_values("review_id", ignore_index=True)
     # the sample is drawn from the filtered rows (a subquery: USING SAMPLE applies before its own WHERE); its
     # size and seed are integers, which the clause takes only as literals
-    picked = _df(con, f"""SELECT s.review_id, s.label, s.predicted, {day} FROM (SELECT * FROM (
+    picked = _df(con, f"""SELECT s.rid, s.review_id, s.label, s.predicted, {day} FROM (SELECT * FROM (
         SELECT p.rid, p.review_id, p.label, p.predicted FROM {rows})
         USING SAMPLE reservoir({int(min(n, LIVE_MAX))} ROWS) REPEATABLE ({int(seed)})) s""", params)
-    texts = _df(con, summaries.texts_sql("SELECT unnest($ids)"), {"corpus": corpus, "ids": picked["review_id"].tolist()})
-    out = picked.merge(texts, on="review_id", how="left")
+    found = texts.texts_of(con, corpus, picked["rid"].tolist())[["review_id", "text"]]
+    out = picked.merge(found, on="review_id", how="left")
     return out[["review_id", "label", "predicted", "text", "day"]].sort_values("review_id", ignore_index=True)

@@ -94,14 +94,6 @@ TABLES = ("summary_cube", "summary_slices", "summary_time", "summary_values", "s
 DISAGREEMENTS = 50  # reviews the Disagreements page lists (of each kind)
 
 
-def texts_sql(ids: str) -> str:
-    """review_id, text of the reviews of $corpus whose review_id is in the subquery ``ids``, read by rowid: the
-    ids are matched on the review_id column alone, then only their row groups' text is read (a join of the
-    ids with the reviews would read every review's text)."""
-    return (f"SELECT review_id, text FROM reviews WHERE rowid IN (SELECT r.rowid FROM reviews r "
-            f"WHERE r.corpus = $corpus AND r.review_id IN ({ids}))")
-
-
 Run = Callable[[str, dict], pd.DataFrame]  # runs one statement with bound parameters
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import duckdb
 import pandas as pd
 
-from core.store import summaries
+from core.store import summaries, texts
 from core.store.summaries import (
     DISAGREEMENTS,
     SCHEMA,
@@ -27,7 +27,6 @@ from core.store.summaries import (
     per_review_sql,
     slice_def,
     slices_sql,
-    texts_sql,
     time_sql,
     values_sql,
 )
@@ -181,8 +180,9 @@ def _add_to_pool(con: duckdb.DuckDBPyConnection, corpus: str, after: int) -> Non
     scope = {"corpus": corpus, "after": after, "pool": summaries.POOL}
     _exec(con, """CREATE OR REPLACE TEMP TABLE _pool AS SELECT review_id, rid, hash(review_id) AS h FROM reviews
         WHERE corpus = $corpus AND rid > $after ORDER BY h LIMIT $pool""", scope)
+    text, params = texts.source(con, corpus)
     _exec(con, f"""INSERT INTO summary_pool SELECT $corpus, p.rid, p.h, t.text FROM _pool p
-        JOIN ({texts_sql("SELECT review_id FROM _pool")}) t USING (review_id) ORDER BY p.h""", scope)
+        JOIN {text} t ON t.rid = p.rid AND t.rid > $after ORDER BY p.h""", {**scope, **params})
     _exec(con, """DELETE FROM summary_pool WHERE corpus = $corpus AND h > (
         SELECT max(h) FROM (SELECT h FROM summary_pool WHERE corpus = $corpus ORDER BY h LIMIT $pool))""", scope)
     con.execute("DROP TABLE _pool")
@@ -263,8 +263,9 @@ def _build_rows(con: duckdb.DuckDBPyConnection, corpus: str) -> None:
     # the pool: first the POOL review_ids (hash order), then their texts
     con.execute("""CREATE OR REPLACE TEMP TABLE _pool AS SELECT review_id, rid, hash(review_id) AS h FROM _rid
         ORDER BY h LIMIT $pool""", {"pool": summaries.POOL})
+    text, params = texts.source(con, corpus)
     con.execute(f"""INSERT INTO summary_pool SELECT $corpus, p.rid, p.h, t.text FROM _pool p
-        JOIN ({texts_sql("SELECT review_id FROM _pool")}) t USING (review_id) ORDER BY p.h""", {"corpus": corpus})
+        JOIN {text} t USING (rid) ORDER BY p.h""", {"corpus": corpus, **params})
     con.execute("DROP TABLE _rid; DROP TABLE _pool")
 
 
