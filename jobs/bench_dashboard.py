@@ -75,8 +75,7 @@ PRODUCTS = pa.array([f"P{c:05d}" for c in range(50_000)])
 
 
 def build(db: Path, source: Path, rows: int, n_models: int) -> None:
-    for path in (db, store.view_path(db), db.with_name(db.name + ".wal")):
-        path.unlink(missing_ok=True)
+    store.texts.remove_database(db, store.view_path(db))
     t0 = time.perf_counter()
     with store.open_readable(source, log) as (src, path):
         pool, probs, names, bases = _pool(src, path, n_models)
@@ -88,7 +87,8 @@ def build(db: Path, source: Path, rows: int, n_models: int) -> None:
     t = time.perf_counter()
     store.publish(db, log)
     log(f"published (summaries built, file copied) in {time.perf_counter() - t:.0f} s")
-    log(f"built and published {db} ({db.stat().st_size / 2**20:,.0f} MiB) in {time.perf_counter() - t0:.0f} s")
+    log(f"built and published {db} ({db.stat().st_size / 2**20:,.0f} MiB, its texts "
+        f"{store.texts.parts_bytes(db) / 2**20:,.0f} MiB) in {time.perf_counter() - t0:.0f} s")
 
 
 def append(db: Path, source: Path, rows: int) -> None:
@@ -102,8 +102,10 @@ def append(db: Path, source: Path, rows: int) -> None:
     store.publish(db, log)
     seconds = time.perf_counter() - t
     main, view = db.stat().st_size / 2**20, store.view_path(db).stat().st_size / 2**20
-    log(f"appended {rows:,} reviews to {start:,}; published in {seconds:.1f} s; the database {main:,.0f} MiB, "
-        f"its view {view:,.0f} MiB: {(main + view) / main:.2f}x the database on disk")
+    texts = store.texts.parts_bytes(db) / 2**20
+    log(f"appended {rows:,} reviews to {start:,}; published in {seconds:.1f} s; the database {main:,.0f} MiB "
+        f"and its texts {texts:,.0f} MiB, its view {view:,.0f} MiB: {(main + texts + view) / (main + texts):.2f}x "
+        "the database on disk")
 
 
 def _pool(src, path: Path, n_models: int) -> tuple[pa.Table, np.ndarray, list[str], list[str]]:

@@ -8,7 +8,7 @@ the JSON parsers and decompressors the readers could use, on the same reviews.
 
 The last is the 14-million-review benchmark: the Amazon polarity shape gzipped, with a synthetic category and
 day, imported and scored by tfidf-lr; the table gives reviews/s of each stage (read+clean, models, DuckDB),
-the time with the publish, the peak memory and the database's size.
+the time with the publish, the peak memory and the database's size (the file and its text parts).
 
 Nothing else should run meanwhile: it is a timing. The files are written once and reused (--dir keeps them);
 the databases are deleted after each import unless --keep.
@@ -75,8 +75,7 @@ STAGE = re.compile(r"([\w+]+) ([\d.]+) s \(")  # "read+clean 11.4 s (49%)" in jo
 
 
 def remove_db(db: Path) -> None:
-    for path in (db, store.view_path(db)):
-        path.unlink(missing_ok=True)
+    store.texts.remove_database(db, store.view_path(db))
 
 
 def import_one(name: str, path: Path, db: Path, models: str = "none", log_to: Path | None = None) -> dict:
@@ -102,7 +101,8 @@ def import_one(name: str, path: Path, db: Path, models: str = "none", log_to: Pa
     split = re.search(r"time: (.*)", err).group(1)  # "read+clean 11.4 s (49%), models 0.0 s (0%), DuckDB ..."
     return {"format": name, "file_mb": path.stat().st_size / 1e6, "rows": rows,
             "rejected": int(rejected.group(1).replace(",", "")), "job_s": seconds, "wall_s": wall,
-            "reviews_per_s": rows / seconds, "peak_mb": usage.ru_maxrss / 1024, "db_mb": db.stat().st_size / 1e6,
+            "reviews_per_s": rows / seconds, "peak_mb": usage.ru_maxrss / 1024,
+            "db_mb": (db.stat().st_size + store.texts.parts_bytes(db)) / 1e6,  # the file and its texts
             "split": split, "stages": {stage: rows / float(sec) for stage, sec in STAGE.findall(split)
                                        if stage != "other" and float(sec) > 0}}
 

@@ -154,3 +154,15 @@ def copy_database(src: Path, dst: Path) -> None:
     if folder(src).is_dir():
         shutil.rmtree(folder(dst), ignore_errors=True)
         shutil.copytree(folder(src), folder(dst))
+
+
+def parts_bytes(db: Path) -> int:
+    """Bytes on disk of ``db``'s text parts."""
+    return sum(p.stat().st_size for p in folder(db).glob("*.parquet")) if folder(db).is_dir() else 0
+
+
+def remove_database(db: Path, view: Path) -> None:
+    """Delete a database file, its log, its view ``view`` and its text parts (a benchmark starting afresh)."""
+    for path in (db, db.with_name(db.name + ".wal"), view):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(folder(db), ignore_errors=True)
