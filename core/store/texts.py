@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 PART_ROWS = 200_000  # staged texts of a corpus written out as one part
-ROW_GROUP = 10_000  # rows per Parquet row group: a lookup of a few rids decompresses a few groups' text
+ROW_GROUP = 1_000  # rows per Parquet row group: a lookup of a rid decompresses its group's texts
 _PART = re.compile(r"^\d{6}\.parquet$")
 
 SCHEMA = """
