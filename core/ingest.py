@@ -415,6 +415,11 @@ class Ingest:
         self.tally.skipped += len(done)
         return [i for i in ids if i not in done] if done else ids
 
+    def stored_probabilities(self, ids: list[str]) -> pd.DataFrame:
+        """review_id, model, p_positive of every prediction stored for these reviews, the queued ones too."""
+        self.writer.flush()
+        return store.stored_predictions(self.con, self.corpus, ids)
+
     # -- writing
 
     def write(self, model: str, ids: list[str], p: np.ndarray) -> None:

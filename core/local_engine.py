@@ -65,13 +65,18 @@ def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, 
         cost = {name: reading_work(models[name], [work.texts[i] for i in ids]) for name, ids in order.items()}
         left = {name: float(c.sum()) for name, c in cost.items()}
         started = time.perf_counter()
+        made = {name: {} for name in models}  # review_id -> P(positive), this chunk's, for the stacks
         for name, model in models.items():
             ids, at = order[name], 0
             for batch in pacers[name].batches(ids, cost[name].tolist()):
                 t0 = time.perf_counter()
                 with ingest.tally.timings.phase(f"model:{name}"):
-                    p = model.predict_proba([work.texts[i] for i in batch])
+                    if getattr(model, "members", None):
+                        p = stacked(ingest, model, batch, made, work.texts)
+                    else:
+                        p = model.predict_proba([work.texts[i] for i in batch])
                 ingest.write(name, batch, p)
+                made[name].update(zip(batch, p))
                 read = float(cost[name][at:at + len(batch)].sum())
                 at += len(batch)
                 speed[name][0] += read
@@ -87,6 +92,26 @@ def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, 
         if not work.predictions:
             progress.update(work.rows, work.fraction, f", {ingest.tally.rejected:,} rejected")
         before = work.fraction if work.fraction is not None else before
+
+
+def stacked(ingest: Ingest, model, ids: list[str], made: dict[str, dict], texts: dict[str, str]) -> np.ndarray:
+    """A stack's P(positive) of ``ids`` from its members' predictions: made in this chunk, else stored. A review
+    that a member has no valid prediction of is scored by the stack itself (its members run on the text)."""
+    probs = np.array([[made.get(m, {}).get(i, np.nan) for m in model.members] for i in ids], dtype=np.float64)
+    if np.isnan(probs).any():
+        stored = ingest.stored_probabilities([i for i, row in zip(ids, probs) if np.isnan(row).any()])
+        found = dict(zip(zip(stored["review_id"], stored["model"]), stored["p_positive"]))
+        for r, i in enumerate(ids):
+            for j, m in enumerate(model.members):
+                if np.isnan(probs[r, j]):
+                    probs[r, j] = found.get((i, m), np.nan)
+    n_chars = np.array([len(texts[i]) for i in ids])
+    missing = np.isnan(probs).any(axis=1)
+    p = np.empty(len(ids))
+    p[~missing] = model.predict_from(probs[~missing], n_chars[~missing])
+    if missing.any():
+        p[missing] = model.predict_proba([texts[i] for i, m in zip(ids, missing) if m])
+    return p
 
 
 def _seconds_left(left: dict[str, float], speed: dict[str, list[float]]) -> float:

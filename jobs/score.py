@@ -46,7 +46,7 @@ from core.errors import InputError
 from core.ingest import Ingest, Tally, recorded_run
 from core.inspection import command, inspect, render
 from core.local_engine import score_local
-from core.models import load_model, model_facts, resolve_names
+from core.models import load_model, model_facts, resolve_names, with_members
 from core.paths import default_db, models_dir
 from core.readers import FORMATS, Columns, Format, expand_input
 from jobs.common import at_least, log, run_main
@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     columns, fmt = check_input(args, paths)
     root = args.models_dir or models_dir()
     names = resolve_names(args.models, root)
+    if (full := with_members(names, root)) != names:
+        log(f"stacks are computed from their members' predictions: scoring {', '.join(full)}")
+        names = full
     models, run_names, arithmetic = {}, list(names), {}  # run_names: as the run records them, e.g. bert-cpu[int8]
     if args.engine == "local":  # the ray engine loads the models in its actors, not here
         log(f"loading models: {', '.join(names)}" if names else "importing only (--models none): no model runs")

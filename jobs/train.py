@@ -3,6 +3,7 @@
     python -m jobs.train --model tfidf-lr --name tfidf-lr
     python -m jobs.train --model lstm --name lstm-small --preset quick --set hidden=64
     python -m jobs.train --model tfidf-lr --name shop-tfidf-lr --corpus shop --balance
+    python -m jobs.train --model stack --name stack-quick --set members=tfidf-lr,lstm-quick,bert-quick
 
 Any labelled corpus can be learnt from: imdb (built in), or one imported from a file with jobs.score
 (`--models none` imports without scoring). The first training on a corpus without a split draws one: a
@@ -26,7 +27,7 @@ import pandas as pd
 from core import status, store
 from core.corpus import ensure_imdb
 from core.errors import InputError
-from core.models import KINDS, add_to_manifest, dir_bytes, model_class
+from core.models import KINDS, add_to_manifest, dir_bytes, load_model, model_class, model_kind, resolve_names
 from core.paths import default_db, models_dir
 from core.splits import balance, ensure_splits, sample
 from jobs.common import at_least, log, run_main
@@ -89,6 +90,30 @@ def read_splits(db: Path, corpus: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train, val
 
 
+def member_predictions(db: Path, root: Path, corpus: str, val: pd.DataFrame, overrides: dict) -> pd.DataFrame:
+    """``val`` with a column ``p:<member>`` per member of a stack (--set members=a,b,c): its stored
+    predictions where it scored every validation review, else its predictions now (not stored: jobs.score
+    stores a model's predictions)."""
+    members = overrides.get("members")
+    names = resolve_names(members if isinstance(members, str) else ",".join(members or []), root)
+    if not names:
+        raise InputError("a stack needs its members: --set members=a,b,c (trained model names)")
+    if any(model_kind(n, root) == "stack" for n in names):
+        raise InputError("a stack's members are models, not other stacks")
+    overrides["members"] = names
+    with store.connect(db) as con:
+        stored = store.stored_predictions(con, corpus, val["review_id"].tolist())
+    for name in names:
+        mine = stored[stored["model"] == name].set_index("review_id")["p_positive"]
+        if mine.index.isin(val["review_id"]).sum() < len(val):
+            log(f"{name} has not scored the validation split of {corpus}: scoring {len(val):,} reviews "
+                f"(python -m jobs.score --corpus {corpus} --models {name} stores them for every split)")
+            val = val.assign(**{f"p:{name}": load_model(name, root).predict_proba(val["text"].tolist())})
+        else:
+            val = val.assign(**{f"p:{name}": val["review_id"].map(mine).to_numpy()})
+    return val
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     db, root = args.db or default_db(), args.models_dir or models_dir()
@@ -100,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"{args.model} has no preset {args.preset!r}; its presets: {', '.join(presets)}")
 
     train, val = read_splits(db, args.corpus)
+    if args.model == "stack":
+        val = member_predictions(db, root, args.corpus, val, overrides)
     if args.balance:
         train = balance(train)
     if args.max_train_rows:

@@ -1,4 +1,4 @@
-"""Model registry: a model *kind* (tfidf-lr, vader, lstm, bert, bitbert) is a class in its own module;
+"""Model registry: a model *kind* (tfidf-lr, vader, lstm, bert, bitbert, stack) is a class in its own module;
 a trained *model* is a folder ``data/models/NAME/`` whose ``model.json`` names its kind.
 
 Every model class has the same small interface:
@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {
     "lstm": "core.models.lstm:LSTMClassifier",
     "bert": "core.models.bert:BertClassifier",
     "bitbert": "core.models.bitbert:BitBertClassifier",
+    "stack": "core.models.stack:Stack",  # a logistic regression over other models' logits
 }
 BUILTIN = {"vader": "vader"}  # models usable with no training: name -> kind
 
@@ -78,6 +79,17 @@ def resolve_names(spec: str, root: Path | None = None) -> list[str]:
     if missing:
         raise ModelError(f"no trained model named {', '.join(missing)}; available: {', '.join(known)}")
     return names
+
+
+def with_members(names: list[str], root: Path | None = None) -> list[str]:
+    """``names`` with each stack's members (core.models.stack) before it where the list lacks them: a run
+    scores the members first and computes the stack from their predictions."""
+    out: list[str] = []
+    for name in names:
+        if model_kind(name, root) == "stack":
+            out += [m for m in read_manifest((root or models_dir()) / name)["config"]["members"] if m not in out]
+        out.append(name)
+    return list(dict.fromkeys(out))
 
 
 def model_kind(name: str, root: Path | None = None) -> str:

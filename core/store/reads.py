@@ -103,6 +103,12 @@ _PROVENANCE = f"""
          END AS provenance"""
 
 
+# a stack's members and their weights on its logit (core.models.stack records them in hyperparams), e.g.
+# 'tfidf-lr +1.23, vader +0.40'; NULL for any other kind
+_MEMBERS = """CASE WHEN k.kind = 'stack' THEN array_to_string(list_transform(json_keys(k.hyperparams, '$.weights'),
+    lambda x: x || ' ' || printf('%+.2f', (k.hyperparams->'$.weights'->>x)::DOUBLE)), ', ') END"""
+
+
 def model_facts(con: Con) -> pd.DataFrame:
     """model, trained_on, train_rows, provenance: one row per model in the models table."""
     return _df(con, f"SELECT k.model, {_PROVENANCE} FROM models k ORDER BY k.model")
@@ -133,7 +139,7 @@ def leaderboard(con: Con, corpus: str, split: str, models: list[str] | tuple[str
                printf('%.3f - %.3f', m.accuracy_lo, m.accuracy_hi) AS accuracy_ci,
                printf('%.3f - %.3f', m.roc_auc_lo, m.roc_auc_hi) AS roc_auc_ci,
                m.f1, m.precision, m.recall, m.ece, m.brier,
-               k.kind, k.n_params, k.bytes_on_disk, k.train_seconds, s.rows_per_s
+               k.kind, k.n_params, k.bytes_on_disk, k.train_seconds, s.rows_per_s, {_MEMBERS} AS members
         FROM chosen c
         LEFT JOIN metrics m ON m.model = c.model AND m.corpus = $corpus AND m.split = $split
         LEFT JOIN models k ON k.model = c.model

@@ -52,7 +52,7 @@ if board["accuracy"].isna().all():
         st.info("No metrics for this evaluation set yet: run `python -m jobs.evaluate`.")
 st.dataframe(board, hide_index=True, column_order=[
     "model", "trained_on", "train_rows", "accuracy", "accuracy_ci", "roc_auc", "roc_auc_ci", "f1", "ece",
-    "bytes_on_disk", "rows_per_s", "n_params", "n", "kind"], column_config={
+    "bytes_on_disk", "rows_per_s", "n_params", "n", "kind", "members"], column_config={
     "trained_on": st.column_config.TextColumn("trained on", help="the corpus whose train split the model learnt from"),
     "train_rows": st.column_config.NumberColumn("train reviews", format="localized"),
     "accuracy": st.column_config.ProgressColumn("accuracy", format="%.3f", min_value=0.0, max_value=1.0),
@@ -65,6 +65,8 @@ st.dataframe(board, hide_index=True, column_order=[
     "rows_per_s": st.column_config.NumberColumn("reviews/s", format="%.0f"),
     "n_params": st.column_config.NumberColumn("parameters", format="compact"),
     "n": st.column_config.NumberColumn("test reviews", format="localized"),
+    "members": st.column_config.TextColumn("stack of", help="a stack's members and each one's weight on its logit, "
+                                           "learnt on the validation split"),
 })
 if board["accuracy"].notna().any():
     st.altair_chart(charts.accuracy_ci(board), width="stretch")
