@@ -15,6 +15,7 @@ column instead (jobs.score --split-col). Neutral reviews (3 stars) are left out 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shutil
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import status, store
+from core.checkpoint import Checkpoint
 from core.corpus import ensure_imdb
 from core.errors import InputError
 from core.models import KINDS, add_to_manifest, dir_bytes, load_model, model_class, model_kind, resolve_names
@@ -141,8 +143,17 @@ def main(argv: list[str] | None = None) -> int:
             log(line)
             note(line)
 
-        model, history, hyperparams = cls.fit(train, val, args.preset, overrides, progress)
-    seconds = time.perf_counter() - start
+        resumable = "checkpoint" in inspect.signature(cls.fit).parameters  # the neural kinds
+        checkpoint = Checkpoint(root / f".{name}.checkpoint", {
+            "kind": args.model, "preset": args.preset, "overrides": overrides, "corpus": args.corpus,
+            "balance": args.balance, "max_train_rows": args.max_train_rows, "train": len(train), "val": len(val)})
+        if resumable and checkpoint.exists() and checkpoint.load() is None:
+            progress(f"{name}: its checkpoint is of other settings (kind, preset, --set, corpus or rows): "
+                     "starting over")
+            checkpoint.remove()
+        extra = {"checkpoint": checkpoint} if resumable else {}
+        model, history, hyperparams = cls.fit(train, val, args.preset, overrides, progress, **extra)
+    seconds = time.perf_counter() - start  # of this process: a resumed run's earlier time is in its history
 
     target = root / name
     tmp = root / f".{name}.tmp"
@@ -160,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     info = {"model": name, "kind": args.model, "bytes_on_disk": dir_bytes(tmp), **facts}
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
+    checkpoint.remove()
     with store.connect(db) as con:
         store.record_model(con, info, history, getattr(model, "loss_curve", None))
     store.publish(db, log)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import kernels
+from core.checkpoint import Checkpoint
 from core.errors import ModelError
 from core.explain import Explanation, integrated_gradients, to_words
 from core.models import read_manifest, write_manifest
@@ -42,7 +43,7 @@ from core.models.text_batching import (
     subset_and_rest,
 )
 from core.progress import Progress
-from core.training import LoopSettings, backward_step, train_epochs
+from core.training import LoopSettings, Resume, backward_step, train_epochs
 
 KIND = "bert"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk only; a hub download would fail here
@@ -362,7 +363,7 @@ class BertClassifier:
 
     @classmethod
     def fit(cls, train: pd.DataFrame, val: pd.DataFrame, preset: str = "quick", overrides: dict | None = None,
-            progress=print) -> tuple[BertClassifier, list[dict], dict]:
+            progress=print, checkpoint: Checkpoint | None = None) -> tuple[BertClassifier, list[dict], dict]:
         cfg = cls.make_config(preset, overrides)
         setup_torch(cfg.seed)
         auto_bf16 = cfg.bf16 == "auto"
@@ -403,7 +404,8 @@ class BertClassifier:
         history, best_epoch = train_epochs(
             LoopSettings(cls.kind, cfg.epochs, cfg.patience), net, len(x_train),
             batches=lambda: length_batches(lengths, cfg.batch_size, shuffle=True, rng=rng), step=step,
-            evaluate=lambda: model._evaluate(x_val, y_val, cache_val), progress=progress)
+            evaluate=lambda: model._evaluate(x_val, y_val, cache_val), progress=progress,
+            resume=Resume(checkpoint, opt, rng, sched) if checkpoint else None)
         cache_train = cache_val = None  # the closures hold them: free the cache before finish_training
         extra = model.finish_training(x_val, y_val, progress)
         return model, history, {**asdict(cfg), "train_rows": len(train), "best_epoch": best_epoch, **extra}

@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from core.checkpoint import Checkpoint
 from core.explain import Explanation, integrated_gradients, to_words
 from core.models import write_manifest
 from core.models.text_batching import (
@@ -50,7 +51,7 @@ from core.models.text_batching import (
     setup_torch,
     subset,
 )
-from core.training import LoopSettings, backward_step, train_epochs
+from core.training import LoopSettings, Resume, backward_step, train_epochs
 
 KIND = "lstm"
 PAD, UNK = 0, 1
@@ -238,7 +239,7 @@ class LSTMClassifier:
 
     @classmethod
     def fit(cls, train: pd.DataFrame, val: pd.DataFrame, preset: str = "quick", overrides: dict | None = None,
-            progress=print) -> tuple[LSTMClassifier, list[dict], dict]:
+            progress=print, checkpoint: Checkpoint | None = None) -> tuple[LSTMClassifier, list[dict], dict]:
         cfg = make_config(preset, overrides)
         setup_torch(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -267,7 +268,8 @@ class LSTMClassifier:
         history, best_epoch = train_epochs(
             LoopSettings(KIND, cfg.epochs, cfg.patience), model.net, len(x_train),
             batches=lambda: length_batches(lengths, cfg.batch_size, shuffle=True, rng=rng), step=step,
-            evaluate=lambda: model._evaluate(x_val, y_val), progress=progress)
+            evaluate=lambda: model._evaluate(x_val, y_val), progress=progress,
+            resume=Resume(checkpoint, opt, rng) if checkpoint else None)
         return model, history, {**asdict(cfg), "train_rows": len(train), "best_epoch": best_epoch,
                                 "vocab_len": len(vocab)}
 
