@@ -13,7 +13,7 @@ empty :=
 space := $(empty) $(empty)
 comma := ,
 
-.PHONY: setup ray first neural demo pipeline strong test test-slow bench lint dashboard browser
+.PHONY: setup ray first neural demo pipeline strong stack stack-strong test test-slow bench lint dashboard browser
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,27 @@ data/models/lstm-glove/model.json: | setup
 
 strong: pipeline data/models/bert-cpu/model.json data/models/bitbert-cpu/model.json data/models/lstm-glove/model.json
 	$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models all --compile
+	$(PY) -m jobs.evaluate --db $(DB)
+
+# stacks: a logistic regression over the members' logits, learnt on imdb's validation split (the members'
+# predictions of it stored first, so training reads them); `make stack` after the quick models, `make
+# stack-strong` after `make strong`
+QUICK_MEMBERS := tfidf-lr,vader,lstm-quick,bert-quick,bitbert-quick
+STRONG_MEMBERS := tfidf-lr,bert-cpu,lstm-glove
+data/models/stack-quick/model.json: | pipeline
+	$(PY) -m jobs.score --db $(DB) --corpus imdb --split validation --models $(QUICK_MEMBERS)
+	$(PY) -m jobs.train --model stack --name stack-quick --set members=$(QUICK_MEMBERS) --db $(DB)
+
+data/models/stack-cpu/model.json: | strong
+	$(PY) -m jobs.score --db $(DB) --corpus imdb --split validation --models $(STRONG_MEMBERS)
+	$(PY) -m jobs.train --model stack --name stack-cpu --set members=$(STRONG_MEMBERS) --db $(DB)
+
+stack: data/models/stack-quick/model.json
+	$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models stack-quick
+	$(PY) -m jobs.evaluate --db $(DB)
+
+stack-strong: data/models/stack-cpu/model.json
+	$(PY) -m jobs.score --db $(DB) --corpus imdb --split test --models stack-cpu
 	$(PY) -m jobs.evaluate --db $(DB)
 
 data/models/%-quick/model.json: | setup
