@@ -57,6 +57,7 @@ def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, 
     pacers = {name: Pacer(batch_seconds) for name in models}
     speed = {name: [0.0, 0.0] for name in models}  # characters read, seconds: each model's pace this run
     before = 0.0  # share of the input read before the chunk in hand
+    stacks = any(getattr(m, "members", None) for m in models.values())  # computed from the others' predictions
     for work in ingest.work():
         total = max(work.predictions, 1)
         # shortest first: each batch then holds reviews of about one length, so models that pad a batch
@@ -76,7 +77,8 @@ def score_local(ingest: Ingest, models: dict, progress: Progress | None = None, 
                     else:
                         p = model.predict_proba([work.texts[i] for i in batch])
                 ingest.write(name, batch, p)
-                made[name].update(zip(batch, p))
+                if stacks:
+                    made[name].update(zip(batch, p))
                 read = float(cost[name][at:at + len(batch)].sum())
                 at += len(batch)
                 speed[name][0] += read
