@@ -64,19 +64,29 @@ class Checkpoint:
         shutil.rmtree(old, ignore_errors=True)
         self.last_saved = time.monotonic()
 
-    def load(self) -> tuple[dict[str, torch.Tensor], dict] | None:
-        """(tensors, meta) of the saved state when it is of these settings, else None."""
+    def _saved(self) -> Path | None:
+        """The folder of the last complete save: the checkpoint, or the one a kill mid-save left as .old."""
         for candidate in (self.directory, self.directory.with_name(self.directory.name + ".old")):
             if (candidate / "state.json").exists() and (candidate / "state.safetensors").exists():
-                meta = json.loads((candidate / "state.json").read_text())
-                if meta.pop("settings") != json.loads(json.dumps(self.settings)):
-                    return None
-                return load_file(str(candidate / "state.safetensors")), meta
+                return candidate
         return None
 
-    def exists(self) -> bool:
-        return any((d / "state.json").exists() for d in
-                   (self.directory, self.directory.with_name(self.directory.name + ".old")))
+    def _meta(self, saved: Path) -> dict:
+        return json.loads((saved / "state.json").read_text())
+
+    def stale(self) -> bool:
+        """Whether a saved state exists that is of other settings (its JSON alone is read)."""
+        saved = self._saved()
+        return saved is not None and self._meta(saved)["settings"] != json.loads(json.dumps(self.settings))
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict] | None:
+        """(tensors, meta) of the saved state when it is of these settings, else None."""
+        saved = self._saved()
+        if saved is None or self.stale():
+            return None
+        meta = self._meta(saved)
+        del meta["settings"]
+        return load_file(str(saved / "state.safetensors")), meta
 
     def remove(self) -> None:
         for suffix in ("", ".new", ".old"):

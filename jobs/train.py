@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = Checkpoint(root / f".{name}.checkpoint", {
             "kind": args.model, "preset": args.preset, "overrides": overrides, "corpus": args.corpus,
             "balance": args.balance, "max_train_rows": args.max_train_rows, "train": len(train), "val": len(val)})
-        if resumable and checkpoint.exists() and checkpoint.load() is None:
+        if resumable and checkpoint.stale():
             progress(f"{name}: its checkpoint is of other settings (kind, preset, --set, corpus or rows): "
                      "starting over")
             checkpoint.remove()

@@ -110,8 +110,8 @@ class Stack:
     @classmethod
     def fit(cls, train: pd.DataFrame, val: pd.DataFrame, preset: str = "quick", overrides: dict | None = None,
             progress=print) -> tuple[Stack, list[dict], dict]:
-        """Learn the weights on ``val`` (the members never learnt from it; ``train`` is not used). ``val`` may
-        carry a column ``p:<member>`` per member (their stored predictions); a member without one is run."""
+        """Learn the weights on ``val`` (the members never learnt from it; ``train`` is not used), which carries
+        a column ``p:<member>`` of each member's P(positive) (jobs.train reads or makes them)."""
         overrides = dict(overrides or {})
         members = overrides.pop("members", None)
         if isinstance(members, str):
@@ -119,8 +119,10 @@ class Stack:
         if not members:
             raise ModelError("a stack needs its members: --set members=a,b,c (trained model names)")
         cfg = StackConfig(**{**asdict(PRESETS[preset]), **overrides, "members": list(members)})
-        probs = np.column_stack([val[f"p:{m}"].to_numpy() if f"p:{m}" in val else
-                                 load_model(m).predict_proba(val["text"].tolist()) for m in cfg.members])
+        lacking = [m for m in cfg.members if f"p:{m}" not in val]
+        if lacking:
+            raise ModelError(f"no validation predictions of the stack's members {', '.join(lacking)}")
+        probs = val[[f"p:{m}" for m in cfg.members]].to_numpy(dtype=np.float64)
         n_chars = val["text"].str.len().to_numpy() if cfg.length else None
         x, y = features(probs, n_chars), val["y"].to_numpy()
         out_of_fold = np.zeros(len(y))

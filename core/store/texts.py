@@ -14,6 +14,7 @@ take no lock. Every read of a text goes through ``source`` or ``texts_of``.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import shutil
@@ -66,8 +67,9 @@ def parts(con: duckdb.DuckDBPyConnection, corpus: str, rids: list[int] | None = 
                        {"corpus": corpus}).fetchall()
     if db is None:
         return []
-    if rids is not None:
-        rows = [r for r in rows if any(r[1] <= x <= r[2] for x in rids)]
+    if rids is not None:  # a part holds one of them if the first rid at or above its smallest is within it
+        ordered = sorted(rids)
+        rows = [r for r in rows if (i := bisect.bisect_left(ordered, r[1])) < len(ordered) and ordered[i] <= r[2]]
     if span is not None:
         rows = [r for r in rows if r[1] < span[1] and r[2] >= span[0]]
     return [str(folder(db) / file) for file, _, _ in rows]
