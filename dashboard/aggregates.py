@@ -87,6 +87,7 @@ def leaderboard(src: Source, corpus: str, split: str, models: tuple[str, ...], w
     """Per model: where it was trained, metrics of this evaluation set (if evaluated; with column filters,
     of the filtered reviews, from the cube), size on disk, latest scoring speed."""
     board = read(src, reads.leaderboard, corpus, split, models)
+    board["members"] = board["members"].fillna("")  # blank, not "None", for a model that is no stack
     if not where:
         return board
     m = binned_metrics(cube(src, corpus, split, where), models).set_index("model")
